@@ -1,0 +1,79 @@
+// Command herald is the Herald realtime pub/sub server and its command-line
+// client. `herald serve` runs a server; the other subcommands talk to one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `herald: realtime pub/sub over HTTP and Server-Sent Events
+
+Usage:
+  herald serve [flags]                    run a server (embedded SQLite in ./herald-data by default)
+  herald app create NAME | list | delete APP
+  herald topic create APP TOPIC | list APP | delete APP TOPIC
+  herald publish APP TOPIC JSON           publish one message
+  herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
+  herald bench [flags]                    load-test a server (starts its own unless --url is given)
+
+Run "herald COMMAND -h" for a command's flags. Every flag has a HERALD_* variable
+that mirrors it (--data-dir and HERALD_DATA_DIR).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herald:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+// run is the whole program, with its environment passed in so tests can run
+// it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "app":
+		return appCmd(ctx, rest, getenv, stdout, stderr)
+	case "topic":
+		return topicCmd(ctx, rest, getenv, stdout, stderr)
+	case "publish":
+		return publishCmd(ctx, rest, getenv, stdout, stderr)
+	case "tail":
+		return tailCmd(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+	}
+}

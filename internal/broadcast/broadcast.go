@@ -1,0 +1,89 @@
+// Package broadcast is the realtime fan-out seam between the publish side
+// (pubsub.Service) and the subscribe side (the SSE handler).
+//
+// It holds the contract (Broadcaster, Event, Subscription) and the in-process
+// implementations: Memory, a ring per (app, topic) with a cursor per
+// subscriber, and Noop. A cluster implementation lives in a subpackage and
+// satisfies the same interface, so neither caller knows which one it holds.
+//
+// Delivery is best-effort and at-most-once: this is the realtime path, not the
+// durable one. A slow subscriber loses its oldest events and is told how many
+// (see Subscription.Receive); it never slows the publisher or anyone else.
+package broadcast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrTopicDropped is returned by Subscription.Receive once the subscription's
+// topic has been dropped (DropTopic) and every event published before the drop
+// has been received.
+var ErrTopicDropped = errors.New("broadcast: topic dropped")
+
+// ErrClosed is returned by Subscription.Receive after the subscription's
+// context ended, and by Subscribe on a broadcaster that has been closed.
+var ErrClosed = errors.New("broadcast: closed")
+
+// ErrUnavailable is returned by Subscribe when a backend cannot register the
+// subscriber (for example a cluster backend whose listener is down). The
+// in-process implementation never returns it.
+var ErrUnavailable = errors.New("broadcast: unavailable")
+
+// Event is one message on its way to live subscribers. Events are shared by
+// every subscriber of a topic and must not be modified after Publish.
+type Event struct {
+	// App is the id of the app that owns the topic.
+	App string
+	// Topic is the topic name.
+	Topic string
+	// ID is the message id: strictly increasing per topic, assigned by the store.
+	ID uint64
+	// Message is the published JSON value in compact form (no newlines).
+	Message json.RawMessage
+	// PublishedAt is when the store committed the message.
+	PublishedAt time.Time
+
+	frameOnce sync.Once
+	frame     []byte
+}
+
+// Frame returns the event's wire encoding, computed by encode on the first
+// call; every later call, from any goroutine, returns the same bytes without
+// calling encode. All callers must pass the same encoder: this is how an event
+// is encoded once however many subscribers receive it.
+func (e *Event) Frame(encode func(*Event) []byte) []byte {
+	e.frameOnce.Do(func() { e.frame = encode(e) })
+	return e.frame
+}
+
+// Broadcaster fans events out to live subscribers of (app, topic).
+//
+// Implementations are safe for concurrent use. Publish never blocks on a
+// subscriber: each subscriber can fall at most a bounded number of events
+// behind, after which it loses the oldest ones and is told how many it lost.
+// Events published to one topic reach each subscriber in publish order.
+type Broadcaster interface {
+	// Subscribe registers a subscriber of (app, topic) that receives every
+	// event published after Subscribe returns. The subscription lives until
+	// ctx ends or the topic is dropped; there is no Unsubscribe to forget.
+	// wake gets a non-blocking send whenever the subscription may have
+	// something to receive (events, a lag, or its end); it must have a
+	// buffer of at least one and may be shared by several subscriptions,
+	// which is how one stream waits on many topics. Subscribe fails with
+	// ErrUnavailable when the backend cannot register the subscriber.
+	Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*Subscription, error)
+
+	// Publish hands ev to the current subscribers of (ev.App, ev.Topic). It
+	// is not durable, and with no live subscribers it is a no-op. It never
+	// blocks on a subscriber.
+	Publish(ctx context.Context, ev *Event)
+
+	// DropTopic ends every subscription of (app, topic): each receives the
+	// events published before the drop and then ErrTopicDropped. Later
+	// subscribers of the same name start afresh.
+	DropTopic(ctx context.Context, app, topic string)
+}

@@ -1,0 +1,152 @@
+// Package config turns flags and HERALD_* environment variables into one
+// plain Config. Every flag has a variable that mirrors it (--data-dir and
+// HERALD_DATA_DIR); a flag given on the command line wins over the variable.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	// Addr is the TCP address to listen on.
+	Addr string
+	// DataDir holds the SQLite file and generated secrets.
+	DataDir string
+	// DatabaseURL, when set to a postgres:// URL, selects the Postgres store.
+	// Empty means embedded SQLite in DataDir.
+	DatabaseURL string
+	// AdminToken manages apps. Empty means generate one on first start and
+	// keep it in DataDir.
+	AdminToken string
+
+	// MaxMessageBytes is the largest message, in compact JSON.
+	MaxMessageBytes int
+	// HistoryKeep is how many of each topic's newest messages are kept.
+	HistoryKeep int
+	// HistoryMaxAge is how long every message is kept regardless of HistoryKeep.
+	HistoryMaxAge time.Duration
+	// PruneInterval is how often history beyond retention is deleted.
+	PruneInterval time.Duration
+	// BufferSize is how many events a subscriber may fall behind before it
+	// loses the oldest.
+	BufferSize int
+	// Heartbeat is how often idle streams get a ping; negative disables.
+	Heartbeat time.Duration
+	// WriteTimeout is how long one write to a stream may take before the
+	// client is cut off as too slow.
+	WriteTimeout time.Duration
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error.
+	LogLevel slog.Level
+	// LogFormat is text or json.
+	LogFormat string
+}
+
+// Defaults.
+const (
+	DefaultAddr    = "127.0.0.1:8080"
+	DefaultDataDir = "./herald-data"
+)
+
+// Parse reads the serve flags from args, with getenv supplying the HERALD_*
+// variables. It returns flag.ErrHelp after printing usage for -h.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var errs []error
+	str := func(p *string, name, def, help string) {
+		if v := getenv(envName(name)); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, help+" ($"+envName(name)+")")
+	}
+	integer := func(p *int, name string, def int, help string) {
+		if v := getenv(envName(name)); v != "" {
+			if _, err := fmt.Sscan(v, &def); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", envName(name), v))
+			}
+		}
+		fs.IntVar(p, name, def, help+" ($"+envName(name)+")")
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, help string) {
+		if v := getenv(envName(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration (like 30s or 5m)", envName(name), v))
+			}
+			def = d
+		}
+		fs.DurationVar(p, name, def, help+" ($"+envName(name)+")")
+	}
+	var level string
+	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
+	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
+	str(&c.DatabaseURL, "database-url", "", "postgres:// URL for the Postgres store; empty uses embedded SQLite")
+	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
+	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
+	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
+	dur(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "messages younger than this are kept for replay")
+	dur(&c.PruneInterval, "prune-interval", time.Minute, "how often history beyond retention is deleted")
+	integer(&c.BufferSize, "buffer-size", 512, "events a subscriber may fall behind before it loses the oldest")
+	dur(&c.Heartbeat, "heartbeat", 15*time.Second, "ping interval on idle streams; negative disables")
+	dur(&c.WriteTimeout, "write-timeout", 30*time.Second, "a stream write slower than this disconnects the client")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	str(&level, "log-level", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
+	}
+	errs = append(errs, c.validate()...)
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+func (c Config) validate() []error {
+	var errs []error
+	positive := func(name string, v int64) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive", name))
+		}
+	}
+	positive("max-message-bytes", int64(c.MaxMessageBytes))
+	positive("history-keep", int64(c.HistoryKeep))
+	positive("history-max-age", int64(c.HistoryMaxAge))
+	positive("prune-interval", int64(c.PruneInterval))
+	positive("buffer-size", int64(c.BufferSize))
+	positive("write-timeout", int64(c.WriteTimeout))
+	positive("shutdown-timeout", int64(c.ShutdownTimeout))
+	if c.Addr == "" {
+		errs = append(errs, errors.New("--addr must not be empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("--database-url must be a postgres:// URL"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	return errs
+}
+
+func envName(flagName string) string {
+	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

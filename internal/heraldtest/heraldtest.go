@@ -1,0 +1,124 @@
+// Package heraldtest starts real Herald servers for tests: on 127.0.0.1:0,
+// with a temporary data directory, an admin token, and helpers to create an
+// app with keys and topics. It is for tests only.
+package heraldtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/config"
+	"github.com/heraldhq/herald/internal/server"
+)
+
+// AdminToken is the admin token of every test server.
+const AdminToken = "test-admin-token"
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	// URL is the server's base URL, like http://127.0.0.1:41234.
+	URL string
+	// Config is the configuration it runs with.
+	Config config.Config
+	// Admin is a client holding the admin token.
+	Admin *client.Client
+
+	stop func() error
+}
+
+// Config returns the configuration of a test server on a fresh data
+// directory: the documented defaults, with a fixed admin token.
+func Config(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := config.Parse(nil, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.AdminToken = AdminToken
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// Start runs a server with cfg until the test ends (or Stop).
+func Start(t *testing.T, cfg config.Config) *Server {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(t.Context(), cfg, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		wg     sync.WaitGroup
+		errSrv error
+	)
+	wg.Go(func() { errSrv = srv.Serve(ctx) })
+	var once sync.Once
+	s := &Server{
+		Server: srv, URL: "http://" + srv.Addr(), Config: cfg,
+		Admin: client.New("http://"+srv.Addr(), cfg.AdminToken),
+	}
+	s.stop = func() error {
+		once.Do(func() { cancel(); wg.Wait() })
+		return errSrv
+	}
+	t.Cleanup(func() { require.NoError(t, s.stop()) })
+	return s
+}
+
+// StartDefault runs a server with Config(t).
+func StartDefault(t *testing.T) *Server {
+	t.Helper()
+	return Start(t, Config(t))
+}
+
+// Stop shuts the server down gracefully and returns Serve's result.
+func (s *Server) Stop() error { return s.stop() }
+
+// App is an app created for a test, with a client per key.
+type App struct {
+	ID string
+	// Full holds the publish, subscribe and manage scopes.
+	Full *client.Client
+	// SubscribeOnly holds only the subscribe scope.
+	SubscribeOnly *client.Client
+	// FullKey and SubscribeKey are the raw keys.
+	FullKey, SubscribeKey string
+}
+
+// NewApp creates an app and the given topics.
+func (s *Server) NewApp(t *testing.T, topics ...string) App {
+	t.Helper()
+	a, err := s.Admin.CreateApp(t.Context(), "test-app")
+	require.NoError(t, err)
+	app := App{ID: a.ID}
+	for _, k := range a.Keys {
+		if len(k.Scopes) == 1 {
+			app.SubscribeKey = k.Key
+		} else {
+			app.FullKey = k.Key
+		}
+	}
+	require.NotEmpty(t, app.FullKey)
+	require.NotEmpty(t, app.SubscribeKey)
+	app.Full = client.New(s.URL, app.FullKey)
+	app.SubscribeOnly = client.New(s.URL, app.SubscribeKey)
+	for _, topic := range topics {
+		_, _, err := app.Full.CreateTopic(t.Context(), app.ID, topic)
+		require.NoError(t, err)
+	}
+	return app
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,448 @@
+// Package httpapi is Herald's /v1 HTTP API: routing, authentication (app
+// keys with scopes, the admin token), body limits, and the JSON error
+// envelope. It turns requests into calls on pubsub.Service and sse.Handler
+// and maps their errors to statuses in one place, writeError.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/pubsub"
+	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// MaxTopicsPerStream bounds the topics of one multi-topic stream.
+const MaxTopicsPerStream = 64
+
+// Config is what the API needs from its composition root.
+type Config struct {
+	Service *pubsub.Service
+	Streams *sse.Handler
+	// Keys resolves app keys; the store satisfies it.
+	Keys auth.KeyGetter
+	// Apps looks up apps for admin requests; the store satisfies it.
+	Apps interface {
+		GetApp(ctx context.Context, appID string) (store.App, error)
+	}
+	Admin auth.AdminToken
+	// ReadyFunc reports whether the server takes traffic (for /readyz).
+	ReadyFunc func() error
+	// Metrics serves /metrics.
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// API is the HTTP handler of the whole server.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// New returns the API's handler.
+func New(cfg Config) *API {
+	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	m := a.mux
+	m.HandleFunc("POST /v1/apps", a.admin(a.createApp))
+	m.HandleFunc("GET /v1/apps", a.admin(a.listApps))
+	m.HandleFunc("DELETE /v1/apps/{app}", a.admin(a.deleteApp))
+	m.HandleFunc("PUT /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.createTopic))
+	m.HandleFunc("GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics))
+	m.HandleFunc("DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic))
+	m.HandleFunc("POST /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopePublish, a.publish))
+	m.HandleFunc("GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history))
+	m.HandleFunc("GET /v1/apps/{app}/topics/{topic}/events", a.scoped(store.ScopeSubscribe, a.topicEvents))
+	m.HandleFunc("GET /v1/apps/{app}/events", a.scoped(store.ScopeSubscribe, a.appEvents))
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /readyz", a.readyz)
+	if cfg.Metrics != nil {
+		m.Handle("GET /metrics", cfg.Metrics)
+	}
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// A bug in one handler must not take the server down with it.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			a.writeError(w, r, errors.New("panic"))
+		}
+	}()
+	a.mux.ServeHTTP(w, r)
+}
+
+// apiError is an error with its HTTP status and code already decided.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+// writeError is the one place errors become responses:
+// {"error":{"code":"…","message":"…"}} with the right status.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		ae     *apiError
+		tooBig *http.MaxBytesError
+	)
+	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
+	switch {
+	case errors.As(err, &ae):
+		status, code, msg = ae.status, ae.code, ae.message
+	case errors.Is(err, auth.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+		status, code, msg = http.StatusUnauthorized, "unauthenticated", "a valid key is required: Authorization: Bearer <key>"
+	case errors.Is(err, auth.ErrForbidden):
+		status, code, msg = http.StatusForbidden, "forbidden", err.Error()
+	case errors.As(err, &tooBig), errors.Is(err, pubsub.ErrTooLarge):
+		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
+			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
+	case errors.Is(err, pubsub.ErrInvalid):
+		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
+	case errors.Is(err, sse.ErrBadLastEventID):
+		status, code, msg = http.StatusBadRequest, "invalid_last_event_id", err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		status, code, msg = http.StatusNotFound, "not_found", "not found"
+	case errors.Is(err, store.ErrConflict):
+		status, code, msg = http.StatusConflict, "conflict", "already exists"
+	case errors.Is(err, sse.ErrShuttingDown), errors.Is(err, broadcast.ErrUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "temporarily unavailable; retry"
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the client went away; nobody is listening
+	}
+	if status == http.StatusInternalServerError {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client may be gone; there is nothing to do about it
+}
+
+// bearer returns the request's credential: the Authorization header, or,
+// where allowQuery is set (EventSource cannot send headers), ?access_token=.
+func bearer(r *http.Request, allowQuery bool) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+		return ""
+	}
+	if allowQuery {
+		return r.URL.Query().Get("access_token")
+	}
+	return ""
+}
+
+func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.cfg.Admin.Verify(bearer(r, false)) {
+			a.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthenticated", "the admin token is required: Authorization: Bearer <admin token>"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// scoped admits a key of the path's app that holds scope, or the admin token.
+func (a *API) scoped(scope store.Scope, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		appID := r.PathValue("app")
+		token := bearer(r, r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events"))
+		if a.cfg.Admin.Verify(token) {
+			if _, err := a.cfg.Apps.GetApp(r.Context(), appID); err != nil {
+				a.writeError(w, r, appErr(err))
+				return
+			}
+			next(w, r)
+			return
+		}
+		k, err := auth.Verify(r.Context(), a.cfg.Keys, token)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if k.AppID != appID {
+			a.writeError(w, r, fmt.Errorf("%w: this key belongs to another app", auth.ErrForbidden))
+			return
+		}
+		if !auth.HasScope(k, scope) {
+			a.writeError(w, r, fmt.Errorf("%w: this key lacks the %q scope", auth.ErrForbidden, scope))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func appErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &apiError{http.StatusNotFound, "app_not_found", "no such app"}
+	}
+	return err
+}
+
+func topicErr(topic string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &apiError{http.StatusNotFound, "topic_not_found", fmt.Sprintf("no topic %q in this app; create it with PUT", topic)}
+	}
+	return err
+}
+
+type appJSON struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Keys      []keyJSON `json:"keys,omitempty"`
+}
+
+type keyJSON struct {
+	Key    string        `json:"key"`
+	Scopes []store.Scope `json:"scopes"`
+}
+
+func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	out, err := a.cfg.Service.CreateApp(r.Context(), req.Name)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := appJSON{ID: out.App.ID, Name: out.App.Name, CreatedAt: out.App.CreatedAt}
+	for _, k := range out.Keys {
+		resp.Keys = append(resp.Keys, keyJSON{Key: k.Key, Scopes: k.Scopes})
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
+	apps, err := a.cfg.Service.ListApps(r.Context())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := make([]appJSON, 0, len(apps))
+	for _, app := range apps {
+		resp = append(resp, appJSON{ID: app.ID, Name: app.Name, CreatedAt: app.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": resp})
+}
+
+func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
+	if err := a.cfg.Service.DeleteApp(r.Context(), r.PathValue("app")); err != nil {
+		a.writeError(w, r, appErr(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type topicJSON struct {
+	Name        string    `json:"name"`
+	LastID      string    `json:"last_id"`
+	Subscribers int       `json:"subscribers"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func (a *API) topicJSON(t store.Topic) topicJSON {
+	return topicJSON{
+		Name: t.Name, LastID: strconv.FormatUint(t.LastID, 10), CreatedAt: t.CreatedAt,
+		Subscribers: a.cfg.Streams.Subscribers(t.AppID, t.Name),
+	}
+}
+
+func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
+	t, created, err := a.cfg.Service.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
+	if err != nil {
+		a.writeError(w, r, appErr(err))
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, a.topicJSON(t))
+}
+
+func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.cfg.Service.ListTopics(r.Context(), r.PathValue("app"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := make([]topicJSON, 0, len(ts))
+	for _, t := range ts {
+		resp = append(resp, a.topicJSON(t))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topics": resp})
+}
+
+func (a *API) deleteTopic(w http.ResponseWriter, r *http.Request) {
+	topic := r.PathValue("topic")
+	if err := a.cfg.Service.DeleteTopic(r.Context(), r.PathValue("app"), topic); err != nil {
+		a.writeError(w, r, topicErr(topic, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type messageJSON struct {
+	ID          string          `json:"id"`
+	Topic       string          `json:"topic"`
+	Message     json.RawMessage `json:"message,omitempty"`
+	PublishedAt time.Time       `json:"published_at"`
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	topic := r.PathValue("topic")
+	// The limit is on compact JSON; the raw body may carry whitespace, so it
+	// gets room for that, bounded so a huge body is refused while reading.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*a.cfg.Service.MaxMessageBytes())))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	m, err := a.cfg.Service.Publish(r.Context(), r.PathValue("app"), topic, body)
+	if err != nil {
+		a.writeError(w, r, topicErr(topic, err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})
+}
+
+// MaxHistoryPage is the most messages one history request returns.
+const MaxHistoryPage = 1000
+
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	topic := r.PathValue("topic")
+	if err := pubsub.ValidateTopic(topic); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			a.writeError(w, r, fmt.Errorf("%w: after must be a message id", pubsub.ErrInvalid))
+			return
+		}
+		after = v
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > MaxHistoryPage {
+			a.writeError(w, r, fmt.Errorf("%w: limit must be 1 to %d", pubsub.ErrInvalid, MaxHistoryPage))
+			return
+		}
+		limit = v
+	}
+	msgs, err := a.cfg.Service.History(r.Context(), r.PathValue("app"), topic, after, limit)
+	if err != nil {
+		a.writeError(w, r, topicErr(topic, err))
+		return
+	}
+	resp := make([]messageJSON, 0, len(msgs))
+	for _, m := range msgs {
+		resp = append(resp, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, Message: m.Body, PublishedAt: m.PublishedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": resp})
+}
+
+func (a *API) topicEvents(w http.ResponseWriter, r *http.Request) {
+	a.stream(w, r, []string{r.PathValue("topic")})
+}
+
+func (a *API) appEvents(w http.ResponseWriter, r *http.Request) {
+	topics := r.URL.Query()["topic"]
+	if len(topics) == 0 {
+		a.writeError(w, r, fmt.Errorf("%w: name at least one topic: ?topic=a&topic=b", pubsub.ErrInvalid))
+		return
+	}
+	if len(topics) > MaxTopicsPerStream {
+		a.writeError(w, r, fmt.Errorf("%w: at most %d topics per stream", pubsub.ErrInvalid, MaxTopicsPerStream))
+		return
+	}
+	a.stream(w, r, topics)
+}
+
+func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
+	for _, t := range topics {
+		if err := pubsub.ValidateTopic(t); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last})
+	if err != nil {
+		var name string
+		if len(topics) == 1 {
+			name = topics[0]
+		} else {
+			name = strings.Join(topics, ", ")
+		}
+		a.writeError(w, r, topicErr(name, err))
+	}
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.ReadyFunc != nil {
+		if err := a.cfg.ReadyFunc(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// decodeJSON reads a small JSON request body into v.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %s", pubsub.ErrInvalid, err.Error())
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+// Package pubsub is Herald's one place that publishes. The Service validates
+// a message, stores it (the store assigns its id in commit order), and hands
+// it to the broadcaster in id order once it has committed. It also owns the
+// lifecycle of apps and topics, so that deleting either ends live streams
+// through the broadcaster.
+//
+// # Dependencies
+//
+// pubsub imports only contracts: store and broadcast. It never learns which
+// implementation it holds.
+package pubsub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// ErrInvalid means the request breaks a rule of the API (a bad topic name,
+// a body that is not JSON). Its message says which.
+var ErrInvalid = errors.New("invalid")
+
+// ErrTooLarge means the message is larger than the configured limit.
+var ErrTooLarge = errors.New("message too large")
+
+// DefaultMaxMessageBytes is the largest message accepted when
+// Options.MaxMessageBytes is 0.
+const DefaultMaxMessageBytes = 64 << 10
+
+// MaxTopicLen is the longest topic name.
+const MaxTopicLen = 128
+
+// Options configures a Service.
+type Options struct {
+	// MaxMessageBytes is the largest message, counted in compact JSON.
+	// 0 means DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// PublishedFunc, if not nil, is called after each committed publish with
+	// the time it took; the server uses it for metrics.
+	PublishedFunc func(time.Duration)
+}
+
+// Service publishes messages and manages apps and topics.
+// It is safe for concurrent use.
+type Service struct {
+	store         store.Store
+	broadcaster   broadcast.Broadcaster
+	maxMessage    int
+	publishedFunc func(time.Duration)
+}
+
+// New returns a Service over a store and a broadcaster.
+func New(s store.Store, b broadcast.Broadcaster, opts Options) (*Service, error) {
+	if s == nil || b == nil {
+		return nil, errors.New("pubsub: store and broadcaster are required")
+	}
+	if opts.MaxMessageBytes < 0 {
+		return nil, fmt.Errorf("pubsub: negative MaxMessageBytes %d", opts.MaxMessageBytes)
+	}
+	if opts.MaxMessageBytes == 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return &Service{store: s, broadcaster: b, maxMessage: opts.MaxMessageBytes, publishedFunc: opts.PublishedFunc}, nil
+}
+
+// MaxMessageBytes is the largest message the service accepts.
+func (s *Service) MaxMessageBytes() int { return s.maxMessage }
+
+// ValidateTopic checks a topic name: 1 to 128 characters of A-Z a-z 0-9 . _ -.
+func ValidateTopic(name string) error {
+	if name == "" || len(name) > MaxTopicLen {
+		return fmt.Errorf("%w: topic name must be 1 to %d characters", ErrInvalid, MaxTopicLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: topic name may hold only A-Z a-z 0-9 . _ -", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Publish validates body as one JSON value, stores it in compact form and,
+// once committed, broadcasts it. The returned message is committed.
+func (s *Service) Publish(ctx context.Context, appID, topic string, body []byte) (store.Message, error) {
+	start := time.Now()
+	if err := ValidateTopic(topic); err != nil {
+		return store.Message{}, err
+	}
+	compact, err := s.compact(body)
+	if err != nil {
+		return store.Message{}, err
+	}
+	msg, err := s.store.Publish(ctx, store.PublishRequest{
+		AppID: appID,
+		Topic: topic,
+		Body:  compact,
+		// The store calls this in commit order per topic, so subscribers see
+		// ids in order even when publishes to one topic race.
+		CommittedFunc: func(m store.Message) {
+			s.broadcaster.Publish(context.WithoutCancel(ctx), &broadcast.Event{
+				App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt,
+			})
+		},
+	})
+	if err != nil {
+		return store.Message{}, fmt.Errorf("publish: %w", err)
+	}
+	if s.publishedFunc != nil {
+		s.publishedFunc(time.Since(start))
+	}
+	return msg, nil
+}
+
+// compact checks that body is one valid UTF-8 JSON value within the size
+// limit and returns it without insignificant whitespace, so that it fits on
+// one SSE data line.
+func (s *Service) compact(body []byte) (json.RawMessage, error) {
+	if !utf8.Valid(body) {
+		// json.Valid accepts invalid UTF-8 inside strings; we do not.
+		return nil, fmt.Errorf("%w: message is not valid UTF-8", ErrInvalid)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(body))
+	if err := json.Compact(&buf, body); err != nil {
+		return nil, fmt.Errorf("%w: message is not valid JSON: %s", ErrInvalid, err.Error())
+	}
+	if buf.Len() == 0 {
+		return nil, fmt.Errorf("%w: message is empty; send a JSON value", ErrInvalid)
+	}
+	if buf.Len() > s.maxMessage {
+		return nil, fmt.Errorf("%w: %d bytes of compact JSON, limit %d", ErrTooLarge, buf.Len(), s.maxMessage)
+	}
+	return buf.Bytes(), nil
+}
+
+// CreateTopic creates a topic; created is false when it already existed.
+func (s *Service) CreateTopic(ctx context.Context, appID, name string) (store.Topic, bool, error) {
+	if err := ValidateTopic(name); err != nil {
+		return store.Topic{}, false, err
+	}
+	t, created, err := s.store.CreateTopic(ctx, appID, name)
+	if err != nil {
+		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
+	}
+	return t, created, nil
+}
+
+// DeleteTopic deletes a topic with its history and ends its live streams.
+func (s *Service) DeleteTopic(ctx context.Context, appID, name string) error {
+	if err := ValidateTopic(name); err != nil {
+		return err
+	}
+	if err := s.store.DeleteTopic(ctx, appID, name); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	s.broadcaster.DropTopic(ctx, appID, name)
+	return nil
+}
+
+// ListTopics returns an app's topics by name.
+func (s *Service) ListTopics(ctx context.Context, appID string) ([]store.Topic, error) {
+	ts, err := s.store.ListTopics(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return ts, nil
+}
+
+// AppWithKeys is a newly created app with its keys in full. The keys are
+// shown once: only their hashes are stored.
+type AppWithKeys struct {
+	App  store.App
+	Keys []NewKey
+}
+
+// NewKey is a key as shown to its owner once.
+type NewKey struct {
+	Key    string
+	Scopes []store.Scope
+}
+
+// MaxAppNameLen is the longest app name.
+const MaxAppNameLen = 100
+
+// CreateApp creates an app with two keys: a full one (publish, subscribe,
+// manage) for the app's backend, and a subscribe-only one.
+func (s *Service) CreateApp(ctx context.Context, name string) (AppWithKeys, error) {
+	if name == "" || len(name) > MaxAppNameLen || !utf8.ValidString(name) {
+		return AppWithKeys{}, fmt.Errorf("%w: app name must be 1 to %d bytes of UTF-8", ErrInvalid, MaxAppNameLen)
+	}
+	app := store.App{ID: auth.NewID(), Name: name, CreatedAt: time.Now().UTC()}
+	scopeSets := [][]store.Scope{
+		{store.ScopePublish, store.ScopeSubscribe, store.ScopeManage},
+		{store.ScopeSubscribe},
+	}
+	out := AppWithKeys{App: app}
+	var keys []store.Key
+	for _, scopes := range scopeSets {
+		k, full := auth.NewKey(app.ID, scopes)
+		k.CreatedAt = app.CreatedAt
+		keys = append(keys, k)
+		out.Keys = append(out.Keys, NewKey{Key: full, Scopes: scopes})
+	}
+	if err := s.store.CreateApp(ctx, app, keys); err != nil {
+		return AppWithKeys{}, fmt.Errorf("create app: %w", err)
+	}
+	return out, nil
+}
+
+// ListApps returns every app.
+func (s *Service) ListApps(ctx context.Context) ([]store.App, error) {
+	apps, err := s.store.ListApps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	return apps, nil
+}
+
+// DeleteApp deletes an app with everything it owns and ends its live streams.
+func (s *Service) DeleteApp(ctx context.Context, appID string) error {
+	topics, err := s.store.ListTopics(ctx, appID)
+	if err != nil {
+		return fmt.Errorf("delete app: %w", err)
+	}
+	if err := s.store.DeleteApp(ctx, appID); err != nil {
+		return fmt.Errorf("delete app: %w", err)
+	}
+	for _, t := range topics {
+		s.broadcaster.DropTopic(ctx, appID, t.Name)
+	}
+	return nil
+}
+
+// History returns up to limit messages of a topic after a message id.
+func (s *Service) History(ctx context.Context, appID, topic string, after uint64, limit int) ([]store.Message, error) {
+	msgs, err := s.store.History(ctx, appID, topic, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return msgs, nil
+}

@@ -1,0 +1,37 @@
+// Package sse serves Herald's text/event-stream responses.
+//
+// A stream subscribes to its topics through the broadcaster, replays history
+// after the client's Last-Event-ID, then writes live events as they come.
+//
+// # Wire format
+//
+// One frame per message, with no event: line so that EventSource's onmessage
+// fires:
+//
+//	id: 1842
+//	data: {"id":"1842","topic":"orders","message":{"total":12},"published_at":"..."}
+//
+// Control events are named: "lagged" (data {"missed":N,"topic":T}) when the
+// subscriber lost N events, and "topic_deleted" before the stream ends (or,
+// on a multi-topic stream, stops carrying that topic). ": ping" comments keep
+// idle connections open.
+//
+// # Invariants
+//
+//   - Each event is encoded once (broadcast.Event.Frame with EncodeEvent);
+//     every stream writes the same bytes.
+//   - No silent gap: ids grow by one per message within a topic, so a stream
+//     that is about to skip ids sends "lagged" with the exact count first.
+//   - No duplicate at the switch from replay to live: live events at or below
+//     the position replay reached are skipped.
+//   - On a multi-topic stream the id is a cursor naming every topic's
+//     position ("a:12,b:7"), so the single Last-Event-ID a browser keeps
+//     resumes each topic without a gap.
+//
+// # Concurrency
+//
+// A stream runs in its request's goroutine and starts none of its own. It
+// waits on one wake channel shared by its subscriptions, a heartbeat ticker
+// and its context. Writes are batched: whatever is pending when the stream
+// wakes goes out in one write under a deadline, with no lock held.
+package sse

@@ -1,0 +1,45 @@
+package sse
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald/internal/broadcast"
+)
+
+// EncodeEvent returns the SSE frame of a message event:
+//
+//	id: 1842
+//	data: {"id":"1842","topic":"orders","message":{...},"published_at":"..."}
+//
+// followed by a blank line. It is the encoder every stream passes to
+// broadcast.Event.Frame, so each event is encoded once. The message must be
+// compact JSON (pubsub guarantees it), which holds no CR or LF; the topic is
+// restricted to A-Z a-z 0-9 . _ - and the id is digits, so nothing here can
+// start a new SSE field.
+func EncodeEvent(ev *broadcast.Event) []byte {
+	b := make([]byte, 0, 96+len(ev.Topic)+len(ev.Message))
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, ev.ID, 10)
+	b = append(b, "\ndata: {\"id\":\""...)
+	b = strconv.AppendUint(b, ev.ID, 10)
+	b = append(b, "\",\"topic\":\""...)
+	b = append(b, ev.Topic...)
+	b = append(b, "\",\"message\":"...)
+	b = append(b, ev.Message...)
+	b = append(b, ",\"published_at\":\""...)
+	b = ev.PublishedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, "\"}\n\n"...)
+	return b
+}
+
+// dataPart returns the frame without its id line, for streams whose id is a
+// cursor rather than the message id.
+func dataPart(frame []byte) []byte {
+	for i, c := range frame {
+		if c == '\n' {
+			return frame[i+1:]
+		}
+	}
+	return frame
+}

@@ -1,0 +1,78 @@
+package sse_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/sse"
+)
+
+// FuzzEncodeRoundTrip checks that any JSON value, once compacted as pubsub
+// does, encodes to exactly one SSE frame that a spec-conformant parser reads
+// back to the same value, id and topic: nothing in a message can inject a
+// field or split the frame.
+func FuzzEncodeRoundTrip(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1}`, `"line\nbreak\r\nand\rcr"`, `"\u2028\u2029"`, "\"\u2028 raw\"", `"😀 emoji"`,
+		`"\u0000 nul"`, `[1, 2,  3]`, `"data: injected\n\nid: 9"`, `null`, `{"k":"\r\n\r\n"}`,
+	} {
+		f.Add(seed, uint64(7), "orders")
+	}
+	f.Fuzz(func(t *testing.T, raw string, id uint64, topic string) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, []byte(raw)) != nil || compact.Len() == 0 {
+			t.Skip("not JSON")
+		}
+		if !validTopic(topic) {
+			t.Skip("not a topic name")
+		}
+		ev := &broadcast.Event{Topic: topic, ID: id, Message: compact.Bytes(), PublishedAt: time.Unix(1, 2).UTC()}
+		frame := sse.EncodeEvent(ev)
+		r := client.NewFrameReader(bytes.NewReader(frame))
+		got, err := r.Next()
+		require.NoError(t, err)
+		require.Equal(t, strconv.FormatUint(id, 10), got.ID)
+		require.Empty(t, got.Type)
+		var data struct {
+			ID      string          `json:"id"`
+			Topic   string          `json:"topic"`
+			Message json.RawMessage `json:"message"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(got.Data), &data))
+		require.Equal(t, got.ID, data.ID)
+		require.Equal(t, topic, data.Topic)
+		require.JSONEq(t, compact.String(), string(data.Message))
+		_, err = r.Next()
+		require.Error(t, err, "one event must encode to exactly one frame")
+	})
+}
+
+func validTopic(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEncodeEventOnceForManyReaders(t *testing.T) {
+	t.Parallel()
+	ev := &broadcast.Event{Topic: "t", ID: 1, Message: json.RawMessage(`{}`), PublishedAt: time.Now()}
+	calls := 0
+	enc := func(e *broadcast.Event) []byte { calls++; return sse.EncodeEvent(e) }
+	a, b := ev.Frame(enc), ev.Frame(enc)
+	require.Equal(t, 1, calls)
+	require.Same(t, &a[0], &b[0], "every reader gets the same bytes")
+}

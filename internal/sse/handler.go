@@ -1,0 +1,430 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Defaults for Options fields left at zero.
+const (
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultRetry        = 2 * time.Second
+	DefaultReplayBatch  = 500
+)
+
+// ErrBadLastEventID means the Last-Event-ID is not one this server issued.
+var ErrBadLastEventID = errors.New("invalid Last-Event-ID")
+
+// ErrShuttingDown means the handler is closing and takes no new streams.
+var ErrShuttingDown = errors.New("server shutting down")
+
+// Subscriber is the part of broadcast.Broadcaster a stream uses.
+type Subscriber interface {
+	Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*broadcast.Subscription, error)
+}
+
+// History is what a stream reads from storage: a topic's head, and the
+// messages after a position. store.Store satisfies it.
+type History interface {
+	GetTopic(ctx context.Context, appID, name string) (store.Topic, error)
+	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]store.Message, error)
+}
+
+// Options configures a Handler. Zero values mean the documented default.
+type Options struct {
+	// Heartbeat is how often an idle stream gets a ": ping" comment.
+	// 0 means DefaultHeartbeat; negative disables heartbeats.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to a client; a client that does not
+	// take a write within it is disconnected. 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Retry is the reconnect delay sent to clients once per stream.
+	// 0 means DefaultRetry.
+	Retry time.Duration
+	// ReplayBatch is how many history messages one replay read fetches.
+	// 0 means DefaultReplayBatch.
+	ReplayBatch int
+	// Metrics receives stream counters. Nil means metrics.New(), unexported.
+	Metrics *metrics.Metrics
+	// Logger logs slow-consumer disconnects. Nil discards.
+	Logger *slog.Logger
+}
+
+// Handler serves text/event-stream responses. It is safe for concurrent use.
+//
+// # Lifecycle
+//
+// Every stream ends when its request's context ends, when all its topics are
+// dropped, when a write misses its deadline, or when Close is called. Close
+// ends every stream and waits for their handlers to return, which is what
+// lets http.Server.Shutdown finish: SSE streams never go idle on their own.
+type Handler struct {
+	subscriber Subscriber
+	history    History
+	opts       Options
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+
+	closeCtx context.Context // ended by Close; every stream's context derives from it
+	closeFn  context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool             // guarded by mu; Close was called
+	streams sync.WaitGroup   // Add guarded by mu (so none follows Wait)
+	counts  map[topicRef]int // guarded by mu; live subscriptions per topic
+	_       struct{}         // keeps the field block above readable
+}
+
+type topicRef struct{ app, topic string }
+
+// New returns a Handler reading live events from sub and history from hist.
+func New(sub Subscriber, hist History, opts Options) *Handler {
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = DefaultRetry
+	}
+	if opts.ReplayBatch <= 0 {
+		opts.ReplayBatch = DefaultReplayBatch
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handler{
+		subscriber: sub, history: hist, opts: opts, metrics: m, log: log,
+		closeCtx: ctx, closeFn: cancel, counts: make(map[topicRef]int),
+	}
+}
+
+// Close ends every stream and waits until their handlers have returned or
+// ctx ends. New streams are refused with ErrShuttingDown. It is safe to call
+// more than once.
+func (h *Handler) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.closeFn()
+	done := make(chan struct{})
+	go func() { h.streams.Wait(); close(done) }() // ends when the last stream does
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close streams: %w", ctx.Err())
+	}
+}
+
+// Subscribers returns how many streams on this node follow (app, topic).
+func (h *Handler) Subscribers(app, topic string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[topicRef{app, topic}]
+}
+
+func (h *Handler) enter(app string, topics []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.streams.Add(1)
+	for _, t := range topics {
+		h.counts[topicRef{app, t}]++
+	}
+	return true
+}
+
+func (h *Handler) leave(app string, topics []string) {
+	h.mu.Lock()
+	for _, t := range topics {
+		k := topicRef{app, t}
+		if h.counts[k]--; h.counts[k] <= 0 {
+			delete(h.counts, k)
+		}
+	}
+	h.mu.Unlock()
+	h.streams.Done()
+}
+
+// Request names what a stream follows.
+type Request struct {
+	App string
+	// Topics are the stream's topics; names must already be valid.
+	Topics []string
+	// LastEventID is the client's Last-Event-ID, empty on a first connect.
+	LastEventID string
+}
+
+// Serve streams the events of req's topics to w until the stream ends. An
+// error means nothing was written and the caller should answer with it:
+// a wrapped store.ErrNotFound for an unknown topic, ErrBadLastEventID, or
+// ErrShuttingDown. Once streaming has begun Serve returns nil.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
+	topics := slices.Clone(req.Topics)
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+
+	if !h.enter(req.App, topics) {
+		return ErrShuttingDown
+	}
+	defer h.leave(req.App, topics)
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(h.closeCtx, cancel)()
+
+	cursor, err := parseCursor(req.LastEventID, topics)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrBadLastEventID, req.LastEventID)
+	}
+
+	// Subscribe before reading positions, so nothing committed in between is
+	// missed: events already covered by the positions are skipped below.
+	wake := make(chan struct{}, 1)
+	s := &stream{
+		h: h, w: w, rc: http.NewResponseController(w), topics: topics, multi: len(topics) > 1,
+		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
+	}
+	for i, t := range topics {
+		if s.subs[i], err = h.subscriber.Subscribe(ctx, req.App, t, wake); err != nil {
+			return fmt.Errorf("subscribe %q: %w", t, err)
+		}
+	}
+	replay := make([]bool, len(topics))
+	for i, t := range topics {
+		tp, err := h.history.GetTopic(ctx, req.App, t)
+		if err != nil {
+			return fmt.Errorf("topic %q: %w", t, err)
+		}
+		p, ok := cursor[t]
+		switch {
+		case !ok:
+			s.pos[i] = tp.LastID // start with what comes next
+		case p > tp.LastID:
+			// An id from an earlier topic of the same name: all of this one is new.
+			replay[i] = tp.LastID > 0
+		default:
+			s.pos[i] = p
+			replay[i] = p < tp.LastID
+		}
+	}
+
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+
+	h.metrics.Connections.Inc()
+	h.metrics.Subscribers.Add(float64(len(topics)))
+	defer h.metrics.Connections.Dec()
+	defer h.metrics.Subscribers.Sub(float64(len(topics)))
+
+	// retry once, a comment so that onopen fires on an idle topic, and the
+	// starting position as an id: a reconnect before the first event then
+	// resumes from here instead of from whatever is new by then.
+	s.buf = append(s.buf, "retry: "...)
+	s.buf = strconv.AppendInt(s.buf, h.opts.Retry.Milliseconds(), 10)
+	s.buf = append(s.buf, "\n: connected\n\nid: "...)
+	s.buf = s.appendID(s.buf, 0)
+	s.buf = append(s.buf, "\n\n"...)
+	if !s.flush() {
+		return nil
+	}
+	for i := range topics {
+		if replay[i] && !s.replay(ctx, req.App, i) {
+			return nil
+		}
+	}
+	s.run(ctx, wake)
+	return nil
+}
+
+// stream is one connection's state: a cursor per topic and a write buffer
+// that is released between bursts.
+type stream struct {
+	h      *Handler
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	topics []string
+	multi  bool
+	subs   []*broadcast.Subscription // nil once the topic was dropped
+	pos    []uint64                  // last id sent per topic
+	buf    []byte                    // frames waiting for one write
+	evs    []*broadcast.Event        // scratch for Receive
+	// deadline is when the current write deadline ends; it is moved only
+	// when less than half the timeout remains, to spare a syscall per write.
+	deadline time.Time
+}
+
+func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
+	var tick <-chan time.Time
+	if s.h.opts.Heartbeat > 0 {
+		t := time.NewTicker(s.h.opts.Heartbeat)
+		defer t.Stop()
+		tick = t.C
+	}
+	live := len(s.subs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			s.buf = append(s.buf, ": ping\n\n"...)
+			if !s.flush() {
+				return
+			}
+			continue
+		case <-wake:
+		}
+		for i, sub := range s.subs {
+			if sub == nil {
+				continue
+			}
+			var missed uint64
+			var err error
+			s.evs, missed, err = sub.Receive(s.evs[:0])
+			_ = missed // gaps are found from the ids themselves, below
+			for _, ev := range s.evs {
+				s.appendEvent(i, ev)
+			}
+			clear(s.evs) // do not pin events until the next burst
+			switch {
+			case errors.Is(err, broadcast.ErrTopicDropped):
+				s.buf = append(s.buf, "event: topic_deleted\ndata: {\"topic\":\""...)
+				s.buf = append(s.buf, s.topics[i]...)
+				s.buf = append(s.buf, "\"}\n\n"...)
+				s.subs[i] = nil
+				live--
+			case err != nil:
+				return // the stream's context ended
+			}
+		}
+		if !s.flush() || live == 0 {
+			return
+		}
+	}
+}
+
+// appendEvent adds ev's frame unless the stream already sent it, announcing
+// first any gap before it: ids grow by one per message, so a gap is exactly
+// the number of events this subscriber lost.
+func (s *stream) appendEvent(i int, ev *broadcast.Event) {
+	if ev.ID <= s.pos[i] {
+		return // sent by replay, or before this stream's start
+	}
+	if gap := ev.ID - s.pos[i] - 1; gap > 0 {
+		s.appendLagged(i, gap)
+	}
+	s.pos[i] = ev.ID
+	frame := ev.Frame(EncodeEvent)
+	if s.multi {
+		s.buf = append(s.buf, "id: "...)
+		s.buf = s.appendID(s.buf, i)
+		s.buf = append(s.buf, '\n')
+		s.buf = append(s.buf, dataPart(frame)...)
+	} else {
+		s.buf = append(s.buf, frame...)
+	}
+	s.h.metrics.Delivered.Inc()
+}
+
+func (s *stream) appendLagged(i int, missed uint64) {
+	s.buf = append(s.buf, "event: lagged\ndata: {\"missed\":"...)
+	s.buf = strconv.AppendUint(s.buf, missed, 10)
+	s.buf = append(s.buf, ",\"topic\":\""...)
+	s.buf = append(s.buf, s.topics[i]...)
+	s.buf = append(s.buf, "\"}\n\n"...)
+	s.h.metrics.Lagged.Add(float64(missed))
+	s.h.metrics.LagEpisodes.Inc()
+}
+
+// appendID appends the stream's current id: the message id on a
+// single-topic stream, the cursor of every topic on a multi-topic one.
+func (s *stream) appendID(b []byte, i int) []byte {
+	if !s.multi {
+		return strconv.AppendUint(b, s.pos[i], 10)
+	}
+	return appendCursor(b, s.topics, s.pos)
+}
+
+// replay sends topic i's history after its position, in batches, until it
+// has caught up; live events that arrive meanwhile wait in the subscription
+// and are skipped by id if replay already sent them.
+func (s *stream) replay(ctx context.Context, app string, i int) bool {
+	for {
+		msgs, err := s.h.history.History(ctx, app, s.topics[i], s.pos[i], s.h.opts.ReplayBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.h.log.Warn("replay failed; stream closed", "app", app, "topic", s.topics[i], "err", err)
+			}
+			return false
+		}
+		for j := range msgs {
+			m := &msgs[j]
+			s.appendEvent(i, &broadcast.Event{App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt})
+		}
+		if !s.flush() {
+			return false
+		}
+		if len(msgs) < s.h.opts.ReplayBatch {
+			return true
+		}
+	}
+}
+
+// flush writes the pending frames in one write under a deadline. It returns
+// false when the stream must end.
+func (s *stream) flush() bool {
+	if len(s.buf) == 0 {
+		return true
+	}
+	now := time.Now()
+	if s.deadline.Sub(now) < s.h.opts.WriteTimeout/2 {
+		s.deadline = now.Add(s.h.opts.WriteTimeout)
+		if err := s.rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+	}
+	_, err := s.w.Write(s.buf)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil // a burst's buffer is not kept for an idle stream
+	} else {
+		s.buf = s.buf[:0]
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.h.metrics.SlowDisconnects.Inc()
+			s.h.log.Info("slow consumer disconnected: a write missed its deadline", "timeout", s.h.opts.WriteTimeout)
+		}
+		return false
+	}
+	return true
+}
