@@ -52,6 +52,37 @@ type Server struct {
 	GeneratedAdminToken bool
 
 	shuttingDown atomic.Bool
+	fresh        freshConns
+}
+
+// freshConns tracks connections that have not sent a request yet. Shutdown
+// leaves them open for five seconds (it cannot tell a slow client from an
+// idle one), and browsers and HTTP clients open such connections ahead of
+// need, so shutdown closes them itself once the listener is closed.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // guarded by mu
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		if f.conns == nil {
+			f.conns = make(map[net.Conn]struct{})
+		}
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // New builds a server from cfg and binds its listener.
@@ -119,6 +150,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// deadline per write instead.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	s.http.ConnState = s.fresh.track
+	s.http.RegisterOnShutdown(s.fresh.closeAll)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

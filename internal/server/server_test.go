@@ -433,9 +433,8 @@ func TestSlowSubscriberLagsWithoutSlowingOthers(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, status, "200")
 
+	// The fast one reads everything; it connects on its first Next.
 	fast := app.SubscribeOnly.Stream(t.Context(), app.ID, []string{"t"}, client.StreamOptions{})
-	waitSubscribers(t, app, "t", 2)
-
 	got := make(chan int, 1)
 	go func() {
 		n := 0
@@ -448,6 +447,7 @@ func TestSlowSubscriberLagsWithoutSlowingOthers(t *testing.T) {
 		}
 		got <- n
 	}()
+	waitSubscribers(t, app, "t", 2)
 	for range total {
 		_, err := app.Full.Publish(t.Context(), app.ID, "t", big)
 		require.NoError(t, err)
