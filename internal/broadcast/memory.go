@@ -32,7 +32,7 @@ type Memory struct {
 	bufferSize int
 
 	// Lock order: mu, then a ring's mu.
-	mu     sync.RWMutex        // guards topics and peak
+	mu     sync.RWMutex       // guards topics and peak
 	topics map[topicKey]*ring // (app, topic) → ring, only while it has subscribers
 	peak   int                // the most entries topics has held since it was made
 }

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/client"
+)
+
+// publishPlan is what the publishers do: from start, for warmup and then
+// the measured window, at rate messages per second in total (0: as fast as
+// they can), round-robin over topics.
+type publishPlan struct {
+	client     *client.Client
+	app        string
+	topics     []string
+	rate       float64
+	publishers int
+	size       int
+	start      time.Time
+	warmup     time.Duration
+	duration   time.Duration
+}
+
+// publishResult is what the publishers did inside the measured window.
+type publishResult struct {
+	ledger   *publishLedger
+	accepted atomic.Uint64 // inside the window
+	failed   atomic.Uint64 // inside the window
+	latency  latencyHistogram
+
+	mu       sync.Mutex
+	firstErr error // guarded by mu; the first publish error in the window
+}
+
+func (r *publishResult) fail(err error) {
+	r.failed.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+}
+
+// FirstError returns the first publish error inside the window, or nil.
+func (r *publishResult) FirstError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.firstErr
+}
+
+// scheduleTick is how often the paced schedule hands out the jobs that have
+// come due: fine enough that 100 msg/s goes out one at a time, coarse
+// enough not to spin.
+const scheduleTick = time.Millisecond
+
+// dueJobs is how many jobs a schedule of rate per second has made due after
+// elapsed.
+func dueJobs(elapsed time.Duration, rate float64) uint64 {
+	if elapsed <= 0 {
+		return 0
+	}
+	return uint64(elapsed.Seconds() * rate)
+}
+
+// runPublishers publishes until the plan ends and returns once every
+// publisher has. Each publisher sends one request at a time and waits for
+// its 202 (the commit) before the next. With a rate, a scheduler goroutine
+// hands out job numbers as they come due on a fixed schedule from
+// plan.start; when the publishers fall behind, the jobs queue and go out as
+// fast as they can be, so the achieved rate shows the shortfall. With rate 0
+// each publisher takes the next job number as soon as it is free.
+func runPublishers(ctx context.Context, plan publishPlan, window *measureWindow) *publishResult {
+	res := &publishResult{ledger: &publishLedger{topics: len(plan.topics)}}
+	// stopCtx ends the taking of new jobs; a request already sent is waited
+	// for under ctx, or its message would arrive unaccounted for.
+	stopCtx, cancel := context.WithDeadline(ctx, plan.start.Add(plan.warmup+plan.duration))
+	defer cancel()
+
+	var (
+		wg   sync.WaitGroup
+		next func() (uint64, bool)
+	)
+	if plan.rate > 0 {
+		jobs := make(chan uint64, plan.publishers)
+		wg.Go(func() {
+			defer close(jobs)
+			schedulePublishes(stopCtx, plan.start, plan.rate, jobs)
+		})
+		next = func() (uint64, bool) {
+			n, ok := <-jobs
+			return n, ok
+		}
+	} else {
+		var counter atomic.Uint64
+		next = func() (uint64, bool) {
+			if stopCtx.Err() != nil {
+				return 0, false
+			}
+			return counter.Add(1) - 1, true
+		}
+	}
+	for range plan.publishers {
+		wg.Go(func() { publishLoop(ctx, stopCtx, plan, window, next, res) })
+	}
+	wg.Wait()
+	return res
+}
+
+// schedulePublishes sends job numbers 0, 1, 2, … on jobs as they come due, at rate
+// per second from start, until ctx ends.
+func schedulePublishes(ctx context.Context, start time.Time, rate float64, jobs chan<- uint64) {
+	t := time.NewTicker(scheduleTick)
+	defer t.Stop()
+	var sent uint64
+	for {
+		for due := dueJobs(time.Since(start), rate); sent < due; sent++ {
+			select {
+			case jobs <- sent:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// publishLoop is one publisher: take a job, publish it, record the outcome.
+func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measureWindow, next func() (uint64, bool), res *publishResult) {
+	var buf []byte
+	for {
+		n, ok := next()
+		if !ok || stopCtx.Err() != nil {
+			return
+		}
+		ti, seq := jobTopicSeq(n, len(plan.topics))
+		sent := time.Now()
+		buf = buildPayload(buf[:0], seq, sent.UnixNano(), plan.size)
+		_, err := plan.client.Publish(ctx, plan.app, plan.topics[ti], buf)
+		took := time.Since(sent)
+		measured := window.Contains(sent.UnixNano())
+		switch {
+		case err != nil:
+			res.ledger.Set(n, jobFailed)
+			if measured {
+				res.fail(err)
+			}
+		case measured:
+			res.ledger.Set(n, jobAcceptedMeasured)
+			res.accepted.Add(1)
+			res.latency.Record(took)
+		default:
+			res.ledger.Set(n, jobAccepted)
+		}
+	}
+}

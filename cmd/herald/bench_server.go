@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Timeouts of the server bench starts for itself.
+const (
+	childReadyTimeout = 30 * time.Second
+	childStopTimeout  = 10 * time.Second
+)
+
+// childServer is a `herald serve` that bench started as a child process, on
+// a random port and a temporary data directory. It inherits the environment,
+// so HERALD_* variables (HERALD_BUFFER_SIZE, HERALD_HEARTBEAT, …) tune it;
+// the flags bench passes win over them.
+type childServer struct {
+	URL   string
+	Token string
+
+	cmd     *exec.Cmd
+	dataDir string
+	log     *readyWatcher
+	exited  chan struct{} // closed once cmd.Wait has returned
+	waitErr error         // cmd.Wait's result; read after exited is closed
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// startChildServer runs this binary's serve command and waits until it logs
+// that it is ready.
+func startChildServer(ctx context.Context) (*childServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find herald binary: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "herald-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("create server data directory: %w", err)
+	}
+	s := &childServer{
+		Token:   rand.Text(),
+		dataDir: dir,
+		log:     newReadyWatcher(),
+		exited:  make(chan struct{}),
+	}
+	s.cmd = exec.Command(exe, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir,
+		"--admin-token", s.Token, "--log-format", "json")
+	s.cmd.Stderr = s.log
+	// Bound Wait even if something else holds the server's stderr open.
+	s.cmd.WaitDelay = childStopTimeout
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	// This goroutine ends when the child does; stop makes sure it does.
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+
+	timer := time.NewTimer(childReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.log.ready:
+		s.URL = s.log.Addr()
+		return s, nil
+	case <-s.exited:
+		err = fmt.Errorf("server exited before it was ready (%v); its log:\n%s", s.waitErr, s.log.Tail())
+	case <-timer.C:
+		err = fmt.Errorf("server not ready after %s; its log:\n%s", childReadyTimeout, s.log.Tail())
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return nil, errors.Join(err, s.Stop())
+}
+
+// Stop sends SIGTERM, waits for the server to exit (killing it after
+// childStopTimeout) and removes its data directory. It returns an error if
+// the server did not shut down cleanly. It is safe to call more than once.
+func (s *childServer) Stop() error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		select {
+		case <-s.exited:
+		default:
+			if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				errs = append(errs, fmt.Errorf("signal server: %w", err))
+			}
+			timer := time.NewTimer(childStopTimeout)
+			select {
+			case <-s.exited:
+			case <-timer.C:
+				errs = append(errs, fmt.Errorf("server did not exit %s after SIGTERM; killed", childStopTimeout))
+				s.cmd.Process.Kill()
+				<-s.exited
+			}
+			timer.Stop()
+		}
+		if s.waitErr != nil {
+			errs = append(errs, fmt.Errorf("server exit: %w; its log:\n%s", s.waitErr, s.log.Tail()))
+		}
+		if err := os.RemoveAll(s.dataDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove server data directory: %w", err))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// readyWatcher is the child's stderr: it looks for the "herald ready" line
+// and keeps the last lines of the log for error messages. exec's copying
+// goroutine writes to it while bench reads it.
+type readyWatcher struct {
+	ready chan struct{} // closed when the ready line was seen
+
+	mu      sync.Mutex
+	partial []byte   // guarded by mu; an unterminated last line
+	tail    []string // guarded by mu; the last lines
+	addr    string   // guarded by mu; set before ready is closed
+}
+
+const readyWatcherTail = 20
+
+func newReadyWatcher() *readyWatcher {
+	return &readyWatcher{ready: make(chan struct{})}
+}
+
+// Write implements io.Writer.
+func (w *readyWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := w.partial[:i]
+		if w.addr == "" {
+			if addr, ok := parseReadyLine(line); ok {
+				w.addr = addr
+				close(w.ready)
+			}
+		}
+		w.tail = append(w.tail, string(line))
+		if len(w.tail) > readyWatcherTail {
+			w.tail = w.tail[len(w.tail)-readyWatcherTail:]
+		}
+		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) > 64<<10 {
+		w.partial = nil // a runaway line is not worth keeping
+	}
+	w.partial = append([]byte(nil), w.partial...) // don't pin the old buffer
+	return len(p), nil
+}
+
+// Addr is the address from the ready line, once ready is closed.
+func (w *readyWatcher) Addr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.addr
+}
+
+// Tail returns the last lines logged.
+func (w *readyWatcher) Tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(append(w.tail, string(w.partial)), "\n")
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/client"
+)
+
+// subscriberReadBuffer is the read buffer of one subscriber's connection.
+// Frames are a few hundred bytes; the FrameReader above it has its own.
+const subscriberReadBuffer = 2 << 10
+
+// latencyShards is how many histograms the subscribers' latencies are
+// spread over, so that ten thousand goroutines do not all add to one set of
+// atomic counters.
+const latencyShards = 64
+
+// measureWindow is the span of send times, in Unix nanoseconds, whose
+// messages count. It is set before the first publish and only read after.
+type measureWindow struct {
+	start, end atomic.Int64
+}
+
+// Contains reports whether a message sent at t (Unix nanoseconds) counts.
+func (w *measureWindow) Contains(t int64) bool {
+	return t >= w.start.Load() && t < w.end.Load()
+}
+
+// subscriberPool holds the bench's SSE connections: one goroutine each,
+// reading frames and keeping its own deliveryTracker.
+//
+// Each connection is a plain TCP (or TLS) connection with a hand-written GET
+// and http.ReadResponse, rather than an http.Client: the Transport runs two
+// goroutines and two 4 KiB buffers per connection besides the reader's, which
+// at ten thousand subscribers costs the bench more than the server it
+// measures.
+type subscriberPool struct {
+	base     *url.URL
+	app, key string
+	topics   []string
+	window   *measureWindow
+
+	trackers []deliveryTracker // trackers[i] is owned by subscriber i's goroutine until wg.Wait
+	errs     []error           // errs[i]: why subscriber i's stream ended early; same ownership
+	hists    [latencyShards]latencyHistogram
+	// unique counts new seqs received inside the window, by every
+	// subscriber: the grace period ends early once it reaches the expected.
+	unique atomic.Uint64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startSubscribers connects n subscribers, subscriber i to topics[i%len],
+// at most concurrency at a time, and returns once all of them have their
+// stream open, or with the first error (after closing those that opened).
+func startSubscribers(ctx context.Context, base *url.URL, app, key string, topics []string, n, concurrency int, timeout time.Duration, window *measureWindow) (*subscriberPool, error) {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &subscriberPool{
+		base: base, app: app, key: key, topics: topics, window: window,
+		trackers: make([]deliveryTracker, n), errs: make([]error, n), cancel: cancel,
+	}
+	connectCtx, stopConnect := context.WithTimeout(ctx, timeout)
+	defer stopConnect()
+	sem := make(chan struct{}, max(concurrency, 1))
+	connected := make(chan error, n)
+	for i := range n {
+		p.wg.Go(func() { p.run(runCtx, connectCtx, i, sem, connected) })
+	}
+	var errs []error
+	for range n {
+		if err := <-connected; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		p.Close()
+		return nil, fmt.Errorf("%d of %d subscribers failed to connect; the first: %w", len(errs), n, errs[0])
+	}
+	return p, nil
+}
+
+// Close ends every stream and waits for their goroutines. It is safe to
+// call more than once; the trackers may be read once it has returned.
+func (p *subscriberPool) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// run is subscriber i: connect (reporting the outcome on connected), then
+// read until ctx ends or the stream does.
+func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan struct{}, connected chan<- error) {
+	topic := p.topics[i%len(p.topics)]
+	var body io.ReadCloser
+	var err error
+	select {
+	case sem <- struct{}{}:
+		body, err = p.connect(connectCtx, topic)
+		<-sem
+	case <-connectCtx.Done():
+		err = connectCtx.Err()
+	}
+	connected <- err
+	if err != nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { body.Close() })
+	defer func() {
+		if stop() {
+			body.Close()
+		}
+	}()
+	tr := &p.trackers[i]
+	hist := &p.hists[i%latencyShards]
+	frames := client.NewFrameReader(body)
+	for {
+		f, err := frames.Next()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.errs[i] = fmt.Errorf("stream of %s ended: %w", topic, err)
+			}
+			return
+		}
+		switch f.Type {
+		case "", client.EventMessage:
+			now := time.Now().UnixNano()
+			seq, sent, err := parseDelivery(f.Data)
+			if err != nil {
+				tr.malformed++
+				continue
+			}
+			id, _ := strconv.ParseUint(f.ID, 10, 64)
+			isNew := tr.Observe(seq, id)
+			if p.window.Contains(sent) {
+				hist.Record(time.Duration(now - sent))
+				if isNew {
+					p.unique.Add(1)
+				}
+			}
+		case client.EventLagged:
+			tr.lagged++
+			if missed, err := parseLagged(f.Data); err == nil {
+				tr.missed += missed
+			} else {
+				tr.malformed++
+			}
+		case client.EventTopicDeleted:
+			p.errs[i] = fmt.Errorf("topic %s was deleted", topic)
+			return
+		}
+	}
+}
+
+// connect opens subscriber's stream of topic and returns its body once the
+// server has answered 200: by then the server has subscribed it, so nothing
+// published afterwards can be missed.
+func (p *subscriberPool) connect(ctx context.Context, topic string) (io.ReadCloser, error) {
+	host := p.base.Host
+	if p.base.Port() == "" {
+		port := "80"
+		if p.base.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(p.base.Hostname(), port)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("connect subscriber: %w", err)
+	}
+	// The deadline covers the request and the response headers only.
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if p.base.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: p.base.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("connect subscriber: %w", err)
+		}
+		conn = tc
+	}
+	u := *p.base
+	u.Path = strings.TrimRight(p.base.Path, "/") + "/v1/apps/" + url.PathEscape(p.app) + "/topics/" + url.PathEscape(topic) + "/events"
+	u.RawPath = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect subscriber: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect subscriber: send request: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, subscriberReadBuffer), req)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect subscriber: read response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		conn.Close()
+		return nil, fmt.Errorf("connect subscriber: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	conn.SetDeadline(time.Time{})
+	return connBody{resp.Body, conn}, nil
+}
+
+// connBody is a response body whose Close closes its connection: the
+// response's own Close would try to drain an endless stream.
+type connBody struct {
+	io.Reader
+	conn net.Conn
+}
+
+func (b connBody) Close() error { return b.conn.Close() }
+
+// parseLagged reads the missed count of an `event: lagged` frame,
+// {"missed":N,"topic":"…"}.
+func parseLagged(data string) (uint64, error) {
+	const key = `"missed":`
+	i := strings.Index(data, key)
+	if i < 0 {
+		return 0, errors.New("lagged event without missed")
+	}
+	rest := data[i+len(key):]
+	j := strings.IndexAny(rest, ",}")
+	if j < 0 {
+		return 0, errors.New("lagged event: unterminated missed")
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(rest[:j]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("lagged event: %w", err)
+	}
+	return n, nil
+}
+
+// Totals sums the trackers against the seqs accepted in the window (per
+// topic index). It must be called after Close.
+func (p *subscriberPool) Totals(accepted []seqSet) deliveryTotals {
+	var t deliveryTotals
+	for i := range p.trackers {
+		tr := &p.trackers[i]
+		acc := &accepted[i%len(p.topics)]
+		t.Expected += acc.Len()
+		t.Delivered += tr.seen.IntersectLen(acc)
+		t.Duplicates += tr.duplicates
+		t.OutOfOrder += tr.outOfOrder
+		t.LaggedEvents += tr.lagged
+		t.Missed += tr.missed
+		t.Malformed += tr.malformed
+		if p.errs[i] != nil {
+			t.Disconnected++
+			if t.FirstDisconnect == "" {
+				t.FirstDisconnect = p.errs[i].Error()
+			}
+		}
+	}
+	t.Lost = t.Expected - t.Delivered
+	return t
+}
+
+// Latency merges the latency shards.
+func (p *subscriberPool) Latency() *latencyHistogram {
+	var h latencyHistogram
+	for i := range p.hists {
+		h.Merge(&p.hists[i])
+	}
+	return &h
+}
+
+// deliveryTotals is what all subscribers received, summed.
+type deliveryTotals struct {
+	Expected, Delivered, Lost uint64
+	Duplicates, OutOfOrder    uint64
+	LaggedEvents, Missed      uint64
+	Malformed, Disconnected   uint64
+	FirstDisconnect           string
+}

@@ -1,0 +1,12 @@
+//go:build !unix
+
+package main
+
+import "time"
+
+// raiseFileLimit does nothing where there is no RLIMIT_NOFILE; 0 means the
+// limit is unknown.
+func raiseFileLimit() (uint64, error) { return 0, nil }
+
+// processCPU is not available on this platform.
+func processCPU() (time.Duration, bool) { return 0, false }

@@ -1,0 +1,141 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// lastIDExpr is the last id of topic t in SQL: the greater of t.last_id and
+// the id of t's newest message, which SQLite finds with one seek to the end
+// of t's range in the messages primary key. Publish leaves t.last_id as it
+// is, so that its commits write no page of topics; Prune raises it before it
+// deletes messages (raiseFloorQuery), so that ids never go back.
+const lastIDExpr = `max(t.last_id, coalesce((SELECT max(m.id) FROM messages m WHERE m.topic_id = t.id), 0))`
+
+// CreateTopic creates a topic if it does not exist; created reports whether
+// this call created it. An unknown app gives store.ErrNotFound.
+func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {
+	if err := s.enter(); err != nil {
+		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+
+	topic = store.Topic{AppID: appID, Name: name}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		res, err := tx.ExecContext(ctx, `INSERT INTO topics (app_id, name, last_id, created_at) VALUES (?, ?, 0, ?)
+			ON CONFLICT (app_id, name) DO NOTHING`, appID, name, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			created = true
+			topic.CreatedAt = fromUnixNano(now)
+			return nil
+		}
+		var createdAt int64
+		err = tx.QueryRowContext(ctx, `SELECT `+lastIDExpr+`, t.created_at FROM topics t WHERE t.app_id = ? AND t.name = ?`,
+			appID, name).Scan(&topic.LastID, &createdAt)
+		topic.CreatedAt = fromUnixNano(createdAt)
+		return err
+	})
+	if err != nil {
+		return store.Topic{}, false, fmt.Errorf("create topic %s: %w", name, interpretError(err))
+	}
+	return topic, created, nil
+}
+
+// GetTopic returns one topic or store.ErrNotFound.
+func (s *Store) GetTopic(ctx context.Context, appID, name string) (store.Topic, error) {
+	if err := s.enter(); err != nil {
+		return store.Topic{}, fmt.Errorf("get topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+
+	topic := store.Topic{AppID: appID, Name: name}
+	var created int64
+	if err := s.stmts.getTopic.QueryRowContext(ctx, appID, name).Scan(&topic.LastID, &created); err != nil {
+		return store.Topic{}, fmt.Errorf("get topic %s: %w", name, interpretError(err))
+	}
+	topic.CreatedAt = fromUnixNano(created)
+	return topic, nil
+}
+
+// ListTopics returns the app's topics ordered by name (bytewise). An unknown
+// app gives store.ErrNotFound.
+func (s *Store) ListTopics(ctx context.Context, appID string) (_ []store.Topic, err error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	defer s.mu.RUnlock()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("list topics: %w", interpretError(err))
+		}
+	}()
+
+	// One statement, so one snapshot. The outer join gives an app without
+	// topics one row of NULLs, and an unknown app no row at all.
+	rows, err := s.rdb.QueryContext(ctx, `
+		SELECT t.name, `+lastIDExpr+`, t.created_at
+		FROM apps a LEFT JOIN topics t ON t.app_id = a.id
+		WHERE a.id = ?
+		ORDER BY t.name`, appID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := false
+	topics := []store.Topic{}
+	for rows.Next() {
+		found = true
+		var name sql.NullString
+		var lastID, created sql.NullInt64
+		if err := rows.Scan(&name, &lastID, &created); err != nil {
+			return nil, err
+		}
+		if !name.Valid {
+			continue // the app has no topics
+		}
+		topics = append(topics, store.Topic{
+			AppID:     appID,
+			Name:      name.String,
+			LastID:    uint64(lastID.Int64),
+			CreatedAt: fromUnixNano(created.Int64),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, sql.ErrNoRows
+	}
+	return topics, nil
+}
+
+// DeleteTopic deletes a topic and its history, or returns
+// store.ErrNotFound. It is one transaction, so a topic with a long history
+// holds the write connection for as long as it takes to delete it.
+func (s *Store) DeleteTopic(ctx context.Context, appID, name string) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM topics WHERE app_id = ? AND name = ?`, appID, name)
+	if err == nil {
+		err = requireOneRow(res)
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", name, interpretError(err))
+	}
+	return nil
+}
