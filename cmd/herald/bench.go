@@ -96,8 +96,13 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", time.Minute, "how long all subscribers together may take to connect")
 	fs.IntVar(&c.connectConcurrency, "connect-concurrency", 100, "subscribers connecting at the same time")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	// --url means something else here: given, it names the server to load;
+	// absent, bench starts its own (the default address is not used).
+	urlFlag := fs.Lookup("url")
+	urlFlag.Usage = "server to load-test, with an admin token from --token; without --url bench starts its own server"
+	urlFlag.DefValue = ""
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), benchUsage)
+		_, _ = fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
 	if _, err := parseArgs(fs, args, 0, "herald bench [flags]"); err != nil {
@@ -136,7 +141,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(c.connectTimeout > 0, "--connect-timeout must be positive")
 	check(c.connectConcurrency >= 1, "--connect-concurrency must be at least 1")
 	if err := errors.Join(errs...); err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return benchConfig{}, errUsage
 	}
 	return c, nil
@@ -161,7 +166,7 @@ func benchToken(cf *clientFlags) (string, error) {
 
 // runBench runs the benchmark cfg describes, writing progress to progress.
 func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *benchReport, err error) {
-	say := func(format string, args ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
 	rep = &benchReport{Config: benchReportConfig{
 		URL: cfg.url, OwnServer: cfg.url == "", Subscribers: cfg.subscribers, Topics: cfg.topics,
 		Rate: cfg.rate, Publishers: cfg.publishers, Size: cfg.size,

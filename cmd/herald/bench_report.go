@@ -161,7 +161,7 @@ func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (promSnaps
 	if err != nil {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end or abandoned; nothing to report
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
 	}

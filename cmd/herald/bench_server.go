@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -61,7 +62,7 @@ func startChildServer(ctx context.Context) (*childServer, error) {
 	// Bound Wait even if something else holds the server's stderr open.
 	s.cmd.WaitDelay = childStopTimeout
 	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: the start failure is what matters
 		return nil, fmt.Errorf("start server: %w", err)
 	}
 	// This goroutine ends when the child does; stop makes sure it does.
@@ -77,7 +78,10 @@ func startChildServer(ctx context.Context) (*childServer, error) {
 		s.URL = s.log.Addr()
 		return s, nil
 	case <-s.exited:
-		err = fmt.Errorf("server exited before it was ready (%v); its log:\n%s", s.waitErr, s.log.Tail())
+		// Stop would only repeat the exit status and the log.
+		_ = s.Stop()
+		return nil, fmt.Errorf("server exited before it was ready: %w; its log:\n%s",
+			cmp.Or(s.waitErr, errors.New("exit status 0")), s.log.Tail())
 	case <-timer.C:
 		err = fmt.Errorf("server not ready after %s; its log:\n%s", childReadyTimeout, s.log.Tail())
 	case <-ctx.Done():
@@ -103,7 +107,9 @@ func (s *childServer) Stop() error {
 			case <-s.exited:
 			case <-timer.C:
 				errs = append(errs, fmt.Errorf("server did not exit %s after SIGTERM; killed", childStopTimeout))
-				s.cmd.Process.Kill()
+				if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+					errs = append(errs, fmt.Errorf("kill server: %w", err))
+				}
 				<-s.exited
 			}
 			timer.Stop()

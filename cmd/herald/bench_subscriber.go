@@ -117,10 +117,12 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 	if err != nil {
 		return
 	}
-	stop := context.AfterFunc(ctx, func() { body.Close() })
+	// Closing the connection is how a blocked read is ended; its error says
+	// nothing about the run.
+	stop := context.AfterFunc(ctx, func() { _ = body.Close() })
 	defer func() {
 		if stop() {
-			body.Close()
+			_ = body.Close()
 		}
 	}()
 	tr := &p.trackers[i]
@@ -181,14 +183,21 @@ func (p *subscriberPool) connect(ctx context.Context, topic string) (io.ReadClos
 	if err != nil {
 		return nil, fmt.Errorf("connect subscriber: %w", err)
 	}
+	opened := false
+	defer func() {
+		if !opened {
+			_ = conn.Close() // the error that made us give up is the one to report
+		}
+	}()
 	// The deadline covers the request and the response headers only.
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		if err := conn.SetDeadline(dl); err != nil {
+			return nil, fmt.Errorf("connect subscriber: %w", err)
+		}
 	}
 	if p.base.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: p.base.Hostname()})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
 			return nil, fmt.Errorf("connect subscriber: %w", err)
 		}
 		conn = tc
@@ -198,26 +207,25 @@ func (p *subscriberPool) connect(ctx context.Context, topic string) (io.ReadClos
 	u.RawPath = ""
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("connect subscriber: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Authorization", "Bearer "+p.key)
 	if err := req.Write(conn); err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("connect subscriber: send request: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, subscriberReadBuffer), req)
 	if err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("connect subscriber: read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		conn.Close()
 		return nil, fmt.Errorf("connect subscriber: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	conn.SetDeadline(time.Time{})
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("connect subscriber: %w", err)
+	}
+	opened = true
 	return connBody{resp.Body, conn}, nil
 }
 

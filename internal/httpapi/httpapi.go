@@ -30,8 +30,8 @@ const MaxTopicsPerStream = 64
 type Config struct {
 	Service *pubsub.Service
 	Streams *sse.Handler
-	// Keys resolves app keys; the store satisfies it.
-	Keys auth.KeyGetter
+	// Keys verifies app keys.
+	Keys *auth.Verifier
 	// Apps looks up apps for admin requests; the store satisfies it.
 	Apps interface {
 		GetApp(ctx context.Context, appID string) (store.App, error)
@@ -86,7 +86,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// A bug in one handler must not take the server down with it.
 		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(v)
 			}
 			a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
@@ -190,7 +190,7 @@ func (a *API) scoped(scope store.Scope, next http.HandlerFunc) http.HandlerFunc 
 			next(w, r)
 			return
 		}
-		k, err := auth.Verify(r.Context(), a.cfg.Keys, token)
+		k, err := a.cfg.Keys.Verify(r.Context(), token)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -271,6 +271,7 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, appErr(err))
 		return
 	}
+	a.cfg.Keys.Forget(r.PathValue("app"))
 	w.WriteHeader(http.StatusNoContent)
 }
 

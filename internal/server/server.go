@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := httpapi.New(httpapi.Config{
 		Service:   svc,
 		Streams:   s.streams,
-		Keys:      st,
+		Keys:      auth.NewVerifier(st, 0),
 		Apps:      st,
 		Admin:     auth.NewAdminToken(s.AdminToken),
 		ReadyFunc: s.ready,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -78,8 +79,8 @@ type Handler struct {
 	metrics    *metrics.Metrics
 	log        *slog.Logger
 
-	closeCtx context.Context // ended by Close; every stream's context derives from it
-	closeFn  context.CancelFunc
+	closeCtx  context.Context // ended by Close; every stream's context derives from it
+	cancelAll context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool             // guarded by mu; Close was called
@@ -115,7 +116,7 @@ func New(sub Subscriber, hist History, opts Options) *Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Handler{
 		subscriber: sub, history: hist, opts: opts, metrics: m, log: log,
-		closeCtx: ctx, closeFn: cancel, counts: make(map[topicRef]int),
+		closeCtx: ctx, cancelAll: cancel, counts: make(map[topicRef]int),
 	}
 }
 
@@ -126,7 +127,7 @@ func (h *Handler) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
-	h.closeFn()
+	h.cancelAll()
 	done := make(chan struct{})
 	go func() { h.streams.Wait(); close(done) }() // ends when the last stream does
 	select {
@@ -190,11 +191,24 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	if !h.enter(req.App, topics) {
 		return ErrShuttingDown
 	}
-	defer h.leave(req.App, topics)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			h.leave(req.App, topics)
+		}
+	}()
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(h.closeCtx, cancel)()
+	// The stream's context derives from the handler's, not the request's:
+	// a stream on a hijacked connection outlives its request. Until then,
+	// the request ending (the client leaving) ends it.
+	ctx, cancel := context.WithCancel(h.closeCtx)
+	defer func() {
+		if !handedOff {
+			cancel()
+		}
+	}()
+	stopRequestWatch := context.AfterFunc(r.Context(), cancel)
+	defer stopRequestWatch()
 
 	cursor, err := parseCursor(req.LastEventID, topics)
 	if err != nil {
@@ -205,7 +219,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	// missed: events already covered by the positions are skipped below.
 	wake := make(chan struct{}, 1)
 	s := &stream{
-		h: h, w: w, rc: http.NewResponseController(w), topics: topics, multi: len(topics) > 1,
+		h: h, topics: topics, multi: len(topics) > 1,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
 	}
 	for i, t := range topics {
@@ -237,12 +251,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
 	hd.Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
-
-	h.metrics.Connections.Inc()
-	h.metrics.Subscribers.Add(float64(len(topics)))
-	defer h.metrics.Connections.Dec()
-	defer h.metrics.Subscribers.Sub(float64(len(topics)))
+	s.out = h.open(w, r)
+	defer func() {
+		if !handedOff {
+			s.out.close()
+		}
+	}()
 
 	// retry once, a comment so that onopen fires on an idle topic, and the
 	// starting position as an id: a reconnect before the first event then
@@ -260,16 +274,123 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			return nil
 		}
 	}
-	s.run(ctx, wake)
+
+	h.metrics.Connections.Inc()
+	h.metrics.Subscribers.Add(float64(len(topics)))
+	live := func() {
+		s.run(ctx, wake)
+		h.metrics.Connections.Dec()
+		h.metrics.Subscribers.Sub(float64(len(topics)))
+	}
+	if _, ok := s.out.(*rawConn); !ok {
+		live()
+		return nil
+	}
+	// The request goroutine has a stack grown by setup (SQL, auth) that it
+	// would keep for the life of the stream; a fresh goroutine starts small.
+	// It is counted in h.streams (by enter), so Close waits for it.
+	stopRequestWatch()
+	handedOff = true
+	go func() {
+		defer h.leave(req.App, topics)
+		defer cancel()
+		defer s.out.close()
+		live()
+	}()
 	return nil
 }
+
+// sink is where a stream's bytes go: a hijacked HTTP/1.x connection, or the
+// ResponseWriter (HTTP/2, or a writer that cannot be hijacked).
+type sink interface {
+	// write writes b in full, by the deadline.
+	write(b []byte, deadline time.Time) error
+	close()
+}
+
+// open writes the response head and returns the stream's sink. On HTTP/1.x
+// it takes the connection over: the stream then costs one goroutine, no
+// net/http buffers, and no chunked encoding. The end of the body is the end
+// of the connection, as HTTP/1.1 allows with "Connection: close". The
+// client leaving is noticed on the next write, at the latest the next
+// heartbeat.
+func (h *Handler) open(w http.ResponseWriter, r *http.Request) sink {
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		conn, brw, err := rc.Hijack()
+		if err == nil {
+			// Nothing of the response has been written, and a GET has no
+			// body: what net/http buffered is dropped with it.
+			_ = brw
+			head := make([]byte, 0, 256)
+			head = append(head, "HTTP/1.1 200 OK\r\n"...)
+			w.Header().Set("Connection", "close")
+			var hb headerBuffer
+			w.Header().Write(&hb) //nolint:errcheck // writes to memory
+			head = append(head, hb...)
+			head = append(head, "\r\n"...)
+			return &rawConn{conn: conn, head: head}
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	return &responseSink{w: w, rc: rc}
+}
+
+type headerBuffer []byte
+
+func (b *headerBuffer) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
+
+// rawConn is a hijacked connection. The response head goes out with the
+// first write.
+type rawConn struct {
+	conn net.Conn
+	head []byte
+}
+
+func (c *rawConn) write(b []byte, deadline time.Time) error {
+	if !deadline.IsZero() {
+		if err := c.conn.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+	}
+	if c.head != nil {
+		b = append(c.head, b...)
+		c.head = nil
+	}
+	_, err := c.conn.Write(b)
+	return err
+}
+
+func (c *rawConn) close() { c.conn.Close() }
+
+// responseSink writes through the ResponseWriter and flushes each write.
+type responseSink struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (s *responseSink) write(b []byte, deadline time.Time) error {
+	if !deadline.IsZero() {
+		if err := s.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *responseSink) close() {}
 
 // stream is one connection's state: a cursor per topic and a write buffer
 // that is released between bursts.
 type stream struct {
 	h      *Handler
-	w      http.ResponseWriter
-	rc     *http.ResponseController
+	out    sink
 	topics []string
 	multi  bool
 	subs   []*broadcast.Subscription // nil once the topic was dropped
@@ -404,16 +525,12 @@ func (s *stream) flush() bool {
 		return true
 	}
 	now := time.Now()
+	var deadline time.Time
 	if s.deadline.Sub(now) < s.h.opts.WriteTimeout/2 {
 		s.deadline = now.Add(s.h.opts.WriteTimeout)
-		if err := s.rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return false
-		}
+		deadline = s.deadline
 	}
-	_, err := s.w.Write(s.buf)
-	if err == nil {
-		err = s.rc.Flush()
-	}
+	err := s.out.write(s.buf, deadline)
 	if cap(s.buf) > 64<<10 {
 		s.buf = nil // a burst's buffer is not kept for an idle stream
 	} else {

@@ -8,11 +8,13 @@ const (
 	// checkpointEvery is how many publish batches the writer commits between
 	// two wake-ups of the checkpointer.
 	checkpointEvery = 128
-	// walAutoCheckpoint is the WAL size, in pages, at which the writer
-	// checkpoints by itself (SQLite's wal_autocheckpoint). The checkpointer
-	// keeps the WAL well below it; the writer's own checkpoint is the
-	// backstop, and the point where the WAL starts over from its beginning.
-	walAutoCheckpoint = 8000
+	// walAutoCheckpoint is the WAL size, in pages (16 MiB of them), at which
+	// the writer checkpoints by itself (SQLite's wal_autocheckpoint). The
+	// checkpointer has copied most of the WAL by then, so little is left to
+	// do; once that checkpoint completes, the WAL starts over from its
+	// beginning, and the file stops growing. (The checkpointer alone cannot
+	// restart the WAL while the writer keeps appending to it.)
+	walAutoCheckpoint = 1000
 )
 
 // checkpoint is the checkpointer goroutine. Woken by the writer, it runs

@@ -5,10 +5,12 @@
 // # Durability
 //
 // The file is in WAL mode with synchronous=NORMAL. A transaction that has
-// committed survives a crash of the process (the WAL is written before
-// COMMIT returns); only a crash of the operating system or a power loss can
-// lose the last transactions that committed before it, never corrupt the
-// file. Every method returns only after its transaction committed.
+// committed survives a crash of the process: COMMIT returns only after the
+// transaction is written to the WAL file, and the operating system keeps
+// what was written. Only an operating system crash or a power loss can lose
+// the last transactions that committed before it (those not yet synced, at
+// the latest at the next checkpoint); it never corrupts the file. Every
+// method returns only after its transaction committed.
 //
 // # Concurrency
 //
@@ -18,32 +20,36 @@
 //
 // Publish uses group commit: callers hand their requests to the writer, a
 // goroutine owned by the Store, which takes the first request waiting and
-// every other already queued (up to Options.MaxBatch), writes them all in one
-// transaction and commits once. Ids are assigned in commit order. A request
-// for a topic that does not exist fails alone; a failed commit fails the
-// whole batch. CommittedFunc is called by the writer, after the commit, in
-// batch order, so calls for one topic come in id order and never overlap.
+// every other already on its way (up to Options.MaxBatch), writes them all in
+// one transaction and commits once. Ids are assigned in commit order. A
+// request for a topic that does not exist fails alone; a failed commit fails
+// the whole batch. The writer calls CommittedFunc after the commit, in batch
+// order, so that calls for one topic come in id order and never overlap.
 //
 // Other writes (apps, topics, Prune) use the write connection directly and
 // take turns with the writer's batches.
 //
+// A second goroutine, the checkpointer, copies the WAL back into the
+// database file on a connection of its own, so that the syncs a checkpoint
+// needs happen off the writer's path.
+//
 // # Lifecycle
 //
 // Open migrates the schema (embedded migrations, one transaction each,
-// recorded in schema_version) and starts the writer. Close stops taking
-// calls, waits for the calls in progress and the writer's current batch,
-// stops the writer and closes the file. After Close every method returns
-// store.ErrClosed.
+// recorded in schema_version) and starts the writer and the checkpointer.
+// Close stops taking calls, waits for the calls in progress and the writer's
+// current batch, stops both goroutines and closes the file. After Close
+// every method returns store.ErrClosed.
 //
 // # Invariants
 //
-//   - topics.last_id is the id of the newest message ever published to the
-//     topic; the messages of a topic are a range of ids ending at most at
-//     last_id, and Prune only removes the oldest end of it.
+//   - A topic's last id is the greater of topics.last_id and the id of its
+//     newest message (see lastIDExpr). Publish does not write the topics
+//     row, so that a commit only writes pages of messages; Prune raises
+//     topics.last_id before it deletes, so the last id never goes back and a
+//     topic's history is a range of ids that only loses its oldest end.
 //   - published_at never decreases along a topic's ids: the writer stamps a
 //     batch with max(now, previous stamp) within the life of a Store.
 //   - Times are stored as INTEGER unix nanoseconds in UTC, so they are exact
 //     between 1678 and 2262.
-//   - Only this process writes the file while it is open. (Another process
-//     could, with the busy timeout to wait on locks, but nothing needs it.)
 package sqlite

@@ -99,10 +99,10 @@ const raiseFloorQuery = `
 
 // pruneQuery deletes, of topic row id ?1, the messages older than the
 // cutoff ?3 among its ?4 oldest that are not among its newest ?2; it must
-// follow raiseFloorQuery in the same transaction. It looks
-// at ?4 rows at most, whatever the size of the history, so one chunk never
-// holds the write connection for long. Fewer deletions than ?4 mean the
-// topic is done: what follows is young (published_at grows with ids).
+// follow raiseFloorQuery in the same transaction. It looks at ?4 rows at
+// most, whatever the size of the history, so one chunk never holds the write
+// connection for long. Fewer deletions than ?4 mean the topic is done: what
+// follows is young, since published_at grows with ids.
 const pruneQuery = `
 	DELETE FROM messages
 	WHERE topic_id = ?1
@@ -131,7 +131,6 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 
 	keep := int64(max(r.Keep, 0))
 	cutoff := pruneCutoff(now, max(r.MaxAge, 0))
-	chunk := int64(s.opts.PruneChunk)
 	var topics []int64
 	for after := int64(0); ; after = topics[len(topics)-1] {
 		if topics, err = s.pruneTopics(ctx, after, keep, cutoff); err != nil {
@@ -141,32 +140,43 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 			return total, nil
 		}
 		for _, topicID := range topics {
-			for {
-				select {
-				case <-s.closing:
-					return total, store.ErrClosed
-				default:
-				}
-				var n int64
-				err := s.writeTx(ctx, func(tx *sql.Tx) error {
-					if _, err := tx.StmtContext(ctx, s.stmts.raiseFloor).ExecContext(ctx, topicID); err != nil {
-						return err
-					}
-					res, err := tx.StmtContext(ctx, s.stmts.prune).ExecContext(ctx, topicID, keep, cutoff, chunk)
-					if err != nil {
-						return err
-					}
-					n, err = res.RowsAffected()
-					return err
-				})
-				if err != nil {
-					return total, err
-				}
-				total += n
-				if n < chunk {
-					break
-				}
+			n, err := s.pruneTopic(ctx, topicID, keep, cutoff)
+			total += n
+			if err != nil {
+				return total, err
 			}
+		}
+	}
+}
+
+// pruneTopic prunes one topic, a chunk per transaction, and returns how
+// many messages it deleted.
+func (s *Store) pruneTopic(ctx context.Context, topicID, keep, cutoff int64) (total int64, err error) {
+	chunk := int64(s.opts.PruneChunk)
+	for {
+		select {
+		case <-s.closing:
+			return total, store.ErrClosed
+		default:
+		}
+		var n int64
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.StmtContext(ctx, s.stmts.raiseFloor).ExecContext(ctx, topicID); err != nil {
+				return err
+			}
+			res, err := tx.StmtContext(ctx, s.stmts.prune).ExecContext(ctx, topicID, keep, cutoff, chunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < chunk {
+			return total, nil
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/internal/store"
@@ -70,6 +71,9 @@ type Store struct {
 	// publishc hands a publish to the writer. It is unbuffered: a send
 	// completes when the writer has taken the call.
 	publishc chan *publishCall
+	// sending counts the Publish calls about to hand their request to the
+	// writer: the writer waits for them before it commits.
+	sending atomic.Int64
 	// calls recycles publishCalls.
 	calls sync.Pool
 	// checkpointc wakes the checkpointer; it has room for one wake-up.
@@ -84,12 +88,20 @@ type Store struct {
 	// whole run; Close takes it exclusively, so it waits for them.
 	mu     sync.RWMutex
 	closed bool
+	// closeOnce makes Close run once.
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path, brings its
-// schema up to date and starts the writer. The Store must be closed.
+// Open opens the database file at path, creating it if needed, brings its
+// schema up to date and starts the writer and the checkpointer. The caller
+// must Close the Store. The file should be opened by one Store at a time:
+// two would work, as SQLite locks, but contend for the write lock.
+//
+// The file is in WAL mode with synchronous=NORMAL: a transaction that has
+// committed survives a crash of the process; only an operating system crash
+// or a power loss can lose the last transactions committed before it.
 func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) {
 	opts, err = opts.withDefaults()
 	if err != nil {
@@ -180,23 +192,26 @@ func dsn(abs string, opts Options, readOnly bool) string {
 }
 
 // Close stops the writer after its current batch, waits for the calls in
-// progress and closes the file. It is safe to call more than once; calls
-// after the first return nil.
+// progress and closes the file. It is safe to call more than once, also
+// concurrently; calls after the first wait for it and return nil.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
+	var err error
+	s.closeOnce.Do(func() {
+		// First, so that Publish stops handing requests to the writer and
+		// a Prune in progress stops at its next chunk.
+		close(s.closing)
+		s.mu.Lock()
+		s.closed = true
 		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.closing)
-	s.mu.Unlock()
-
-	s.wg.Wait()
-	return s.closeDBs()
+		s.wg.Wait()
+		err = s.closeDBs()
+	})
+	return err
 }
 
-// closeDBs closes the statements and both pools, whichever are open.
+// closeDBs closes the statements and the pools, whichever are open; the
+// write pool last, so that its connection, the last one to the file,
+// checkpoints the WAL and deletes it.
 func (s *Store) closeDBs() error {
 	errs := []error{s.stmts.close()}
 	for _, db := range []*sql.DB{s.cdb, s.rdb} {

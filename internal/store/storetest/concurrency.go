@@ -185,6 +185,45 @@ func testConcurrency(t *testing.T, setup setupFunc) {
 		}
 	})
 
+	// Publishes to a missing topic, racing publishes to a real one, fail
+	// alone: the others get their ids as if the failures never happened.
+	t.Run("MissingTopicFailsAlone", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "real")
+		const publishers, each = 8, 100
+
+		errs := make([]error, publishers)
+		var wg sync.WaitGroup
+		for p := range publishers {
+			wg.Go(func() {
+				topic := "real"
+				if p%2 == 1 {
+					topic = "missing"
+				}
+				for range each {
+					_, err := b.st.Publish(b.ctx, store.PublishRequest{AppID: app.ID, Topic: topic, Body: []byte(`{}`)})
+					switch {
+					case topic == "real" && err != nil:
+						errs[p] = err
+						return
+					case topic == "missing" && !errors.Is(err, store.ErrNotFound):
+						errs[p] = fmt.Errorf("publish to missing topic: want ErrNotFound, got %w", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, seq(1, publishers/2*each), ids(history(t, b, app.ID, "real")))
+		_, err := b.st.GetTopic(b.ctx, app.ID, "missing")
+		requireNotFound(t, err)
+	})
+
 	t.Run("PublishRacingTopicDelete", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
