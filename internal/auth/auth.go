@@ -89,8 +89,12 @@ type AdminToken struct {
 	hash []byte
 }
 
-// NewAdminToken wraps a configured admin token.
+// NewAdminToken wraps a configured admin token. An empty token matches
+// nothing.
 func NewAdminToken(token string) AdminToken {
+	if token == "" {
+		return AdminToken{}
+	}
 	return AdminToken{hash: hashSecret(token)}
 }
 
