@@ -84,15 +84,16 @@ func (m *Memory) Subscribe(ctx context.Context, app, topic string, wake chan<- s
 	s.next = r.head
 	s.index = len(r.subs)
 	r.subs = append(r.subs, s)
-	r.mu.Unlock()
-	m.mu.Unlock()
-
-	// The subscription's lifetime is ctx: no goroutine waits for it.
-	context.AfterFunc(ctx, func() {
+	// The subscription's lifetime is ctx: no goroutine waits for it. The
+	// callback is registered under the locks so that DropTopic finds stop;
+	// AfterFunc always runs it in a goroutine of its own, never here.
+	s.stop = context.AfterFunc(ctx, func() {
 		s.cancelled.Store(true)
 		m.leave(k, r, s)
 		s.notify()
 	})
+	r.mu.Unlock()
+	m.mu.Unlock()
 	return s, nil
 }
 
@@ -177,6 +178,9 @@ func (m *Memory) DropTopic(_ context.Context, app, topic string) {
 	r.mu.Unlock()
 	m.mu.Unlock()
 	for _, s := range subs {
+		// Unregister from the context, which may live on (a stream on other
+		// topics): its callback would pin s, the ring and its events.
+		s.stop()
 		s.notify()
 	}
 }
@@ -189,6 +193,7 @@ type Subscription struct {
 
 	next      uint64      // owned by the receiving goroutine; seq of the next event to receive
 	index     int         // guarded by ring.mu; position in ring.subs, -1 once removed
+	stop      func() bool // set under ring.mu by Memory.Subscribe; unregisters from the context
 	cancelled atomic.Bool // the subscription's context ended
 }
 

@@ -155,6 +155,38 @@ func TestMemoryTopicsLeaveNothingBehind(t *testing.T) {
 	require.Less(t, int64(after)-int64(before), int64(256<<10), "heap growth after every topic left")
 }
 
+// TestMemoryDropTopicReleasesEvents checks that once a topic is dropped and
+// its subscribers have let go of their subscriptions, its events can be
+// collected even though the subscriptions' contexts live on, as a stream on
+// several topics does when one of them is dropped.
+func TestMemoryDropTopicReleasesEvents(t *testing.T) {
+	t.Parallel()
+	m := newMemory(t, broadcast.MemoryOptions{})
+	wake := make(chan struct{}, 1)
+	sub, err := m.Subscribe(t.Context(), "app", "topic", wake)
+	require.NoError(t, err)
+
+	ev := event("app", "topic", 1)
+	collected := make(chan struct{})
+	runtime.AddCleanup(ev, func(c chan struct{}) { close(c) }, collected)
+	m.Publish(t.Context(), ev)
+	m.DropTopic(t.Context(), "app", "topic")
+	evs, _, err := sub.Receive(nil)
+	require.ErrorIs(t, err, broadcast.ErrTopicDropped)
+	require.Len(t, evs, 1)
+	evs, sub, ev = nil, nil, nil
+
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		select {
+		case <-collected:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond, "event collected while the subscription's context lives")
+}
+
 // TestMemoryPublishAllocations checks that Publish allocates nothing without
 // subscribers, nor with many once the topic's ring is full.
 //

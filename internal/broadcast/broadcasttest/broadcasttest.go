@@ -298,6 +298,7 @@ func testOnlyEventsAfterSubscribe(t *testing.T, tb *testBundle) {
 	s1.awaitID(t, tb, 2)
 	s2 := tb.subscribe(t, tb.app, topic)
 	tb.publish(t, e3)
+	s2.requireWake(t, tb, "event #3")
 	s1.awaitID(t, tb, 3)
 	s2.awaitID(t, tb, 3)
 
@@ -591,12 +592,28 @@ func testSharedWake(t *testing.T, tb *testBundle) {
 		}
 	}
 
+	// wakeAfter does act and requires a wake after it: with nothing
+	// pending before, receiving first would not show that wake fires.
+	wakeAfter := func(t *testing.T, what string, act func()) {
+		t.Helper()
+		select {
+		case <-wake:
+		default:
+		}
+		act()
+		select {
+		case <-wake:
+		case <-time.After(tb.opts.Timeout):
+			require.FailNow(t, "no wake", "after %s", what)
+		}
+	}
+
 	want := make([][]*broadcast.Event, len(topics))
 	for round, order := range [][]int{{0, 1, 2}, {2, 0, 1}, {1, 1, 0}} {
 		for _, i := range order {
 			ev := event(tb.app, topics[i], uint64(len(want[i])+1))
 			want[i] = append(want[i], ev)
-			tb.publish(t, ev)
+			wakeAfter(t, "publishing to "+topics[i], func() { tb.publish(t, ev) })
 			awaitAll(t, fmt.Sprintf("round %d: %s", round, describe([]*broadcast.Event{ev})[0]), func() bool {
 				return len(subs[i].got) == len(want[i])
 			})
@@ -606,17 +623,17 @@ func testSharedWake(t *testing.T, tb *testBundle) {
 		}
 	}
 
-	tb.b.DropTopic(t.Context(), tb.app, topics[1])
+	wakeAfter(t, "the drop", func() { tb.b.DropTopic(t.Context(), tb.app, topics[1]) })
 	awaitAll(t, "the drop", func() bool { return subs[1].err != nil })
 	require.ErrorIs(t, subs[1].err, broadcast.ErrTopicDropped)
 
-	subs[2].cancel()
+	wakeAfter(t, "the cancel", subs[2].cancel)
 	awaitAll(t, "the cancel", func() bool { return subs[2].err != nil })
 	require.ErrorIs(t, subs[2].err, broadcast.ErrClosed)
 
 	last := event(tb.app, topics[0], uint64(len(want[0])+1))
 	want[0] = append(want[0], last)
-	tb.publish(t, last)
+	wakeAfter(t, "the last event", func() { tb.publish(t, last) })
 	awaitAll(t, "the last event", func() bool { return len(subs[0].got) == len(want[0]) })
 	subs[0].requireGot(t, want[0])
 	require.NoError(t, subs[0].err)
@@ -709,11 +726,15 @@ func testConcurrent(t *testing.T, tb *testBundle) {
 					case <-wake:
 					case <-timer.C:
 						assert.Fail(t, "subscription did not end", "on %s", topic(g+r))
-						ended = true
+						timer.Stop()
+						return
 					}
 				}
 				timer.Stop()
 				clear(buf)
+				if t.Failed() {
+					return
+				}
 			}
 		})
 	}
