@@ -142,7 +142,7 @@ func TestMemoryTopicsLeaveNothingBehind(t *testing.T) {
 	}
 	require.Zero(t, broadcast.TopicCount(m))
 	cancelParent()
-	subs, parent = nil, nil
+	subs, parent = nil, nil //nolint:ineffassign // drop the references before measuring the heap
 	after := liveHeap()
 	runtime.KeepAlive(m)
 
@@ -174,7 +174,7 @@ func TestMemoryDropTopicReleasesEvents(t *testing.T) {
 	evs, _, err := sub.Receive(nil)
 	require.ErrorIs(t, err, broadcast.ErrTopicDropped)
 	require.Len(t, evs, 1)
-	evs, sub, ev = nil, nil, nil
+	evs, sub, ev = nil, nil, nil //nolint:ineffassign // drop the references so the event can be collected
 
 	require.Eventually(t, func() bool {
 		runtime.GC()
