@@ -603,3 +603,40 @@ func TestConcurrentPublishersDeliverInIDOrder(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestStreamResumesGapFreeAcrossServerRestart(t *testing.T) {
+	t.Parallel()
+	cfg := heraldtest.Config(t)
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "t")
+	publish := func(c *client.Client, from, to int) {
+		for i := from; i <= to; i++ {
+			_, err := c.Publish(t.Context(), app.ID, "t", fmt.Appendf(nil, "%d", i))
+			require.NoError(t, err)
+		}
+	}
+	s := app.SubscribeOnly.Stream(t.Context(), app.ID, []string{"t"}, client.StreamOptions{LastEventID: "0", RetryDelay: 10 * time.Millisecond})
+	defer s.Close()
+	next := func(want int) {
+		t.Helper()
+		ev, err := s.Next()
+		require.NoError(t, err)
+		require.Equal(t, client.EventMessage, ev.Type)
+		require.Equal(t, strconv.Itoa(want), ev.Message.ID)
+	}
+	publish(app.Full, 1, 3)
+	for i := 1; i <= 3; i++ {
+		next(i)
+	}
+
+	// Restart on the same address and data directory; publish while the
+	// stream is reconnecting.
+	require.NoError(t, srv.Stop())
+	cfg.Addr = srv.Addr()
+	srv2 := heraldtest.Start(t, cfg)
+	publish(client.New(srv2.URL, app.FullKey), 4, 6)
+	for i := 4; i <= 6; i++ {
+		next(i)
+	}
+	require.Equal(t, 2, s.Connects, "the stream reconnected once, with Last-Event-ID")
+}

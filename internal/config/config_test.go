@@ -1,0 +1,68 @@
+package config_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/internal/config"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.Addr)
+	require.Equal(t, "./herald-data", c.DataDir)
+	require.Empty(t, c.DatabaseURL)
+	require.Empty(t, c.AdminToken)
+	require.Equal(t, 64<<10, c.MaxMessageBytes)
+	require.Equal(t, 1000, c.HistoryKeep)
+	require.Equal(t, 24*time.Hour, c.HistoryMaxAge)
+	require.Equal(t, 512, c.BufferSize)
+	require.Equal(t, 15*time.Second, c.Heartbeat)
+	require.Equal(t, 30*time.Second, c.WriteTimeout)
+}
+
+func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{
+		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok",
+		"HERALD_BUFFER_SIZE": "64", "HERALD_HEARTBEAT": "-1s", "HERALD_DATABASE_URL": "postgres://x/y",
+	})
+	c, err := config.Parse([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9001", c.Addr, "a flag wins over its variable")
+	require.Equal(t, "/d", c.DataDir)
+	require.Equal(t, "tok", c.AdminToken)
+	require.Equal(t, 64, c.BufferSize)
+	require.Equal(t, -time.Second, c.Heartbeat, "a negative heartbeat disables it")
+	require.Equal(t, "postgres://x/y", c.DatabaseURL)
+}
+
+func TestInvalidConfigSaysWhat(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--buffer-size", "0"}, nil, "--buffer-size must be positive"},
+		{nil, map[string]string{"HERALD_BUFFER_SIZE": "lots"}, "HERALD_BUFFER_SIZE"},
+		{nil, map[string]string{"HERALD_WRITE_TIMEOUT": "30"}, "HERALD_WRITE_TIMEOUT"},
+		{[]string{"--database-url", "mysql://x"}, nil, "postgres://"},
+		{[]string{"--log-format", "xml"}, nil, "--log-format"},
+		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--nope"}, nil, "not defined"},
+	} {
+		_, err := config.Parse(tc.args, env(tc.env), io.Discard)
+		require.ErrorContains(t, err, tc.want, "%v %v", tc.args, tc.env)
+	}
+}
