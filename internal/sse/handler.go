@@ -145,29 +145,31 @@ func (h *Handler) Subscribers(app, topic string) int {
 	return h.counts[topicRef{app, topic}]
 }
 
-func (h *Handler) enter(app string, topics []string) bool {
+// enter admits a stream unless the handler is closing.
+func (h *Handler) enter() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return false
 	}
 	h.streams.Add(1)
-	for _, t := range topics {
-		h.counts[topicRef{app, t}]++
-	}
 	return true
 }
 
-func (h *Handler) leave(app string, topics []string) {
+func (h *Handler) leave() { h.streams.Done() }
+
+// count adds delta to the live subscriber count of each topic. A stream is
+// counted once it is subscribed and knows its positions, so a count that
+// includes it means events published from then on reach it.
+func (h *Handler) count(app string, topics []string, delta int) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, t := range topics {
 		k := topicRef{app, t}
-		if h.counts[k]--; h.counts[k] <= 0 {
+		if h.counts[k] += delta; h.counts[k] <= 0 {
 			delete(h.counts, k)
 		}
 	}
-	h.mu.Unlock()
-	h.streams.Done()
 }
 
 // Request names what a stream follows.
@@ -188,13 +190,13 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 
-	if !h.enter(req.App, topics) {
+	if !h.enter() {
 		return ErrShuttingDown
 	}
 	handedOff := false
 	defer func() {
 		if !handedOff {
-			h.leave(req.App, topics)
+			h.leave()
 		}
 	}()
 
@@ -246,6 +248,13 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		}
 	}
 
+	h.count(req.App, topics, 1)
+	defer func() {
+		if !handedOff {
+			h.count(req.App, topics, -1)
+		}
+	}()
+
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
@@ -292,7 +301,8 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	stopRequestWatch()
 	handedOff = true
 	go func() {
-		defer h.leave(req.App, topics)
+		defer h.leave()
+		defer h.count(req.App, topics, -1)
 		defer cancel()
 		defer s.out.close()
 		live()
