@@ -75,6 +75,11 @@ func New(cfg Config) *API {
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics)
 	}
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		// The live dashboard will live here; until then, say what this is.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Herald is running.\n\nAPI: /v1 (see the README), health: /healthz, readiness: /readyz, metrics: /metrics\n")
+	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
 	})

@@ -553,7 +553,7 @@ func scrape(t *testing.T, base string) string {
 func TestHealthReadyMetrics(t *testing.T) {
 	t.Parallel()
 	srv := heraldtest.StartDefault(t)
-	for _, path := range []string{"/healthz", "/readyz"} {
+	for _, path := range []string{"/healthz", "/readyz", "/"} {
 		resp, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
 		resp.Body.Close()

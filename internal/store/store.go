@@ -18,8 +18,8 @@ import (
 // ErrNotFound means the app, key, topic or message asked for does not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict means the write would break a uniqueness rule (an app name or a
-// key id that already exists).
+// ErrConflict means the write would break a uniqueness rule (an app id or a
+// key id that already exists). App names need not be unique.
 var ErrConflict = errors.New("conflict")
 
 // ErrClosed is returned by every method after Close.
