@@ -215,55 +215,46 @@ func (w *writer) commit(batch []*publishCall) {
 // then inserts the messages in batch order with the ids that follow. A topic
 // that does not exist sets its group's err and fails only that group. The
 // topics table is only read: a commit writes the pages of messages alone.
-func (w *writer) writeTx(live []*publishCall, stamp int64) (err error) {
+func (w *writer) writeTx(live []*publishCall, stamp int64) error {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
 	// happens to the callers, and a context that cannot end spares the
 	// driver a goroutine per statement.
 	ctx := context.Background()
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-				err = errors.Join(err, rbErr)
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		head := tx.StmtContext(ctx, s.stmts.head)
+		insert := tx.StmtContext(ctx, s.stmts.insert)
+
+		for i := range w.groups {
+			g := &w.groups[i]
+			var lastID int64
+			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID)
+			if errors.Is(err, sql.ErrNoRows) {
+				g.err = fmt.Errorf("publish: topic %s: %w", g.key.topic, store.ErrNotFound)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			g.next = uint64(lastID) + 1
+		}
+
+		for _, c := range live {
+			g := &w.groups[c.group]
+			if g.err != nil {
+				continue
+			}
+			body := []byte(c.req.Body)
+			if body == nil {
+				// NULL would break NOT NULL; the store does not judge bodies.
+				body = []byte{}
+			}
+			c.id = g.next
+			g.next++
+			if _, err := insert.ExecContext(ctx, g.topicID, int64(c.id), body, stamp); err != nil {
+				return err
 			}
 		}
-	}()
-	head := tx.StmtContext(ctx, s.stmts.head)
-	insert := tx.StmtContext(ctx, s.stmts.insert)
-
-	for i := range w.groups {
-		g := &w.groups[i]
-		var lastID int64
-		err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID)
-		if errors.Is(err, sql.ErrNoRows) {
-			g.err = fmt.Errorf("publish: topic %s: %w", g.key.topic, store.ErrNotFound)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		g.next = uint64(lastID) + 1
-	}
-
-	for _, c := range live {
-		g := &w.groups[c.group]
-		if g.err != nil {
-			continue
-		}
-		body := []byte(c.req.Body)
-		if body == nil {
-			// NULL would break NOT NULL; the store does not judge bodies.
-			body = []byte{}
-		}
-		c.id = g.next
-		g.next++
-		if _, err := insert.ExecContext(ctx, g.topicID, int64(c.id), body, stamp); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
