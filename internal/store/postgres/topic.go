@@ -1,0 +1,165 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// CreateTopic creates a topic if it does not exist; created reports whether
+// this call created it. An unknown app gives store.ErrNotFound.
+func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {
+	if err := s.enter(); err != nil {
+		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("create topic %s: %w", name, interpretError(err))
+		}
+	}()
+	if !storable(appID) {
+		return store.Topic{}, false, store.ErrNotFound
+	}
+	if !storable(name) {
+		return store.Topic{}, false, errors.New("name is not valid UTF-8 or holds NUL")
+	}
+
+	topic = store.Topic{AppID: appID, Name: name}
+	// Each statement sees what committed before it began. When the insert
+	// finds the topic there, the select that follows sees it too, unless a
+	// DeleteTopic committed in between: then the insert can win next time.
+	for attempt := 1; ; attempt++ {
+		err = s.pool.QueryRow(ctx, `INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, now())
+			ON CONFLICT (app_id, name) DO NOTHING
+			RETURNING created_at`, appID, name).Scan(&topic.CreatedAt)
+		if err == nil {
+			topic.CreatedAt = topic.CreatedAt.UTC()
+			return topic, true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return store.Topic{}, false, err
+		}
+		topic, err = s.getTopic(ctx, appID, name)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) || attempt == maxTxAttempts {
+			return topic, false, err
+		}
+	}
+}
+
+// GetTopic returns one topic or store.ErrNotFound.
+func (s *Store) GetTopic(ctx context.Context, appID, name string) (store.Topic, error) {
+	if err := s.enter(); err != nil {
+		return store.Topic{}, fmt.Errorf("get topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+
+	topic, err := s.getTopic(ctx, appID, name)
+	if err != nil {
+		return store.Topic{}, fmt.Errorf("get topic %s: %w", name, interpretError(err))
+	}
+	return topic, nil
+}
+
+// getTopic reads a topic; a topic that does not exist gives pgx.ErrNoRows.
+func (s *Store) getTopic(ctx context.Context, appID, name string) (store.Topic, error) {
+	if !storable(appID) || !storable(name) {
+		return store.Topic{}, pgx.ErrNoRows
+	}
+	topic := store.Topic{AppID: appID, Name: name}
+	var lastID int64
+	err := s.pool.QueryRow(ctx, `SELECT last_id, created_at FROM herald.topics WHERE app_id = $1 AND name = $2`, appID, name).
+		Scan(&lastID, &topic.CreatedAt)
+	if err != nil {
+		return store.Topic{}, err
+	}
+	topic.LastID = uint64(lastID)
+	topic.CreatedAt = topic.CreatedAt.UTC()
+	return topic, nil
+}
+
+// ListTopics returns the app's topics ordered by name (bytewise: the
+// column's collation is "C"). An unknown app gives store.ErrNotFound.
+func (s *Store) ListTopics(ctx context.Context, appID string) (_ []store.Topic, err error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	defer s.mu.RUnlock()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("list topics: %w", interpretError(err))
+		}
+	}()
+	if !storable(appID) {
+		return nil, store.ErrNotFound
+	}
+
+	// One statement, so one snapshot. The outer join gives an app without
+	// topics one row of NULLs, and an unknown app no row at all.
+	rows, err := s.pool.Query(ctx, `
+		SELECT t.name, t.last_id, t.created_at
+		FROM herald.apps a LEFT JOIN herald.topics t ON t.app_id = a.id
+		WHERE a.id = $1
+		ORDER BY t.name`, appID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := false
+	topics := []store.Topic{}
+	for rows.Next() {
+		found = true
+		var name *string
+		var lastID *int64
+		var created *time.Time
+		if err := rows.Scan(&name, &lastID, &created); err != nil {
+			return nil, err
+		}
+		if name == nil {
+			continue // the app has no topics
+		}
+		topics = append(topics, store.Topic{
+			AppID:     appID,
+			Name:      *name,
+			LastID:    uint64(*lastID),
+			CreatedAt: created.UTC(),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, store.ErrNotFound
+	}
+	return topics, nil
+}
+
+// DeleteTopic deletes a topic and its history, or returns
+// store.ErrNotFound. It waits for a publish batch that holds the topic's
+// row, and a batch that comes after finds the topic gone.
+func (s *Store) DeleteTopic(ctx context.Context, appID, name string) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+
+	err := store.ErrNotFound
+	if storable(appID) && storable(name) {
+		err = s.writeTx(ctx, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `DELETE FROM herald.topics WHERE app_id = $1 AND name = $2`, appID, name)
+			if err == nil && tag.RowsAffected() == 0 {
+				err = store.ErrNotFound
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", name, interpretError(err))
+	}
+	return nil
+}
