@@ -1,0 +1,85 @@
+// Package postgres is Herald's store for clusters: every node of a cluster
+// opens the same Postgres database with pgx (a pgxpool.Pool per Store). It
+// implements store.Store and passes storetest.
+//
+// # Schema
+//
+// Every table is in the schema herald, and every query names it, so Herald
+// can share a database and a pool with other software. Open applies the
+// embedded migrations (migrations/NNNN_what.sql, recorded in
+// herald.schema_version) in one transaction that holds an advisory lock,
+// so that nodes starting at once take turns and the last ones find nothing
+// to do. Open refuses a hot standby, whose transactions are read-only, and
+// servers older than PostgreSQL 13.
+//
+// # Ids
+//
+// A topic's row is its id counter: a publish transaction takes n ids with
+// UPDATE herald.topics SET last_id = last_id + n … RETURNING, which locks
+// the row until COMMIT. A transaction on another node that publishes to the
+// topic waits for that lock and then reads the committed last_id, so ids
+// commit in order, with no gaps and no sequence, and a reader that sees id
+// n+1 sees id n. A transaction that rolls back gives its ids back. Prune
+// deletes messages only: last_id never goes down.
+//
+// # Concurrency
+//
+// Publish uses group commit: callers hand their requests to the writer, a
+// goroutine owned by the Store, which takes the first request waiting and
+// every other already on its way (up to Options.MaxBatch requests and
+// Options.MaxBatchBytes of bodies) and writes them all in one transaction:
+//
+//  1. lock the batch's topic rows and take their ids, in the order of
+//     (app, topic) bytewise, one UPDATE per topic in one round trip; the
+//     order is the same on every node, so two batches never deadlock;
+//  2. insert every message in one statement (arrays through unnest);
+//  3. run Options.BeforeCommit with the messages ordered by (app, topic,
+//     id), in the transaction, so that what it writes (a NOTIFY) commits
+//     or rolls back with the messages;
+//  4. commit, then call each request's CommittedFunc in batch order, which
+//     is id order within a topic, and answer the callers.
+//
+// A request for a topic that does not exist fails alone with
+// store.ErrNotFound. A serialization failure or a deadlock runs the batch
+// again (at most five times in all); any other error fails every request of
+// the batch. Other methods use the pool directly.
+//
+// # Commits whose outcome is unknown
+//
+// When the connection breaks after COMMIT was sent (the server restarts,
+// the network fails, Options.WriteTimeout runs out), the transaction may
+// have committed or not. The writer then asks the server, on another
+// connection, with pg_xact_status on the transaction's id: committed counts
+// as success (CommittedFunc runs, Publish returns the message); aborted is
+// an ordinary error. If the server cannot answer within
+// Options.WriteTimeout, every Publish of the batch fails with
+// ErrCommitUnknown: the messages may be stored, and never is success
+// reported for what may not have committed.
+//
+// # Time
+//
+// Stamps the store makes come from the database's clock, so every node
+// agrees: a message's published_at is greatest(the topic's previous stamp,
+// clock_timestamp()), which never goes back along a topic's ids whichever
+// node published. Times are timestamptz, microseconds, returned in UTC.
+//
+// # Lifecycle
+//
+// Open connects, checks the server, migrates and starts the writer. Close
+// stops taking calls, waits for the calls in progress and the writer's
+// current batch (publishes not yet taken get store.ErrClosed), stops the
+// writer and closes the pool. After Close every method returns
+// store.ErrClosed. Whoever took connections from Pool must give them back
+// before Close, which waits for them.
+//
+// # Invariants
+//
+//   - topics.last_id is the id of the newest message ever published to the
+//     topic, written only by the publish transaction under the row lock.
+//   - A batch's messages of one topic are the ids last_id-n+1 … last_id of
+//     the UPDATE that locked it, assigned in batch order.
+//   - Names and ids are text COLLATE "C" (bytewise). A name that is not
+//     valid UTF-8 or holds NUL cannot be stored, so it names nothing: it is
+//     answered store.ErrNotFound before it reaches a batch, where it would
+//     fail every publish with it.
+package postgres
