@@ -171,18 +171,26 @@ func TestConcurrentOpensOnFreshDatabase(t *testing.T) {
 	}
 }
 
-// withPassword returns dbURL with a password (which trust auth ignores)
-// and extra query parameters.
-func withPassword(t *testing.T, dbURL, password string, params map[string]string) string {
+// withParams returns dbURL with extra query parameters, which pgx sends as
+// settings of the session.
+func withParams(t *testing.T, dbURL string, params map[string]string) string {
 	t.Helper()
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
-	u.User = url.UserPassword(u.User.Username(), password)
 	q := u.Query()
 	for k, v := range params {
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// withPassword returns dbURL with a password, which trust auth ignores.
+func withPassword(t *testing.T, dbURL, password string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	u.User = url.UserPassword(u.User.Username(), password)
 	return u.String()
 }
 
@@ -195,7 +203,7 @@ func TestOpenRefusesHotStandby(t *testing.T) {
 	pgtest.Exec(t, dbURL, `CREATE SCHEMA standby;
 		CREATE FUNCTION standby.pg_is_in_recovery() RETURNS boolean LANGUAGE sql AS 'SELECT true'`)
 	const password = "s3cret-pw"
-	standbyURL := withPassword(t, dbURL, password, map[string]string{"search_path": "standby,pg_catalog"})
+	standbyURL := withParams(t, withPassword(t, dbURL, password), map[string]string{"search_path": "standby,pg_catalog"})
 
 	st, err := postgres.Open(t.Context(), standbyURL, postgres.Options{MaxConns: 2})
 	require.Error(t, err)

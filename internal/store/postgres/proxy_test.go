@@ -148,10 +148,6 @@ func (p *faultProxy) accept() {
 // cut to a COMMIT. pgx writes each Query message with one write, so a
 // COMMIT arrives whole in one read, in practice.
 func (p *faultProxy) toServer(client, server net.Conn) {
-	defer func() {
-		_ = client.Close()
-		_ = server.Close()
-	}()
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := client.Read(buf)
@@ -162,19 +158,36 @@ func (p *faultProxy) toServer(client, server net.Conn) {
 					_, _ = server.Write(chunk)
 				}
 				// Closing the client side first: whatever the server
-				// answers finds no one to read it.
+				// answers finds no one to read it. The server side of a
+				// forwarded COMMIT stays open until the server answers, so
+				// that the server surely reads it.
 				_ = client.Close()
 				p.mu.Lock()
+				if act == blackoutAfterCommit {
+					// Also cut the pool's idle connections, so that the
+					// client has no way left to the server.
+					for c := range p.conns {
+						if c != server {
+							_ = c.Close()
+						}
+					}
+				}
 				close(p.tripped)
 				p.mu.Unlock()
+				if act == cutBeforeCommit {
+					_ = server.Close()
+				}
 				return
 			}
 			if _, err := server.Write(chunk); err != nil {
+				_ = client.Close()
 				return
 			}
 		}
 		if err != nil {
-			return // the client went, or Close closed it
+			// The client went, or Close closed it.
+			_ = server.Close()
+			return
 		}
 	}
 }
