@@ -11,13 +11,20 @@ import (
 
 // historyQuery reads up to $4 messages of topic ($1, $2) with id > $3, in
 // one statement and so one snapshot: the outer join gives a topic without
-// such messages one row of NULLs, and an unknown topic no row at all.
+// such messages one row of NULLs, and an unknown topic no row at all. The
+// limit sits inside the lateral subquery, where it stops the scan of the
+// primary key after $4 rows; on a plain join Postgres would read the rest
+// of the topic's history and sort it.
 const historyQuery = `
 	SELECT m.id, m.body, m.published_at
-	FROM herald.topics t LEFT JOIN herald.messages m ON m.topic_id = t.id AND m.id > $3
+	FROM herald.topics t
+	LEFT JOIN LATERAL (
+		SELECT id, body, published_at FROM herald.messages
+		WHERE topic_id = t.id AND id > $3
+		ORDER BY id
+		LIMIT $4) m ON true
 	WHERE t.app_id = $1 AND t.name = $2
-	ORDER BY m.id
-	LIMIT $4`
+	ORDER BY m.id`
 
 // History returns up to limit messages of a topic with id > after, oldest
 // first. An unknown topic gives store.ErrNotFound; a limit of 0 or less
