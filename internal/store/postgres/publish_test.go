@@ -440,6 +440,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func benchmarkPublish(b *testing.B, notify bool, topics int) {
+	b.Helper()
 	const publishers = 8
 	ctx := context.Background()
 	dbURL := pgtest.NewDatabase(b)
