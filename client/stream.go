@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,11 @@ type StreamOptions struct {
 	// RetryDelay is the wait before a reconnect. 0 means the server's
 	// retry hint, or one second before the first hint.
 	RetryDelay time.Duration
+	// Failover lists base URLs of other nodes of the same cluster. After a
+	// connection fails or ends, the stream reconnects to the next one in
+	// turn (the client's own URL first), resuming with Last-Event-ID, so a
+	// node going away costs no event that history still holds.
+	Failover []string
 }
 
 // Stream follows topics over SSE, reconnecting with Last-Event-ID after a
@@ -56,6 +62,9 @@ type Stream struct {
 
 	body   io.ReadCloser
 	frames *FrameReader
+	// node indexes the base URLs (the client's, then Failover) for the next
+	// connection.
+	node int
 	// Connects counts successful connections, the first included.
 	Connects int
 }
@@ -80,11 +89,15 @@ func (s *Stream) Close() error {
 }
 
 func (s *Stream) url() string {
+	base := s.c.base
+	if n := s.node % (1 + len(s.opts.Failover)); n > 0 {
+		base = strings.TrimRight(s.opts.Failover[n-1], "/")
+	}
 	if len(s.topics) == 1 {
-		return s.c.base + topicPath(s.app, s.topics[0]) + "/events"
+		return base + topicPath(s.app, s.topics[0]) + "/events"
 	}
 	q := url.Values{"topic": s.topics}
-	return s.c.base + "/v1/apps/" + url.PathEscape(s.app) + "/events?" + q.Encode()
+	return base + "/v1/apps/" + url.PathEscape(s.app) + "/events?" + q.Encode()
 }
 
 func (s *Stream) connect() error {
@@ -127,6 +140,7 @@ func (s *Stream) Next() (Event, error) {
 				if errors.As(err, &he) && he.Status < 500 {
 					return Event{}, err
 				}
+				s.node++
 				if !s.wait() {
 					return Event{}, s.ctx.Err()
 				}
@@ -137,6 +151,7 @@ func (s *Stream) Next() (Event, error) {
 		s.lastID = s.frames.LastEventID()
 		if err != nil {
 			s.Close()
+			s.node++
 			if !s.wait() {
 				return Event{}, s.ctx.Err()
 			}

@@ -121,7 +121,7 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", false, fmt.Errorf("read admin token: %w", err)
 	}
-	token = "ha_" + randomHex(32)
+	token = GenerateAdminToken()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", false, fmt.Errorf("create admin token: %w", err)
@@ -135,6 +135,9 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 	}
 	return token, true, nil
 }
+
+// GenerateAdminToken returns a new random admin token.
+func GenerateAdminToken() string { return "ha_" + randomHex(32) }
 
 func hashSecret(s string) []byte {
 	h := sha256.Sum256([]byte(s))

@@ -27,12 +27,14 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
@@ -44,6 +46,8 @@ type Server struct {
 	streams *sse.Handler
 	metrics *metrics.Metrics
 	http    *http.Server
+	// cluster is the LISTEN/NOTIFY broadcaster in cluster mode, else nil.
+	cluster *pgnotify.Broadcaster
 	ln      net.Listener
 
 	// AdminToken is the admin token in force; GeneratedAdminToken reports
@@ -87,34 +91,25 @@ func (f *freshConns) closeAll() {
 
 // New builds a server from cfg and binds its listener.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	if cfg.DatabaseURL != "" {
-		return nil, errors.New("--database-url: the Postgres store is not in this build yet; leave it empty to use embedded SQLite")
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 
-	s.AdminToken = cfg.AdminToken
-	if s.AdminToken == "" {
-		tok, created, err := auth.LoadOrCreateAdminToken(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		s.AdminToken, s.GeneratedAdminToken = tok, created
+	var (
+		st  store.Store
+		bc  broadcast.Broadcaster
+		err error
+	)
+	if cfg.DatabaseURL != "" {
+		st, bc, err = s.openCluster(ctx)
+	} else {
+		st, bc, err = s.openEmbedded(ctx)
 	}
-
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	s.store = st
-
-	bc, err := broadcast.NewMemory(broadcast.MemoryOptions{BufferSize: cfg.BufferSize})
-	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	s.store = st
 	svc, err := pubsub.New(st, bc, pubsub.Options{
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		PublishedFunc: func(d time.Duration) {
@@ -123,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		},
 	})
 	if err != nil {
-		st.Close()
+		_ = s.closeStorage()
 		return nil, err
 	}
 	s.streams = sse.New(bc, st, sse.Options{
@@ -155,11 +150,85 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		st.Close()
+		_ = s.closeStorage()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// openEmbedded opens the default single-node storage: SQLite in the data
+// directory and the in-process broadcaster. The admin token, unless given,
+// lives in the data directory too.
+func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Broadcaster, error) {
+	if err := s.adminToken(func() (string, bool, error) { return auth.LoadOrCreateAdminToken(s.cfg.DataDir) }); err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "herald.db"), sqlite.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store: %w", err)
+	}
+	bc, err := broadcast.NewMemory(broadcast.MemoryOptions{BufferSize: s.cfg.BufferSize})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, bc, nil
+}
+
+// openCluster opens cluster storage: the Postgres store, whose publish
+// transactions notify the other nodes, and the LISTEN/NOTIFY broadcaster
+// that hears them. Every node on the database serves the same apps, so the
+// admin token, unless given, is kept in the database for all of them.
+func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadcaster, error) {
+	notifier, err := pgnotify.NewNotifier("", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := postgres.Open(ctx, s.cfg.DatabaseURL, postgres.Options{BeforeCommit: notifier.NotifyTx})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := s.adminToken(func() (string, bool, error) {
+		return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken())
+	}); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	bc, err := pgnotify.Open(ctx, pgnotify.Config{
+		DatabaseURL: s.cfg.DatabaseURL,
+		Pool:        st.Pool(),
+		History:     st,
+		Notifier:    notifier,
+		BufferSize:  s.cfg.BufferSize,
+		Logger:      s.log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if err := s.metrics.Register(bc.Collectors()...); err != nil {
+		bc.Close()
+		st.Close()
+		return nil, nil, err
+	}
+	s.cluster = bc
+	return st, bc, nil
+}
+
+// adminToken sets the admin token in force: the configured one, else the
+// one load returns (created on first start, and then shown once).
+func (s *Server) adminToken(load func() (string, bool, error)) error {
+	s.AdminToken = s.cfg.AdminToken
+	if s.AdminToken != "" {
+		return nil
+	}
+	tok, created, err := load()
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	s.AdminToken, s.GeneratedAdminToken = tok, created
+	return nil
 }
 
 // Addr is the address the server listens on.
@@ -168,6 +237,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) ready() error {
 	if s.shuttingDown.Load() {
 		return errors.New("shutting down")
+	}
+	if s.cluster != nil {
+		return s.cluster.Ready()
 	}
 	return nil
 }
@@ -183,12 +255,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- s.http.Serve(s.ln) })
 
-	s.log.Info("herald ready", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir, "store", "sqlite")
+	storeName := "sqlite"
+	if s.cluster != nil {
+		storeName = "postgres"
+	}
+	s.log.Info("herald ready", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir, "store", storeName)
 
 	select {
 	case err := <-serveErr:
 		stopBackground()
-		s.store.Close()
+		_ = s.closeStorage()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -211,13 +287,25 @@ func (s *Server) shutdown(stopBackground func()) error {
 		s.http.Close()
 	}
 	stopBackground()
-	if err := s.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close store: %w", err))
+	if err := s.closeStorage(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	s.log.Info("shutdown complete")
+	return nil
+}
+
+// closeStorage stops the cluster listener, if any, then closes the store it
+// reads from.
+func (s *Server) closeStorage() error {
+	if s.cluster != nil {
+		s.cluster.Close()
+	}
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
 	return nil
 }
 

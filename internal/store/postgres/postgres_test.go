@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/pgtest"
@@ -373,4 +374,35 @@ func TestOddInput(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, seq(1, publishers*each), ids(msgs))
 	})
+}
+
+// TestSettingAgreed: nodes starting together on one database agree on one
+// value, the first stored, and keep it across restarts.
+func TestSettingAgreed(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	got := make([]string, 4)
+	created := make([]bool, 4)
+	for i := range got {
+		wg.Go(func() {
+			st, err := postgres.Open(t.Context(), db, postgres.Options{MaxConns: 2})
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer st.Close()
+			got[i], created[i], err = st.LoadOrCreateSetting(t.Context(), "admin_token", fmt.Sprint("candidate-", i))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	n := 0
+	for i := range got {
+		require.Equal(t, got[0], got[i], "node %d", i)
+		if created[i] {
+			n++
+			require.Equal(t, fmt.Sprint("candidate-", i), got[i])
+		}
+	}
+	require.Equal(t, 1, n, "exactly one node stores its candidate")
 }

@@ -1,0 +1,177 @@
+package pgnotify_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
+	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/internal/store/postgres"
+)
+
+// metric reads one of the broadcaster's metrics by name.
+func metric(t *testing.T, bc *pgnotify.Broadcaster, name string) float64 {
+	t.Helper()
+	for _, c := range bc.Collectors() {
+		ch := make(chan *prometheus.Desc, 1)
+		c.Describe(ch)
+		if strings.Contains((<-ch).String(), `"`+name+`"`) {
+			return testutil.ToFloat64(c)
+		}
+	}
+	require.FailNow(t, "no such metric", name)
+	return 0
+}
+
+// TestListenerTerminated kills the listener's backend: the node reconnects,
+// counts it, and a message published a second later still arrives.
+func TestListenerTerminated(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	a, b := newNode(t, db, nodeOptions{}), newNode(t, db, nodeOptions{})
+	ensureTopic(t, a.store, "app", "t")
+	s := subscribe(t, b.bc, "app", "t")
+
+	before := metric(t, b.bc, "herald_pg_listener_reconnects_total")
+	pgtest.Exec(t, db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'herald-listener' AND datname = current_database()")
+	time.Sleep(time.Second)
+	_, err := a.publish(t.Context(), "app", "t", []byte(`"after the cut"`))
+	require.NoError(t, err)
+	s.until(t, 10*time.Second, atLeast(1))
+	require.Equal(t, []uint64{1}, s.ids())
+	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_listener_reconnects_total") > before }, 10*time.Second, 50*time.Millisecond)
+}
+
+// TestCatchUpAfterOutage keeps a node's listener cut off while 50 messages
+// are published elsewhere: once it is back, it delivers all 50, once each,
+// in order, then carries on live.
+func TestCatchUpAfterOutage(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	proxy := pgtest.NewProxy(t, db)
+	a := newNode(t, db, nodeOptions{})
+	b := newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
+	ensureTopic(t, a.store, "app", "t")
+	s := subscribe(t, b.bc, "app", "t")
+
+	_, err := a.publish(t.Context(), "app", "t", []byte(`0`))
+	require.NoError(t, err)
+	s.until(t, 10*time.Second, atLeast(1))
+
+	proxy.Refuse(true)
+	proxy.Cut()
+	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, 10*time.Second, 20*time.Millisecond, "the node should know it is not listening")
+	for i := range 50 {
+		_, err := a.publish(t.Context(), "app", "t", fmt.Appendf(nil, "%d", i+1))
+		require.NoError(t, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	proxy.Refuse(false)
+
+	s.until(t, 15*time.Second, atLeast(51))
+	_, err = a.publish(t.Context(), "app", "t", []byte(`"live"`))
+	require.NoError(t, err)
+	s.until(t, 10*time.Second, atLeast(52))
+	require.Equal(t, seq(1, 52), s.ids())
+	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestDeafListener freezes the listener's connection without closing it:
+// the node notices the missing echo, reports not ready, reopens the
+// listener and is ready again, and messages flow.
+func TestDeafListener(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	proxy := pgtest.NewProxy(t, db)
+	a := newNode(t, db, nodeOptions{})
+	b := newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
+	ensureTopic(t, a.store, "app", "t")
+	s := subscribe(t, b.bc, "app", "t")
+	require.NoError(t, b.bc.Ready())
+
+	before := metric(t, b.bc, "herald_pg_listener_reconnects_total")
+	proxy.FreezeListeners()
+	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, 10*time.Second, 20*time.Millisecond, "a deaf listener must make the node not ready")
+	_, err := a.publish(t.Context(), "app", "t", []byte(`"while deaf"`))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 15*time.Second, 20*time.Millisecond, "the node must reopen its listener")
+	require.Greater(t, metric(t, b.bc, "herald_pg_listener_reconnects_total"), before)
+	s.until(t, 10*time.Second, atLeast(1))
+	require.Equal(t, []uint64{1}, s.ids())
+}
+
+// TestTransactionPoolerRefused: through a proxy that keeps notifications
+// from the client, as a transaction-pooling PgBouncer does to LISTEN, Open
+// fails and says why.
+func TestTransactionPoolerRefused(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	proxy := pgtest.NewProxy(t, db)
+	proxy.DropNotifications(true)
+	notifier, err := pgnotify.NewNotifier("", 0)
+	require.NoError(t, err)
+	st, err := postgres.Open(t.Context(), db, postgres.Options{MaxConns: 2, BeforeCommit: notifier.NotifyTx})
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = pgnotify.Open(t.Context(), pgnotify.Config{
+		DatabaseURL: proxy.URL(db), Pool: st.Pool(), History: st, Notifier: notifier,
+		StartTimeout: time.Second,
+	})
+	require.ErrorContains(t, err, "transaction-pooling proxy")
+}
+
+// TestSlowSubscriberDoesNotFillQueue: a subscriber that never reads must
+// not make the node stop draining Postgres's notification queue. The
+// contrast is a bare connection that LISTENs and never reads, which does
+// hold the queue (proving the measure can see it).
+func TestSlowSubscriberDoesNotFillQueue(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	a := newNode(t, db, nodeOptions{bufferSize: 16})
+	b := newNode(t, db, nodeOptions{bufferSize: 16, check: 100 * time.Millisecond})
+	ensureTopic(t, a.store, "app", "t")
+	_ = subscribe(t, b.bc, "app", "t") // never reads
+	reader := subscribe(t, b.bc, "app", "t")
+
+	usage := func() float64 {
+		c, err := pgx.Connect(t.Context(), db)
+		require.NoError(t, err)
+		defer c.Close(context.Background())
+		var u float64
+		require.NoError(t, c.QueryRow(t.Context(), "SELECT pg_notification_queue_usage()").Scan(&u))
+		return u
+	}
+	body := []byte(`"` + strings.Repeat("x", 5800) + `"`)
+	// One publish at a time, so that each notification carries its 5.8 KB
+	// message inline (concurrent publishes share notifications, which then
+	// point to history instead and barely use the queue).
+	publishMany := func(n int) {
+		for range n {
+			_, err := a.publish(t.Context(), "app", "t", body)
+			require.NoError(t, err)
+		}
+	}
+	publishMany(1000)
+	reader.until(t, 30*time.Second, func(evs []*broadcast.Event) bool { return len(evs) > 0 && evs[len(evs)-1].ID == 1000 })
+	require.Eventually(t, func() bool { return usage() == 0 }, 10*time.Second, 50*time.Millisecond,
+		"the queue must drain although a subscriber never reads")
+	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_notification_queue_usage") == 0 }, 5*time.Second, 50*time.Millisecond)
+
+	// The contrast: a listener that does not read holds the queue.
+	stuck, err := pgx.Connect(t.Context(), db)
+	require.NoError(t, err)
+	defer stuck.Close(context.Background())
+	_, err = stuck.Exec(t.Context(), "LISTEN herald")
+	require.NoError(t, err)
+	publishMany(3000)
+	require.Positive(t, usage(), "a listener that never reads should hold the queue")
+}

@@ -1,0 +1,225 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
+)
+
+// startCluster runs n nodes on one fresh Postgres database.
+func startCluster(t *testing.T, n int) []*heraldtest.Server {
+	t.Helper()
+	db := pgtest.NewDatabase(t)
+	nodes := make([]*heraldtest.Server, n)
+	for i := range nodes {
+		cfg := heraldtest.Config(t)
+		cfg.DatabaseURL = db
+		cfg.MaxMessageBytes = 256 << 10
+		nodes[i] = heraldtest.Start(t, cfg)
+	}
+	return nodes
+}
+
+// follow reads s in the background (a Stream connects on its first Next)
+// and hands its events over a channel, closed when the stream ends.
+func follow(t *testing.T, s *client.Stream) <-chan client.Event {
+	t.Helper()
+	ch := make(chan client.Event, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		for {
+			ev, err := s.Next()
+			if err != nil {
+				return
+			}
+			ch <- ev
+		}
+	}()
+	t.Cleanup(func() { <-done })
+	return ch
+}
+
+// next takes the next event within a deadline.
+func next(t *testing.T, ch <-chan client.Event) client.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		require.True(t, ok, "the stream ended")
+		return ev
+	case <-time.After(15 * time.Second):
+		require.FailNow(t, "no event within 15s")
+	}
+	return client.Event{}
+}
+
+// TestClusterActsAsOneServer: three nodes on one database serve the same
+// apps, keys and topics, and a message published on any node, however
+// large, reaches subscribers on every node.
+func TestClusterActsAsOneServer(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3)
+	long := strings.Repeat("t", 128)
+	app := nodes[0].NewApp(t, "orders", long)
+
+	for i, n := range nodes {
+		c := client.New(n.URL, app.FullKey)
+		topics, err := c.ListTopics(t.Context(), app.ID)
+		require.NoError(t, err, "node %d", i)
+		require.Len(t, topics, 2, "node %d", i)
+		apps, err := n.Admin.ListApps(t.Context())
+		require.NoError(t, err, "node %d: the cluster's admin token", i)
+		require.Len(t, apps, 1)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var streams []<-chan client.Event
+	for _, n := range nodes {
+		s := client.New(n.URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"orders", long}, client.StreamOptions{})
+		streams = append(streams, follow(t, s))
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return subscribers(t, n, app, "orders") == 1 }, 10*time.Second, 20*time.Millisecond)
+	}
+
+	big, _ := json.Marshal(map[string]string{"blob": strings.Repeat("x", 100_000)})
+	accents, _ := json.Marshal(strings.Repeat("é", 3600))
+	published := []struct {
+		node  int
+		topic string
+		body  []byte
+	}{
+		{0, "orders", []byte(`{"n":1}`)},
+		{1, "orders", big},
+		{2, long, accents},
+		{1, long, []byte(`"line\nbreak \u2028"`)},
+	}
+	for _, p := range published {
+		_, err := client.New(nodes[p.node].URL, app.FullKey).Publish(t.Context(), app.ID, p.topic, p.body)
+		require.NoError(t, err)
+	}
+	for i, s := range streams {
+		for j, p := range published {
+			ev := next(t, s)
+			require.Equal(t, client.EventMessage, ev.Type, "node %d event %d", i, j)
+			require.Equal(t, p.topic, ev.Message.Topic, "node %d event %d", i, j)
+			require.JSONEq(t, string(p.body), string(ev.Message.Message), "node %d event %d", i, j)
+		}
+	}
+
+	for _, n := range nodes {
+		resp, err := http.Get(n.URL + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		m := metricsText(t, n)
+		require.Contains(t, m, "herald_pg_listener_up 1")
+		require.Contains(t, m, "herald_pg_notification_queue_usage ")
+	}
+}
+
+// TestClusterDeletionEndsStreamsEverywhere: deleting a topic, and an app,
+// on one node ends the streams on the others.
+func TestClusterDeletionEndsStreamsEverywhere(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 2)
+	app := nodes[0].NewApp(t, "a", "b")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s := follow(t, client.New(nodes[1].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"a", "b"}, client.StreamOptions{}))
+	require.Eventually(t, func() bool { return subscribers(t, nodes[1], app, "a") == 1 }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, app.Full.DeleteTopic(t.Context(), app.ID, "a"))
+	ev := next(t, s)
+	require.Equal(t, client.EventTopicDeleted, ev.Type)
+	require.Equal(t, "a", ev.Topic)
+
+	require.NoError(t, nodes[0].Admin.DeleteApp(t.Context(), app.ID))
+	ev = next(t, s)
+	require.Equal(t, client.EventTopicDeleted, ev.Type)
+	require.Equal(t, "b", ev.Topic)
+}
+
+// TestClusterFailover stops the node a subscriber is on while messages are
+// published through the other: the subscriber resumes on the surviving
+// node with Last-Event-ID and sees every id once, in order.
+func TestClusterFailover(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 2)
+	app := nodes[0].NewApp(t, "orders")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream := client.New(nodes[0].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"orders"},
+		client.StreamOptions{RetryDelay: 50 * time.Millisecond, Failover: []string{nodes[1].URL}})
+	s := follow(t, stream)
+	require.Eventually(t, func() bool { return subscribers(t, nodes[0], app, "orders") == 1 }, 10*time.Second, 20*time.Millisecond)
+
+	const total = 300
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		pub := client.New(nodes[1].URL, app.FullKey)
+		for i := range total {
+			_, err := pub.Publish(ctx, app.ID, "orders", fmt.Appendf(nil, "%d", i))
+			if !assert.NoError(t, err) {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	var ids []string
+	for len(ids) < total {
+		if len(ids) == total/3 {
+			require.NoError(t, nodes[0].Stop())
+		}
+		ev := next(t, s)
+		require.Equal(t, client.EventMessage, ev.Type, "after %d messages", len(ids))
+		ids = append(ids, ev.Message.ID)
+	}
+	wg.Wait()
+	for i, id := range ids {
+		require.Equal(t, fmt.Sprint(i+1), id)
+	}
+	cancel()
+	for range s { //nolint:revive // drain until the reader ends, then Connects is safe to read
+	}
+	require.GreaterOrEqual(t, stream.Connects, 2, "the stream should have moved to the other node")
+}
+
+func subscribers(t *testing.T, n *heraldtest.Server, app heraldtest.App, topic string) int {
+	t.Helper()
+	topics, err := client.New(n.URL, app.FullKey).ListTopics(t.Context(), app.ID)
+	if err != nil {
+		return -1
+	}
+	for _, tp := range topics {
+		if tp.Name == topic {
+			return tp.Subscribers
+		}
+	}
+	return -1
+}
+
+func metricsText(t *testing.T, n *heraldtest.Server) string {
+	t.Helper()
+	resp, err := http.Get(n.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
