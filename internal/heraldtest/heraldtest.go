@@ -50,7 +50,13 @@ func Config(t *testing.T) config.Config {
 // Start runs a server with cfg until the test ends (or Stop).
 func Start(t *testing.T, cfg config.Config) *Server {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return StartWithLogger(t, cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// StartWithLogger is Start with the server logging to log, for tests that
+// look at what the server logs.
+func StartWithLogger(t *testing.T, cfg config.Config, log *slog.Logger) *Server {
+	t.Helper()
 	srv, err := server.New(t.Context(), cfg, log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,8 +67,8 @@ func Start(t *testing.T, cfg config.Config) *Server {
 	wg.Go(func() { errSrv = srv.Serve(ctx) })
 	var once sync.Once
 	s := &Server{
-		Server: srv, URL: "http://" + srv.Addr(), Config: cfg,
-		Admin: client.New("http://"+srv.Addr(), cfg.AdminToken),
+		Server: srv, URL: srv.URL(), Config: cfg,
+		Admin: client.New(srv.URL(), cfg.AdminToken),
 	}
 	s.stop = func() error {
 		once.Do(func() { cancel(); wg.Wait() })

@@ -132,15 +132,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Metrics:      s.metrics,
 		Logger:       log,
 	})
+	// Browser tokens are signed with --token-secret, or a key derived from
+	// the admin token: either way every node of a cluster agrees.
+	tokenKey := auth.DeriveTokenKey(s.AdminToken)
+	if cfg.TokenSecret != "" {
+		tokenKey = []byte(cfg.TokenSecret)
+	}
+	tokens, err := auth.NewTokenSigner(tokenKey)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	api := httpapi.New(httpapi.Config{
-		Service:   svc,
-		Streams:   s.streams,
-		Keys:      auth.NewVerifier(st, 0),
-		Apps:      st,
-		Admin:     auth.NewAdminToken(s.AdminToken),
-		ReadyFunc: s.ready,
-		Metrics:   s.metrics.Handler(),
-		Logger:    log,
+		Service:     svc,
+		Streams:     s.streams,
+		Keys:        auth.NewVerifier(st, 0),
+		Apps:        st,
+		Admin:       auth.NewAdminToken(s.AdminToken),
+		ReadyFunc:   s.ready,
+		Metrics:     s.metrics.Handler(),
+		Tokens:      tokens,
+		CORSOrigins: cfg.CORSOrigins,
+		Logger:      log,
 	})
 	s.http = &http.Server{
 		Handler:           api,
@@ -152,6 +165,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.http.ConnState = s.fresh.track
 	s.http.RegisterOnShutdown(s.fresh.closeAll)
+	if err := s.configureProtocols(); err != nil {
+		st.Close()
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -181,9 +198,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Go(func() { s.prune(bgCtx) })
 
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- s.http.Serve(s.ln) })
+	wg.Go(func() { serveErr <- s.serveHTTP() })
 
-	s.log.Info("herald ready", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir, "store", "sqlite")
+	s.log.Info("herald ready", "addr", s.URL(), "data_dir", s.cfg.DataDir, "store", "sqlite")
 
 	select {
 	case err := <-serveErr:
