@@ -31,6 +31,7 @@ type TokenExpiredError struct {
 	ExpiredAt time.Time
 }
 
+// Error says when the token expired.
 func (e *TokenExpiredError) Error() string {
 	return "token expired at " + e.ExpiredAt.UTC().Format(time.RFC3339)
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// CORS answers, for the browsers of other origins:
+// What CORS answers tell the browsers of other origins.
 const (
 	corsAllowMethods = "GET, POST, PUT, DELETE"
 	// Authorization and Content-Type for the JSON API; Last-Event-ID and

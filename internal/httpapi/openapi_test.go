@@ -168,6 +168,7 @@ func TestOpenAPIExamplesGetTheirStatus(t *testing.T) {
 			for _, ex := range op.Examples {
 				n++
 				t.Run(op.OperationID+"/"+ex.Summary, func(t *testing.T) {
+					t.Parallel() // each example has an app of its own
 					resp, body := send(t, srv, method, path, ex)
 					require.Equal(t, ex.Status, resp.StatusCode, "%s %s: %s", method, path, body)
 					documented, ok := op.Responses[strconv.Itoa(ex.Status)]
