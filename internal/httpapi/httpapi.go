@@ -43,10 +43,10 @@ type Config struct {
 	Metrics http.Handler
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
-	// CORSOrigins are the origins browsers may call from: exact origins
-	// get credentialed CORS, "*" any origin without credentials. Empty
-	// sends no CORS headers.
-	CORSOrigins []string
+	// CORS lists the origins browsers may call from: exact origins get
+	// credentialed CORS, "*" any origin without credentials. Empty sends no
+	// CORS headers.
+	CORS []string
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.
 	Logger *slog.Logger
@@ -66,7 +66,7 @@ func New(cfg Config) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	a.cors = newCORS(cfg.CORSOrigins, a.log)
+	a.cors = newCORS(cfg.CORS, a.log)
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, rt.handler)
 	}
