@@ -205,3 +205,24 @@ func (c *Client) History(ctx context.Context, app, topic, after string, limit in
 // ErrStreamEnded is returned by Stream.Next when every topic of the stream
 // was deleted, or the server refused the stream for good (4xx).
 var ErrStreamEnded = errors.New("herald: stream ended")
+
+// Token is a browser token: a short-lived credential that only opens
+// streams of its topics, for pages (EventSource ?access_token=).
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Topics    []string  `json:"topics"`
+}
+
+// CreateToken mints a browser token for topics of app (manage scope or the
+// admin token). ttl is a duration like "15m"; empty means the server's
+// default.
+func (c *Client) CreateToken(ctx context.Context, app string, topics []string, ttl string) (Token, error) {
+	var t Token
+	body := map[string]any{"topics": topics}
+	if ttl != "" {
+		body["ttl"] = ttl
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/tokens", jsonBody(body), &t)
+	return t, err
+}

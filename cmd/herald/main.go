@@ -21,6 +21,7 @@ Usage:
   herald topic create APP TOPIC | list APP | delete APP TOPIC
   herald publish APP TOPIC JSON           publish one message
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
+  herald token [--ttl 15m] APP TOPIC...   mint a browser token for those topics (needs a manage key)
   herald bench [flags]                    load-test a server (starts its own unless --url is given)
 
 Run "herald COMMAND -h" for a command's flags. Every flag has a HERALD_* variable
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return publishCmd(ctx, rest, getenv, stdout, stderr)
 	case "tail":
 		return tailCmd(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -48,6 +49,17 @@ type Config struct {
 	LogLevel slog.Level
 	// LogFormat is text or json.
 	LogFormat string
+
+	// TokenSecret signs browser tokens. Empty means a key derived from the
+	// admin token, so every node of a cluster agrees with no new state.
+	TokenSecret string
+	// CORSOrigins are the exact origins (scheme://host[:port], lowercase)
+	// browsers may call the API from; "*" admits any origin without
+	// credentials. Empty means no CORS headers at all.
+	CORSOrigins []string
+	// TLSCert and TLSKey are PEM files; both set serves HTTPS (HTTP/2 and
+	// HTTP/1.1), neither serves plain HTTP/1.1 and h2c.
+	TLSCert, TLSKey string
 }
 
 // Defaults.
@@ -102,12 +114,18 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
+	str(&c.TokenSecret, "token-secret", "", "key (32+ characters) that signs browser tokens; empty derives one from the admin token")
+	var origins string
+	str(&origins, "cors-origins", "", "comma-separated origins browsers may call from (https://app.example.com), or * for any origin without credentials")
+	str(&c.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS with HTTP/2 (needs --tls-key)")
+	str(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
+	c.CORSOrigins, errs = parseOrigins(origins, errs)
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
 	}
@@ -144,7 +162,41 @@ func (c Config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		errs = append(errs, errors.New("--token-secret must be at least 32 characters (openssl rand -hex 32 makes one)"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP"))
+	}
 	return errs
+}
+
+// parseOrigins reads --cors-origins. Browsers send Origin as
+// scheme://host[:port] with nothing after it, and the server compares it
+// byte for byte, so anything else (a path, a trailing slash) could never
+// match and is refused here rather than failing silently in a browser.
+func parseOrigins(s string, errs []error) ([]string, []error) {
+	var out []string
+	for o := range strings.SplitSeq(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o == "*" {
+			out = append(out, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			errs = append(errs, fmt.Errorf("--cors-origins %q: an origin is scheme://host[:port], like https://app.example.com", o))
+		case u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#"):
+			errs = append(errs, fmt.Errorf("--cors-origins %q: an origin has no path, query or trailing slash; write %s://%s", o, u.Scheme, u.Host))
+		default:
+			out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+		}
+	}
+	return out, errs
 }
 
 func envName(flagName string) string {

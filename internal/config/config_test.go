@@ -61,8 +61,41 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--nope"}, nil, "not defined"},
+		{[]string{"--token-secret", "short"}, nil, "--token-secret must be at least 32"},
+		{[]string{"--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{nil, map[string]string{"HERALD_TLS_KEY": "k.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--cors-origins", "https://a.example/"}, nil, "write https://a.example"},
+		{[]string{"--cors-origins", "https://a.example/app"}, nil, "no path"},
+		{[]string{"--cors-origins", "a.example"}, nil, "scheme://host"},
+		{[]string{"--cors-origins", "ftp://a.example"}, nil, "scheme://host"},
 	} {
 		_, err := config.Parse(tc.args, env(tc.env), io.Discard)
 		require.ErrorContains(t, err, tc.want, "%v %v", tc.args, tc.env)
 	}
+}
+
+func TestWebSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Empty(t, c.CORSOrigins, "no CORS unless asked for")
+	require.Empty(t, c.TokenSecret)
+	require.Empty(t, c.TLSCert)
+
+	e := env(map[string]string{
+		"HERALD_CORS_ORIGINS": " https://App.Example.com , http://localhost:3000,*",
+		"HERALD_TOKEN_SECRET": "0123456789abcdef0123456789abcdef",
+		"HERALD_TLS_CERT":     "/c.pem", "HERALD_TLS_KEY": "/k.pem",
+	})
+	c, err = config.Parse(nil, e, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://app.example.com", "http://localhost:3000", "*"}, c.CORSOrigins,
+		"trimmed and lowercased, as browsers send Origin")
+	require.Equal(t, "0123456789abcdef0123456789abcdef", c.TokenSecret)
+	require.Equal(t, "/c.pem", c.TLSCert)
+	require.Equal(t, "/k.pem", c.TLSKey)
+
+	c, err = config.Parse([]string{"--cors-origins", "https://b.example"}, e, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://b.example"}, c.CORSOrigins, "the flag wins")
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ type Server struct {
 	Config config.Config
 	// Admin is a client holding the admin token.
 	Admin *client.Client
+	// HTTP is the HTTP client of Admin and of NewApp's clients: the default
+	// one unless UseHTTPClient changed it.
+	HTTP *http.Client
 
 	stop func() error
 }
@@ -50,7 +54,13 @@ func Config(t *testing.T) config.Config {
 // Start runs a server with cfg until the test ends (or Stop).
 func Start(t *testing.T, cfg config.Config) *Server {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return StartWithLogger(t, cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// StartWithLogger is Start with the server logging to log, for tests that
+// look at what the server logs.
+func StartWithLogger(t *testing.T, cfg config.Config, log *slog.Logger) *Server {
+	t.Helper()
 	srv, err := server.New(t.Context(), cfg, log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,8 +71,8 @@ func Start(t *testing.T, cfg config.Config) *Server {
 	wg.Go(func() { errSrv = srv.Serve(ctx) })
 	var once sync.Once
 	s := &Server{
-		Server: srv, URL: "http://" + srv.Addr(), Config: cfg,
-		Admin: client.New("http://"+srv.Addr(), cfg.AdminToken),
+		Server: srv, URL: srv.URL(), Config: cfg,
+		Admin: client.New(srv.URL(), cfg.AdminToken), HTTP: http.DefaultClient,
 	}
 	s.stop = func() error {
 		once.Do(func() { cancel(); wg.Wait() })
@@ -76,6 +86,13 @@ func Start(t *testing.T, cfg config.Config) *Server {
 func StartDefault(t *testing.T) *Server {
 	t.Helper()
 	return Start(t, Config(t))
+}
+
+// UseHTTPClient makes Admin and the clients of apps created from now on use
+// hc, as tests of TLS or HTTP/2 need.
+func (s *Server) UseHTTPClient(hc *http.Client) {
+	s.HTTP = hc
+	s.Admin = client.New(s.URL, s.Config.AdminToken, client.WithHTTPClient(hc))
 }
 
 // Stop shuts the server down gracefully and returns Serve's result.
@@ -107,8 +124,8 @@ func (s *Server) NewApp(t *testing.T, topics ...string) App {
 	}
 	require.NotEmpty(t, app.FullKey)
 	require.NotEmpty(t, app.SubscribeKey)
-	app.Full = client.New(s.URL, app.FullKey)
-	app.SubscribeOnly = client.New(s.URL, app.SubscribeKey)
+	app.Full = client.New(s.URL, app.FullKey, client.WithHTTPClient(s.HTTP))
+	app.SubscribeOnly = client.New(s.URL, app.SubscribeKey, client.WithHTTPClient(s.HTTP))
 	for _, topic := range topics {
 		_, _, err := app.Full.CreateTopic(t.Context(), app.ID, topic)
 		require.NoError(t, err)

@@ -41,14 +41,23 @@ type Config struct {
 	ReadyFunc func() error
 	// Metrics serves /metrics.
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// Tokens mints and verifies browser tokens. Nil refuses them.
+	Tokens *auth.TokenSigner
+	// CORS lists the origins browsers may call from: exact origins get
+	// credentialed CORS, "*" any origin without credentials. Empty sends no
+	// CORS headers.
+	CORS []string
+	// Logger logs failures, refused CORS origins, and at debug level one
+	// line per request (with any access_token redacted). Nil discards.
+	Logger *slog.Logger
 }
 
 // API is the HTTP handler of the whole server.
 type API struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg  Config
+	mux  *http.ServeMux
+	log  *slog.Logger
+	cors *cors
 }
 
 // New returns the API's handler.
@@ -57,37 +66,77 @@ func New(cfg Config) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	m := a.mux
-	m.HandleFunc("POST /v1/apps", a.admin(a.createApp))
-	m.HandleFunc("GET /v1/apps", a.admin(a.listApps))
-	m.HandleFunc("DELETE /v1/apps/{app}", a.admin(a.deleteApp))
-	m.HandleFunc("PUT /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.createTopic))
-	m.HandleFunc("GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics))
-	m.HandleFunc("DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic))
-	m.HandleFunc("POST /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopePublish, a.publish))
-	m.HandleFunc("GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history))
-	m.HandleFunc("GET /v1/apps/{app}/topics/{topic}/events", a.scoped(store.ScopeSubscribe, a.topicEvents))
-	m.HandleFunc("GET /v1/apps/{app}/events", a.scoped(store.ScopeSubscribe, a.appEvents))
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	m.HandleFunc("GET /readyz", a.readyz)
-	if cfg.Metrics != nil {
-		m.Handle("GET /metrics", cfg.Metrics)
+	a.cors = newCORS(cfg.CORS, a.log)
+	for _, rt := range a.routes() {
+		a.mux.Handle(rt.pattern, rt.handler)
 	}
-	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		// The live dashboard will live here; until then, say what this is.
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "Herald is running.\n\nAPI: /v1 (see the README), health: /healthz, readiness: /readyz, metrics: /metrics\n")
-	})
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
 	})
 	return a
 }
 
+// route is one entry of the API's route table: a net/http pattern and its
+// handler.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes is the route table. New registers exactly these, and Patterns
+// lists them, so the OpenAPI document's test checks what is really served.
+func (a *API) routes() []route {
+	metrics := a.cfg.Metrics
+	if metrics == nil {
+		metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "metrics are not served by this API"})
+		})
+	}
+	return []route{
+		{"POST /v1/apps", a.admin(a.createApp)},
+		{"GET /v1/apps", a.admin(a.listApps)},
+		{"DELETE /v1/apps/{app}", a.admin(a.deleteApp)},
+		{"PUT /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.createTopic)},
+		{"GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics)},
+		{"DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic)},
+		{"POST /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopePublish, a.publish)},
+		{"GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history)},
+		{"GET /v1/apps/{app}/topics/{topic}/events", a.streaming(a.topicEvents)},
+		{"GET /v1/apps/{app}/events", a.streaming(a.appEvents)},
+		{"POST /v1/apps/{app}/tokens", a.scoped(store.ScopeManage, a.createToken)},
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(a.readyz)},
+		{"GET /metrics", metrics},
+		{"GET /openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The live dashboard will live here; until then, say what this is.
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, "Herald is running.\n\nAPI: /v1 (described at /openapi.json), health: /healthz, readiness: /readyz, metrics: /metrics\n")
+		})},
+	}
+}
+
+// Patterns returns the pattern ("METHOD /path") of every route the API
+// serves, from the same table New registers.
+func (a *API) Patterns() []string {
+	rs := a.routes()
+	out := make([]string, len(rs))
+	for i, rt := range rs {
+		out[i] = rt.pattern
+	}
+	return out
+}
+
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.log.Enabled(r.Context(), slog.LevelDebug) {
+		rec := &statusRecorder{ResponseWriter: w}
+		start := time.Now()
+		defer func() { a.logRequest(r, rec.status, time.Since(start)) }()
+		w = rec
+	}
 	defer func() {
 		// A bug in one handler must not take the server down with it.
 		if v := recover(); v != nil {
@@ -98,6 +147,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, errors.New("panic"))
 		}
 	}()
+	if a.cors.handle(w, r, a.writeError) {
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -114,13 +166,22 @@ func (e *apiError) Error() string { return e.message }
 // {"error":{"code":"…","message":"…"}} with the right status.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		ae     *apiError
-		tooBig *http.MaxBytesError
+		ae      *apiError
+		tooBig  *http.MaxBytesError
+		expired *auth.TokenExpiredError
 	)
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
 	switch {
 	case errors.As(err, &ae):
 		status, code, msg = ae.status, ae.code, ae.message
+	case errors.As(err, &expired):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		status, code = http.StatusUnauthorized, "token_expired"
+		msg = fmt.Sprintf("the token expired at %s; mint a new one (POST /v1/apps/{app}/tokens) and resume with ?last_event_id=",
+			expired.ExpiredAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, auth.ErrTokenInvalid):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		status, code, msg = http.StatusUnauthorized, "token_invalid", "the token is not valid: "+strings.TrimPrefix(err.Error(), auth.ErrTokenInvalid.Error()+": ")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 		status, code, msg = http.StatusUnauthorized, "unauthenticated", "a valid key is required: Authorization: Bearer <key>"
@@ -156,25 +217,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client may be gone; there is nothing to do about it
 }
 
-// bearer returns the request's credential: the Authorization header, or,
-// where allowQuery is set (EventSource cannot send headers), ?access_token=.
-func bearer(r *http.Request, allowQuery bool) string {
+// TokenCookie is the cookie that may carry a browser token to the events
+// endpoints, for same-site deployments where the backend sets it HttpOnly
+// so page scripts never see the token.
+const TokenCookie = "herald_token"
+
+// credential returns the request's credential and whether it came from the
+// token cookie: the Authorization header; on the events endpoints, where
+// EventSource cannot send headers, also ?access_token= and then the cookie.
+func credential(r *http.Request, stream bool) (token string, fromCookie bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token)
+			return strings.TrimSpace(token), false
 		}
-		return ""
+		return "", false
 	}
-	if allowQuery {
-		return r.URL.Query().Get("access_token")
+	if !stream {
+		return "", false
 	}
-	return ""
+	if t := r.URL.Query().Get("access_token"); t != "" {
+		return t, false
+	}
+	if c, err := r.Cookie(TokenCookie); err == nil {
+		return c.Value, true
+	}
+	return "", false
 }
 
 func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !a.cfg.Admin.Verify(bearer(r, false)) {
+		token, _ := credential(r, false)
+		if !a.cfg.Admin.Verify(token) {
 			a.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthenticated", "the admin token is required: Authorization: Bearer <admin token>"})
 			return
 		}
@@ -184,15 +258,43 @@ func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
 
 // scoped admits a key of the path's app that holds scope, or the admin token.
 func (a *API) scoped(scope store.Scope, next http.HandlerFunc) http.HandlerFunc {
+	return a.authorize(scope, false, next)
+}
+
+// streaming admits what scoped(ScopeSubscribe) does, and also a browser
+// token of the path's app, from the header, ?access_token= or the cookie.
+// Which topics the token allows is checked by the handler, which knows them.
+func (a *API) streaming(next http.HandlerFunc) http.HandlerFunc {
+	return a.authorize(store.ScopeSubscribe, true, next)
+}
+
+func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		appID := r.PathValue("app")
-		token := bearer(r, r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events"))
-		if a.cfg.Admin.Verify(token) {
+		token, fromCookie := credential(r, stream)
+		if !fromCookie && a.cfg.Admin.Verify(token) {
 			if _, err := a.cfg.Apps.GetApp(r.Context(), appID); err != nil {
 				a.writeError(w, r, appErr(err))
 				return
 			}
 			next(w, r)
+			return
+		}
+		if fromCookie || auth.LooksLikeToken(token) {
+			// The cookie carries browser tokens only: an app key or the
+			// admin token there would be sent by the browser to every
+			// request of the path, which is not what keys are for.
+			bt, err := a.verifyToken(token)
+			switch {
+			case err != nil:
+				a.writeError(w, r, err)
+			case bt.App != appID:
+				a.writeError(w, r, fmt.Errorf("%w: this token belongs to another app", auth.ErrForbidden))
+			case !stream:
+				a.writeError(w, r, fmt.Errorf("%w: a browser token only opens event streams (GET …/events); use an app key here", auth.ErrForbidden))
+			default:
+				next(w, r.WithContext(context.WithValue(r.Context(), browserTokenKey{}, bt)))
+			}
 			return
 		}
 		k, err := a.cfg.Keys.Verify(r.Context(), token)
@@ -417,11 +519,22 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 			return
 		}
 	}
+	var until time.Time
+	if bt, ok := r.Context().Value(browserTokenKey{}).(auth.BrowserToken); ok {
+		for _, t := range topics {
+			if !bt.Allows(t) {
+				a.writeError(w, r, &apiError{http.StatusForbidden, "topic_not_allowed",
+					fmt.Sprintf("this token does not allow topic %q; it allows: %s", t, strings.Join(bt.Topics, ", "))})
+				return
+			}
+		}
+		until = bt.ExpiresAt // the stream ends when the token does
+	}
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last})
+	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until})
 	if err != nil {
 		var name string
 		if len(topics) == 1 {

@@ -127,6 +127,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Metrics:      s.metrics,
 		Logger:       log,
 	})
+	// Browser tokens are signed with --token-secret, or a key derived from
+	// the admin token: either way every node of a cluster agrees.
+	tokenKey := auth.DeriveTokenKey(s.AdminToken)
+	if cfg.TokenSecret != "" {
+		tokenKey = []byte(cfg.TokenSecret)
+	}
+	tokens, err := auth.NewTokenSigner(tokenKey)
+	if err != nil {
+		_ = s.closeStorage()
+		return nil, err
+	}
 	api := httpapi.New(httpapi.Config{
 		Service:   svc,
 		Streams:   s.streams,
@@ -135,6 +146,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Admin:     auth.NewAdminToken(s.AdminToken),
 		ReadyFunc: s.ready,
 		Metrics:   s.metrics.Handler(),
+		Tokens:    tokens,
+		CORS:      cfg.CORSOrigins,
 		Logger:    log,
 	})
 	s.http = &http.Server{
@@ -147,6 +160,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.http.ConnState = s.fresh.track
 	s.http.RegisterOnShutdown(s.fresh.closeAll)
+	if err := s.configureProtocols(); err != nil {
+		_ = s.closeStorage()
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -253,13 +270,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Go(func() { s.prune(bgCtx) })
 
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- s.http.Serve(s.ln) })
+	wg.Go(func() { serveErr <- s.serveHTTP() })
 
 	storeName := "sqlite"
 	if s.cluster != nil {
 		storeName = "postgres"
 	}
-	s.log.Info("herald ready", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir, "store", storeName)
+	s.log.Info("herald ready", "addr", s.URL(), "data_dir", s.cfg.DataDir, "store", storeName)
 
 	select {
 	case err := <-serveErr:

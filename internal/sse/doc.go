@@ -13,8 +13,10 @@
 //
 // Control events are named: "lagged" (data {"missed":N,"topic":T}) when the
 // subscriber lost N events, and "topic_deleted" before the stream ends (or,
-// on a multi-topic stream, stops carrying that topic). ": ping" comments keep
-// idle connections open.
+// on a multi-topic stream, stops carrying that topic). A stream opened with
+// a browser token ends at the token's expiry (Request.Until) after
+// "token_expired" (data {"expired_at":T}). ": ping" comments keep idle
+// connections open.
 //
 // # Invariants
 //

@@ -179,6 +179,11 @@ type Request struct {
 	Topics []string
 	// LastEventID is the client's Last-Event-ID, empty on a first connect.
 	LastEventID string
+	// Until, when set, is when the stream must end: the expiry of the
+	// browser token that opened it, so a token outlives its ttl on no open
+	// stream. The stream then sends "event: token_expired" and ends
+	// cleanly. The zero time means no deadline.
+	Until time.Time
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -221,7 +226,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	// missed: events already covered by the positions are skipped below.
 	wake := make(chan struct{}, 1)
 	s := &stream{
-		h: h, topics: topics, multi: len(topics) > 1,
+		h: h, topics: topics, multi: len(topics) > 1, until: req.Until,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
 	}
 	for i, t := range topics {
@@ -410,6 +415,8 @@ type stream struct {
 	// deadline is when the current write deadline ends; it is moved only
 	// when less than half the timeout remains, to spare a syscall per write.
 	deadline time.Time
+	// until is when the stream must end (Request.Until); zero means never.
+	until time.Time
 }
 
 func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
@@ -419,10 +426,19 @@ func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
 		defer t.Stop()
 		tick = t.C
 	}
+	var expiry <-chan time.Time
+	if !s.until.IsZero() {
+		t := time.NewTimer(time.Until(s.until))
+		defer t.Stop()
+		expiry = t.C
+	}
 	live := len(s.subs)
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-expiry:
+			s.endExpired()
 			return
 		case <-tick:
 			s.buf = append(s.buf, ": ping\n\n"...)
@@ -455,10 +471,27 @@ func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
 				return // the stream's context ended
 			}
 		}
+		// select picks at random among ready cases: a burst that woke the
+		// stream together with its expiry must not go out after it.
+		if !s.until.IsZero() && !time.Now().Before(s.until) {
+			s.buf = s.buf[:0]
+			s.endExpired()
+			return
+		}
 		if !s.flush() || live == 0 {
 			return
 		}
 	}
+}
+
+// endExpired tells the client that the token the stream was opened with
+// expired, so a page can mint a new one and resume with ?last_event_id=
+// (EventSource's own reconnect would reuse the expired token and get 401).
+func (s *stream) endExpired() {
+	s.buf = append(s.buf, "event: token_expired\ndata: {\"expired_at\":\""...)
+	s.buf = s.until.UTC().AppendFormat(s.buf, time.RFC3339)
+	s.buf = append(s.buf, "\"}\n\n"...)
+	s.flush()
 }
 
 // appendEvent adds ev's frame unless the stream already sent it, announcing
