@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/dashboard"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
@@ -75,14 +76,24 @@ func New(cfg Config) *API {
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics)
 	}
-	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		// The live dashboard will live here; until then, say what this is.
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "Herald is running.\n\nAPI: /v1 (see the README), health: /healthz, readiness: /readyz, metrics: /metrics\n")
-	})
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
+	}
+	// The live dashboard: a page at / for browsers, its assets under
+	// /dashboard/. Clients that do not ask for HTML (curl, probes) keep
+	// getting a line saying what this server is.
+	dash := dashboard.New(dashboard.Options{NotFound: http.HandlerFunc(notFound)})
+	m.Handle("GET "+dashboard.AssetPrefix, dash)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Accept")
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Herald is running.\n\nDashboard: open / in a browser. API: /v1 (see the README), health: /healthz, readiness: /readyz, metrics: /metrics\n")
 	})
+	m.HandleFunc("/", notFound)
 	return a
 }
 
