@@ -92,6 +92,11 @@ async function connect(app, key) {
     data = await api("GET", appPath() + "/topics");
   } catch (e) {
     state.app = state.key = "";
+    if (e.status === 401 || e.status === 403 || e.status === 404) {
+      // A key saved earlier in this tab that no longer works is forgotten.
+      sessionStorage.removeItem(STORE_APP);
+      sessionStorage.removeItem(STORE_KEY);
+    }
     let hint = "";
     if (e.status === 401) hint = " Check the key.";
     else if (e.status === 403) hint = " Use a key with the manage scope, or one of this app's keys.";
@@ -477,11 +482,18 @@ function addEvent(d) {
       el("span", { className: "mono", textContent: "#" + d.id }),
       el("time", { dateTime: d.published_at, textContent: clockTime(when) }),
     ),
-    el("pre", { textContent: d.message === undefined ? "" : JSON.stringify(d.message, null, 2) }),
+    el("pre", { textContent: formatMessage(d.message) }),
   );
   li.dataset.topic = d.topic;
   li.dataset.id = d.id;
   appendEntry(li);
+}
+
+// formatMessage shows a short message on one line and indents a longer one.
+function formatMessage(m) {
+  if (m === undefined) return "";
+  const compact = JSON.stringify(m);
+  return compact.length <= 80 ? compact : JSON.stringify(m, null, 2);
 }
 
 function addNotice(kind, text) {
