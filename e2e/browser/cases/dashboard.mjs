@@ -34,6 +34,8 @@ export default {
     assert.ok(!page.url().includes(s.fullKey), "the key is never in the page's URL");
     assert.equal(await page.evaluate(() => sessionStorage.getItem("herald.dashboard.key")), s.fullKey, "the key is kept in sessionStorage");
     assert.equal(await page.locator("#who-app").textContent(), s.app);
+    const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent);
+    assert.equal(await focused(), "topics-h", "after connecting, the focus moves to the topics, not to the page's top");
     const rowNames = () => page.locator("#topic-rows tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.topic));
     assert.deepEqual(await rowNames(), ["orders", "stock"]);
     assert.equal(await page.locator('tr[data-topic="stock"] .last').textContent(), "1");
@@ -80,6 +82,7 @@ export default {
       () => `orders #1 in the tail, it shows ${JSON.stringify(rows)}`,
     );
     assert.deepStrictEqual(rows.find((r) => r.id === "1" && r.topic === "orders").message, sent);
+    assert.equal(await focused(), "Publish", "the Publish button keeps the focus while and after it publishes");
 
     // Invalid JSON: an inline error, and nothing is sent.
     await page.getByLabel("Message (JSON)").fill('{"order": 43,}');

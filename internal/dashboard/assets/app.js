@@ -229,6 +229,8 @@ async function deleteTopic(name, button) {
   try {
     await api("DELETE", topicPath(name));
     showError("topics-error", "");
+    // Its row, and the focused button in it, go away: keep the focus nearby.
+    $("topics-h").focus();
   } catch (e) {
     showError("topics-error", "Could not delete " + name + ": " + e.message + " (" + e.code + ").");
     button.disabled = false;
@@ -294,8 +296,12 @@ async function publish(ev) {
     body.focus();
     return;
   }
-  const button = $("publish-form").querySelector("button[type=submit]");
-  button.disabled = true;
+  // Not button.disabled: that would take the focus away from a keyboard
+  // user who pressed it.
+  const form = $("publish-form");
+  if (form.dataset.busy) return;
+  form.dataset.busy = "1";
+  form.setAttribute("aria-busy", "true");
   try {
     // The text goes as typed: the server validates and compacts it.
     const m = await api("POST", topicPath(topic) + "/messages", text);
@@ -306,7 +312,8 @@ async function publish(ev) {
     showError("publish-error", "The server refused it: " + e.message + " (" + e.code + ", HTTP " + e.status + ").");
     body.focus();
   } finally {
-    button.disabled = false;
+    delete form.dataset.busy;
+    form.removeAttribute("aria-busy");
   }
 }
 
@@ -376,6 +383,7 @@ function openTail(topics, lastEventID) {
     tail.lost = false;
     tail.attempts = 0;
     setStatus("live", "Live: " + names());
+    refreshTopics(); // the subscriber counts now include this tab
   };
   es.onmessage = (e) => {
     if (state.tail !== tail) return;
