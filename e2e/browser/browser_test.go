@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,6 +143,15 @@ func requireTools(t *testing.T) string {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not on PATH (%v): the browser tests need Node.js 20 or later; %s", err, fix)
+	}
+	// playwright-core needs Node.js 20 or later; an older one fails in ways
+	// that do not say so.
+	v, err := exec.CommandContext(t.Context(), node, "-p", "process.versions.node.split('.')[0]").Output()
+	if err != nil {
+		t.Fatalf("run %s: %v", node, err)
+	}
+	if major, err := strconv.Atoi(strings.TrimSpace(string(v))); err != nil || major < 20 {
+		t.Fatalf("node at %s is version %s: the browser tests need Node.js 20 or later", node, strings.TrimSpace(string(v)))
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
 		t.Fatalf("e2e/browser/node_modules has no playwright-core (%v): run `npm ci` in e2e/browser; %s", err, fix)
