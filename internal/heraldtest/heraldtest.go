@@ -98,6 +98,19 @@ func (s *Server) UseHTTPClient(hc *http.Client) {
 // Stop shuts the server down gracefully and returns Serve's result.
 func (s *Server) Stop() error { return s.stop() }
 
+// Restart stops the server and starts a new one on the same address and
+// data directory, as a restart of the process would: clients that
+// reconnect on their own find it where it was, with its apps, keys and
+// history. The address is free while the server is down, so a test that
+// restarts should not run in parallel with tests that bind ports.
+func (s *Server) Restart(t *testing.T) *Server {
+	t.Helper()
+	require.NoError(t, s.Stop(), "stop before restart")
+	cfg := s.Config
+	cfg.Addr = s.Addr()
+	return Start(t, cfg)
+}
+
 // App is an app created for a test, with a client per key.
 type App struct {
 	ID string

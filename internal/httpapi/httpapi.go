@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/dashboard"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
@@ -58,6 +59,7 @@ type API struct {
 	mux  *http.ServeMux
 	log  *slog.Logger
 	cors *cors
+	dash http.Handler
 }
 
 // New returns the API's handler.
@@ -67,13 +69,21 @@ func New(cfg Config) *API {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.cors = newCORS(cfg.CORS, a.log)
+	a.dash = dashboard.New(dashboard.Options{NotFound: http.HandlerFunc(a.notFound)})
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, rt.handler)
 	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
-	})
+	// The dashboard's static assets (script, style sheet, icon) are not part
+	// of the API, so they stay out of the route table and the OpenAPI
+	// document; the page itself is GET / in the table.
+	a.mux.Handle("GET "+dashboard.AssetPrefix, a.dash)
+	a.mux.HandleFunc("/", a.notFound)
 	return a
+}
+
+// notFound answers every path no route matches.
+func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
+	a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
 }
 
 // route is one entry of the API's route table: a net/http pattern and its
@@ -110,10 +120,16 @@ func (a *API) routes() []route {
 		{"GET /readyz", http.HandlerFunc(a.readyz)},
 		{"GET /metrics", metrics},
 		{"GET /openapi.json", http.HandlerFunc(serveOpenAPI)},
+		// The live dashboard for browsers; clients that do not ask for HTML
+		// (curl, probes) get a line saying what this server is.
 		{"GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// The live dashboard will live here; until then, say what this is.
+			w.Header().Add("Vary", "Accept")
+			if strings.Contains(r.Header.Get("Accept"), "text/html") {
+				a.dash.ServeHTTP(w, r)
+				return
+			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = io.WriteString(w, "Herald is running.\n\nAPI: /v1 (described at /openapi.json), health: /healthz, readiness: /readyz, metrics: /metrics\n")
+			_, _ = io.WriteString(w, "Herald is running.\n\nDashboard: open / in a browser. API: /v1 (described at /openapi.json), health: /healthz, readiness: /readyz, metrics: /metrics\n")
 		})},
 	}
 }

@@ -1,0 +1,13 @@
+// The browser cases, in the order they run. To add one: write a module in
+// this folder whose default export is {name, run({page, context, env,
+// artifacts}), timeoutMs?}, and list it here. Each case gets a fresh page
+// (more with context.newPage()); they are all closed after it. Cases share
+// the servers in env.servers, so each uses topics of its own (uniqueTopic).
+import payloads from "./payloads.mjs";
+import lagged from "./lagged.mjs";
+import topicDeleted from "./topic_deleted.mjs";
+import reconnect from "./reconnect.mjs";
+import refused from "./refused.mjs";
+import dashboard from "./dashboard.mjs";
+
+export default [payloads, lagged, topicDeleted, reconnect, refused, dashboard];
