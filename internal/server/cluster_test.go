@@ -236,3 +236,26 @@ func metricsText(t *testing.T, n *heraldtest.Server) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestClusterDeafListenerNotReady freezes a node's listener connection (and
+// only it): /readyz answers 503 while the node cannot hear the others, and
+// 200 again once it has reopened its listener.
+func TestClusterDeafListenerNotReady(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	proxy := pgtest.NewProxy(t, db)
+	cfg := heraldtest.Config(t)
+	cfg.DatabaseURL = proxy.URL(db)
+	n := heraldtest.Start(t, cfg)
+	ready := func() int {
+		resp, err := http.Get(n.URL + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, ready())
+	proxy.FreezeListeners()
+	require.Eventually(t, func() bool { return ready() == http.StatusServiceUnavailable }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return ready() == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
+	require.Contains(t, metricsText(t, n), "herald_pg_listener_reconnects_total 1")
+}
