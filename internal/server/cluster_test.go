@@ -28,6 +28,7 @@ func startCluster(t *testing.T, n int) []*heraldtest.Server {
 		cfg := heraldtest.Config(t)
 		cfg.DatabaseURL = db
 		cfg.MaxMessageBytes = 256 << 10
+		cfg.BufferSize = 4096 // the order test reads bursts of 1000
 		nodes[i] = heraldtest.Start(t, cfg)
 	}
 	return nodes
@@ -258,4 +259,40 @@ func TestClusterDeafListenerNotReady(t *testing.T) {
 	require.Eventually(t, func() bool { return ready() == http.StatusServiceUnavailable }, 20*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return ready() == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
 	require.Contains(t, metricsText(t, n), "herald_pg_listener_reconnects_total 1")
+}
+
+// TestClusterOrderUnderConcurrentPublishers: 8 publishers split over two
+// nodes send 1000 messages to one topic; streams on both nodes see ids 1 to
+// 1000, each once, in order.
+func TestClusterOrderUnderConcurrentPublishers(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 2)
+	app := nodes[0].NewApp(t, "orders")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var streams []<-chan client.Event
+	for _, n := range nodes {
+		streams = append(streams, follow(t, client.New(n.URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"orders"}, client.StreamOptions{})))
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return subscribers(t, n, app, "orders") == 1 }, 10*time.Second, 20*time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for p := range 8 {
+		pub := client.New(nodes[p%2].URL, app.FullKey)
+		wg.Go(func() {
+			for i := range 125 {
+				_, err := pub.Publish(ctx, app.ID, "orders", fmt.Appendf(nil, `{"p":%d,"i":%d}`, p, i))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i, s := range streams {
+		for want := 1; want <= 1000; want++ {
+			ev := next(t, s)
+			require.Equal(t, client.EventMessage, ev.Type, "node %d", i)
+			require.Equal(t, fmt.Sprint(want), ev.Message.ID, "node %d", i)
+		}
+	}
 }
