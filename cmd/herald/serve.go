@@ -27,8 +27,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	if srv.GeneratedAdminToken {
-		// Shown once; it is kept in the data directory (mode 0600).
-		fmt.Fprintf(stdout, "admin token (generated, kept in %s/admin-token): %s\n", cfg.DataDir, srv.AdminToken)
+		// Shown once; it is kept in the data directory (mode 0600), or in
+		// cluster mode in the database, where every node finds it.
+		where := cfg.DataDir + "/admin-token"
+		if cfg.DatabaseURL != "" {
+			where = "the database, for every node"
+		}
+		fmt.Fprintf(stdout, "admin token (generated, kept in %s): %s\n", where, srv.AdminToken)
 	}
 	return srv.Serve(ctx)
 }
