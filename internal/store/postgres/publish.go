@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/groupcommit"
 )
 
 // Publish stores one message and returns it once committed. The request
@@ -33,47 +33,7 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	if !storable(req.AppID) || !storable(req.Topic) {
 		return store.Message{}, fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)
 	}
-	c := s.calls.Get().(*publishCall)
-	c.ctx, c.req = ctx, req
-	s.sending.Add(1)
-	select {
-	case s.publishc <- c:
-		// The writer took c and counted it out of s.sending.
-	case <-ctx.Done():
-		s.sending.Add(-1)
-		s.recycle(c)
-		return store.Message{}, fmt.Errorf("publish: %w", ctx.Err())
-	case <-s.closing:
-		s.sending.Add(-1)
-		s.recycle(c)
-		return store.Message{}, fmt.Errorf("publish: %w", store.ErrClosed)
-	}
-	<-c.done
-	msg, err := c.msg, c.err
-	s.recycle(c)
-	return msg, err
-}
-
-// publishCall is one Publish on its way through the writer. The writer owns
-// it from the moment it receives it until it sends on done.
-type publishCall struct {
-	ctx context.Context
-	req store.PublishRequest
-	// group is the index of the call's topic in the writer's groups.
-	group int
-	// msg or err is the answer.
-	msg store.Message
-	err error
-	// done receives one value once the call is answered. It has room for
-	// it, so the writer never waits for the caller.
-	done chan struct{}
-}
-
-// recycle puts c back in the pool, with no references to the call it held.
-func (s *Store) recycle(c *publishCall) {
-	done := c.done
-	*c = publishCall{done: done}
-	s.calls.Put(c)
+	return s.queue.Submit(ctx, req)
 }
 
 // topicKey names a topic.
@@ -127,8 +87,6 @@ const insertQuery = `
 // so that a batch allocates little.
 type writer struct {
 	s      *Store
-	batch  []*publishCall
-	live   []*publishCall
 	groups []topicGroup
 	index  map[topicKey]int
 	// The columns of the batch's insert.
@@ -141,80 +99,17 @@ type writer struct {
 // write is the writer goroutine: it commits batches of publishes until
 // Close. It is the only goroutine of the store that publishes.
 func (s *Store) write() {
-	w := &writer{
-		s:     s,
-		batch: make([]*publishCall, 0, s.opts.MaxBatch),
-		index: make(map[topicKey]int),
-	}
-	for {
-		var first *publishCall
-		select {
-		case first = <-s.publishc:
-			s.sending.Add(-1)
-		case <-s.closing:
-			return
-		}
-		batch := w.gather(first)
-		w.commit(batch)
-		clear(batch)
-		w.batch = batch[:0]
-	}
+	w := &writer{s: s, index: make(map[topicKey]int)}
+	s.queue.Run(w.commit)
 }
 
-// gather returns a batch of first and the calls that come right after it.
-// A commit costs about the same for one message as for many, so it pays to
-// take the calls already on their way: it yields once, so that publishers
-// woken by the last batch can run, then takes calls for as long as a
-// Publish is about to send one, up to Options.MaxBatch calls and
-// Options.MaxBatchBytes of bodies. It never waits for a call that has not
-// begun: the calls that arrive while a batch commits make the next batch.
-func (w *writer) gather(first *publishCall) []*publishCall {
-	s := w.s
-	batch := append(w.batch[:0], first)
-	size := len(first.req.Body)
-	runtime.Gosched()
-	for len(batch) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
-		select {
-		case c := <-s.publishc:
-			s.sending.Add(-1)
-			batch = append(batch, c)
-			size += len(c.req.Body)
-			continue
-		default:
-		}
-		if s.sending.Load() == 0 {
-			break
-		}
-		runtime.Gosched()
-	}
-	return batch
-}
-
-// commit writes batch in one transaction and answers every call in it.
-func (w *writer) commit(batch []*publishCall) {
-	// A call whose caller gave up before the writer took it is not written.
-	live := w.live[:0]
-	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
-			c.err = fmt.Errorf("publish: %w", err)
-			c.done <- struct{}{}
-			continue
-		}
-		live = append(live, c)
-	}
-	defer func() {
-		clear(live)
-		w.live = live[:0]
-	}()
-	if len(live) == 0 {
-		return
-	}
-
+// commit writes live in one transaction and answers every call in it.
+func (w *writer) commit(live []*groupcommit.Call) {
 	// Group the calls by topic, the groups in lock order.
 	clear(w.index)
 	w.groups = w.groups[:0]
 	for _, c := range live {
-		k := topicKey{c.req.AppID, c.req.Topic}
+		k := topicKey{c.Req.AppID, c.Req.Topic}
 		if _, ok := w.index[k]; !ok {
 			w.index[k] = len(w.groups)
 			w.groups = append(w.groups, topicGroup{key: k})
@@ -225,8 +120,8 @@ func (w *writer) commit(batch []*publishCall) {
 		w.index[w.groups[i].key] = i
 	}
 	for _, c := range live {
-		c.group = w.index[topicKey{c.req.AppID, c.req.Topic}]
-		w.groups[c.group].n++
+		c.Group = w.index[topicKey{c.Req.AppID, c.Req.Topic}]
+		w.groups[c.Group].n++
 	}
 
 	var err error
@@ -242,8 +137,8 @@ func (w *writer) commit(batch []*publishCall) {
 	}
 	if err != nil {
 		for _, c := range live {
-			c.err = err
-			c.done <- struct{}{}
+			c.Err = err
+			c.Answer()
 		}
 		return
 	}
@@ -251,13 +146,13 @@ func (w *writer) commit(batch []*publishCall) {
 	// Committed. Batch order is id order within each topic, and this is the
 	// only goroutine that calls CommittedFunc.
 	for _, c := range live {
-		g := &w.groups[c.group]
+		g := &w.groups[c.Group]
 		if g.missing {
-			c.err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
-		} else if f := c.req.CommittedFunc; f != nil {
-			f(c.msg)
+			c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
+		} else if f := c.Req.CommittedFunc; f != nil {
+			f(c.Msg)
 		}
-		c.done <- struct{}{}
+		c.Answer()
 	}
 }
 
@@ -266,7 +161,7 @@ func (w *writer) commit(batch []*publishCall) {
 // BeforeCommit and commits. It sets each live call's msg and each group's
 // missing; a topic that does not exist fails only its own calls. The error
 // it returns is the one every call of the batch gets.
-func (w *writer) writeTx(live []*publishCall) (err error) {
+func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
 	// happens to the callers. The timeout keeps a hung connection from
@@ -327,24 +222,24 @@ func (w *writer) writeTx(live []*publishCall) (err error) {
 
 	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
 	for _, c := range live {
-		g := &w.groups[c.group]
+		g := &w.groups[c.Group]
 		if g.missing {
 			continue
 		}
-		body := []byte(c.req.Body)
+		body := []byte(c.Req.Body)
 		if body == nil {
 			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
 		}
-		c.msg = store.Message{
-			AppID:       c.req.AppID,
-			Topic:       c.req.Topic,
+		c.Msg = store.Message{
+			AppID:       c.Req.AppID,
+			Topic:       c.Req.Topic,
 			ID:          g.next,
-			Body:        c.req.Body,
+			Body:        c.Req.Body,
 			PublishedAt: g.publishedAt,
 		}
 		g.next++
 		w.topicIDs = append(w.topicIDs, g.topicID)
-		w.ids = append(w.ids, int64(c.msg.ID))
+		w.ids = append(w.ids, int64(c.Msg.ID))
 		w.bodies = append(w.bodies, body)
 		w.stamps = append(w.stamps, g.publishedAt)
 	}
@@ -358,8 +253,8 @@ func (w *writer) writeTx(live []*publishCall) (err error) {
 	if f := s.opts.BeforeCommit; f != nil {
 		msgs := make([]store.Message, 0, len(w.ids))
 		for _, c := range live {
-			if !w.groups[c.group].missing {
-				msgs = append(msgs, c.msg)
+			if !w.groups[c.Group].missing {
+				msgs = append(msgs, c.Msg)
 			}
 		}
 		// Stable: within a topic, batch order is id order.

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/groupcommit"
 )
 
 // Options tunes a Store. The zero value is a good default.
@@ -84,14 +84,8 @@ type Store struct {
 	opts Options
 	pool *pgxpool.Pool
 
-	// publishc hands a publish to the writer. It is unbuffered: a send
-	// completes when the writer has taken the call.
-	publishc chan *publishCall
-	// sending counts the Publish calls about to hand their request to the
-	// writer: the writer takes them into its batch before it commits.
-	sending atomic.Int64
-	// calls recycles publishCalls.
-	calls sync.Pool
+	// queue hands publishes to the writer, which commits them in groups.
+	queue *groupcommit.Queue
 	// closing is closed by Close; the writer then returns after its
 	// current batch.
 	closing chan struct{}
@@ -159,12 +153,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (_ *Store, err 
 	}
 
 	s := &Store{
-		opts:     opts,
-		pool:     pool,
-		publishc: make(chan *publishCall),
-		closing:  make(chan struct{}),
+		opts:    opts,
+		pool:    pool,
+		closing: make(chan struct{}),
 	}
-	s.calls.New = func() any { return &publishCall{done: make(chan struct{}, 1)} }
+	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch, MaxBatchBytes: opts.MaxBatchBytes})
 	s.wg.Go(s.write)
 	return s, nil
 }

@@ -10,10 +10,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/groupcommit"
 )
 
 // Options tunes a Store. The zero value is a good default.
@@ -68,14 +68,8 @@ type Store struct {
 	// stmts are the statements prepared at Open for the hot paths.
 	stmts statements
 
-	// publishc hands a publish to the writer. It is unbuffered: a send
-	// completes when the writer has taken the call.
-	publishc chan *publishCall
-	// sending counts the Publish calls about to hand their request to the
-	// writer: the writer waits for them before it commits.
-	sending atomic.Int64
-	// calls recycles publishCalls.
-	calls sync.Pool
+	// queue hands publishes to the writer, which commits them in groups.
+	queue *groupcommit.Queue
 	// checkpointc wakes the checkpointer; it has room for one wake-up.
 	checkpointc chan struct{}
 	// closing is closed by Close; the writer and the checkpointer then
@@ -113,11 +107,10 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	}
 	s := &Store{
 		opts:        opts,
-		publishc:    make(chan *publishCall),
 		checkpointc: make(chan struct{}, 1),
 		closing:     make(chan struct{}),
 	}
-	s.calls.New = func() any { return &publishCall{done: make(chan struct{}, 1)} }
+	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch})
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.closeDBs())

@@ -1,0 +1,147 @@
+package groupcommit_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/groupcommit"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// run starts a writer whose commit numbers the calls in the order it sees
+// them and records each batch's size; stop closes the queue and waits.
+func run(t *testing.T, opts groupcommit.Options, commit func([]*groupcommit.Call)) (q *groupcommit.Queue, stop func()) {
+	t.Helper()
+	closing := make(chan struct{})
+	q = groupcommit.New(closing, opts)
+	var wg sync.WaitGroup
+	wg.Go(func() { q.Run(commit) })
+	var once sync.Once
+	stop = func() { once.Do(func() { close(closing); wg.Wait() }) }
+	t.Cleanup(stop)
+	return q, stop
+}
+
+// TestEveryCallAnsweredInBatches: concurrent submits are all answered, with
+// the answer their batch gave them, and some batches hold several calls.
+func TestEveryCallAnsweredInBatches(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		next    uint64
+		batches []int
+	)
+	q, _ := run(t, groupcommit.Options{MaxBatch: 64}, func(live []*groupcommit.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		batches = append(batches, len(live))
+		for _, c := range live {
+			next++
+			c.Msg = store.Message{ID: next, Body: c.Req.Body}
+			c.Answer()
+		}
+	})
+	const callers, each = 16, 200
+	var wg sync.WaitGroup
+	seen := make([][]uint64, callers)
+	for i := range callers {
+		wg.Go(func() {
+			for range each {
+				m, err := q.Submit(t.Context(), store.PublishRequest{Body: []byte(`1`)})
+				if !assert.NoError(t, err) {
+					return
+				}
+				seen[i] = append(seen[i], m.ID)
+			}
+		})
+	}
+	wg.Wait()
+	all := map[uint64]bool{}
+	for _, ids := range seen {
+		require.Len(t, ids, each)
+		for _, id := range ids {
+			require.False(t, all[id], "id %d answered twice", id)
+			all[id] = true
+		}
+	}
+	require.Len(t, all, callers*each)
+	mu.Lock()
+	defer mu.Unlock()
+	biggest := 0
+	for _, n := range batches {
+		require.LessOrEqual(t, n, 64)
+		biggest = max(biggest, n)
+	}
+	require.Greater(t, biggest, 1, "16 concurrent callers never shared a commit")
+}
+
+// TestBatchBytesBound: a batch stops growing once its bodies reach
+// MaxBatchBytes.
+func TestBatchBytesBound(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		sizes []int
+	)
+	q, _ := run(t, groupcommit.Options{MaxBatch: 100, MaxBatchBytes: 1000}, func(live []*groupcommit.Call) {
+		mu.Lock()
+		n := 0
+		for _, c := range live {
+			n += len(c.Req.Body)
+			c.Answer()
+		}
+		sizes = append(sizes, n)
+		mu.Unlock()
+	})
+	body := make([]byte, 400)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				_, err := q.Submit(t.Context(), store.PublishRequest{Body: body})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range sizes {
+		require.LessOrEqual(t, n, 1200, "a batch went past the byte bound by more than one body")
+	}
+}
+
+// TestGivenUpCallsNotCommitted: a caller whose context has ended gets its
+// error and its request never reaches commit; after close, calls get
+// store.ErrClosed.
+func TestGivenUpCallsNotCommitted(t *testing.T) {
+	t.Parallel()
+	committed := make(chan string, 10)
+	q, stop := run(t, groupcommit.Options{MaxBatch: 8}, func(live []*groupcommit.Call) {
+		for _, c := range live {
+			committed <- string(c.Req.Body)
+			c.Answer()
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := q.Submit(ctx, store.PublishRequest{Body: []byte(`"gave up"`)})
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = q.Submit(t.Context(), store.PublishRequest{Body: []byte(`"kept"`)})
+	require.NoError(t, err)
+	require.Equal(t, `"kept"`, <-committed)
+	require.Empty(t, committed)
+
+	stop()
+	_, err = q.Submit(t.Context(), store.PublishRequest{Body: []byte(`"late"`)})
+	require.ErrorIs(t, err, store.ErrClosed)
+}
