@@ -5,14 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/heraldhq/herald/internal/store/migration"
 )
 
 // migrationFS holds the schema migrations, one file each, named
@@ -27,41 +24,6 @@ var migrationFS embed.FS
 // "herald" in ASCII followed by 0x0001, unlikely to be another program's key.
 const migrateLockKey int64 = 0x686572616c640001
 
-// migration is one schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and _", e.Name())
-		}
-		body, err := fs.ReadFile(migrationFS, path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: version, name: e.Name(), sql: string(body)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: want version %d", m.name, i+1)
-		}
-	}
-	return out, nil
-}
-
 // migrate brings the schema herald up to date in one transaction that holds
 // a transaction-level advisory lock: a node that starts while another
 // migrates waits for it, then finds the schema current. DDL in Postgres is
@@ -69,11 +31,11 @@ func migrations() ([]migration, error) {
 // current, migrate only reads, so a role without CREATE privileges can run a
 // node once the schema exists.
 func migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
-	ms, err := migrations()
+	ms, err := migration.Load(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
-	newest := ms[len(ms)-1].version
+	newest := ms[len(ms)-1].Version
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -121,11 +83,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
 	for _, m := range ms[current:] {
 		// No arguments: pgx sends it with the simple protocol, which takes
 		// several statements at once.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO herald.schema_version (version) VALUES ($1)`, m.version); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO herald.schema_version (version) VALUES ($1)`, m.Version); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return tx.Commit(ctx)
