@@ -1,0 +1,1 @@
+export default { name: "expired_token", async run() {} };
