@@ -42,7 +42,7 @@ import (
 // the machines this runs on, so there is no fallback to look for.
 const chromiumPath = "/usr/bin/chromium"
 
-// runTimeout bounds the whole Node run; the cases take about 25 s.
+// runTimeout bounds the whole Node run; the cases take about 30 s.
 const runTimeout = 3 * time.Minute
 
 // serverInfo is one server as the script sees it: where it is and an app

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import {
-  appPath, control, createTopic, messages, mintToken, openBlank, publish, record, snapshot, streamPath, uniqueTopic, waitFor,
+  appPath, control, createTopic, mintToken, openBlank, publish, record, snapshot, streamPath, uniqueTopic, waitFor,
   waitStream,
 } from "../lib.mjs";
 
@@ -87,7 +87,12 @@ export default {
     await openBlank(page, s);
     await trackEventSources(page);
     const consoleLines = [];
-    page.on("console", (m) => consoleLines.push({ type: m.type(), text: m.text(), args: Promise.all(m.args().map((x) => x.jsonValue())) }));
+    page.on("console", (m) => {
+      // console.log's arguments as values; a page closing under it must not
+      // leave a rejected promise unhandled.
+      const args = m.type() === "log" ? Promise.all(m.args().map((x) => x.jsonValue())).catch((e) => [`unreadable: ${e.message}`]) : null;
+      consoleLines.push({ type: m.type(), text: m.text(), args });
+    });
 
     // The backend. Its first token lives 2 to 3 s (expiry has one-second
     // precision); when the page asks for the second one, the first stream
