@@ -3,7 +3,8 @@
 // /usr/bin/chromium) by the Node script run.mjs with playwright-core. The
 // cases themselves are in cases/; this file starts the servers, gives the
 // script their addresses and keys, does for it what only Go can (restart a
-// server, count requests), and turns each case's result into a subtest.
+// server, count requests, keep a server's log), and turns each case's
+// result into a subtest. origins_test.go adds the pages of other origins.
 //
 // It fails, never skips, when Chromium, Node or node_modules are missing:
 // ./scripts/test installs them.
@@ -41,7 +42,7 @@ import (
 // the machines this runs on, so there is no fallback to look for.
 const chromiumPath = "/usr/bin/chromium"
 
-// runTimeout bounds the whole Node run; the cases take about 20 s.
+// runTimeout bounds the whole Node run; the cases take about 30 s.
 const runTimeout = 3 * time.Minute
 
 // serverInfo is one server as the script sees it: where it is and an app
@@ -55,10 +56,13 @@ type serverInfo struct {
 
 // scriptEnv is passed to run.mjs as JSON in HERALD_E2E.
 type scriptEnv struct {
-	Chromium  string                `json:"chromium"`
-	Servers   map[string]serverInfo `json:"servers"`
-	Control   string                `json:"control"`
-	Artifacts string                `json:"artifacts"`
+	Chromium string                `json:"chromium"`
+	Servers  map[string]serverInfo `json:"servers"`
+	// Pages are the URLs of pages of other origins than Herald's:
+	// "allowed" (listed in the cors server's CORSOrigins) and "refused".
+	Pages     map[string]string `json:"pages"`
+	Control   string            `json:"control"`
+	Artifacts string            `json:"artifacts"`
 }
 
 // caseResult is one HERALD_CASE line of run.mjs.
@@ -166,6 +170,7 @@ type harness struct {
 	requests chan controlRequest
 	restart  *heraldtest.Server // the server /restart restarts; only the test goroutine touches it
 	counts   *requestCounter
+	corsLog  *logBuffer // what the cors server logs
 }
 
 type controlRequest struct {
@@ -206,6 +211,14 @@ func startHarness(t *testing.T) *harness {
 
 	// proxy: main behind a reverse proxy that counts requests per path.
 	proxy := h.startProxy(t, main.URL)
+	// tokens: an app of main, seen through the proxy, with the topics the
+	// README's browser example follows, which the expired-token case runs.
+	tokensApp := main.NewApp(t, "orders", "stock")
+
+	// cors: lists the origin of one page server in CORSOrigins, and not
+	// another's; its log is kept for the cases to read.
+	cors, corsApp, corsLog, pages := startCORS(t)
+	h.corsLog = corsLog
 
 	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := controlRequest{path: r.URL.Path, query: r.URL.Query(), reply: make(chan controlReply, 1)}
@@ -242,7 +255,10 @@ func startHarness(t *testing.T) *harness {
 			"lag":       info(lag, lag.NewApp(t)),
 			"restart":   info(h.restart, h.restart.NewApp(t)),
 			"proxy":     {URL: proxy, App: mainApp.ID, FullKey: mainApp.FullKey, SubscribeKey: mainApp.SubscribeKey},
+			"tokens":    {URL: proxy, App: tokensApp.ID, FullKey: tokensApp.FullKey, SubscribeKey: tokensApp.SubscribeKey},
+			"cors":      info(cors, corsApp),
 		},
+		Pages:     pages,
 		Control:   ctl.URL,
 		Artifacts: artifacts,
 	}
@@ -261,6 +277,11 @@ func (h *harness) serve(t *testing.T, req controlRequest) controlReply {
 		return controlReply{http.StatusOK, map[string]string{"url": h.restart.URL}}
 	case "/requests":
 		return controlReply{http.StatusOK, map[string]any{"statuses": h.counts.statuses(req.query.Get("path"))}}
+	case "/log":
+		if req.query.Get("server") != "cors" {
+			return controlReply{http.StatusBadRequest, map[string]string{"error": "only the log of the server named cors is kept"}}
+		}
+		return controlReply{http.StatusOK, map[string]any{"records": h.corsLog.records()}}
 	}
 	return controlReply{http.StatusNotFound, map[string]string{"error": "no control endpoint " + req.path}}
 }

@@ -33,7 +33,7 @@ export async function api(s, method, path, { key = s.fullKey, body } = {}) {
   return { status: res.status, body: json };
 }
 
-const appPath = (s) => `/v1/apps/${encodeURIComponent(s.app)}`;
+export const appPath = (s) => `/v1/apps/${encodeURIComponent(s.app)}`;
 
 export async function createTopic(s, topic) {
   const r = await api(s, "PUT", `${appPath(s)}/topics/${topic}`);
@@ -64,6 +64,14 @@ export async function topics(s) {
   return r.body.topics;
 }
 
+// mintToken mints a browser token for topics of s's app with s's full
+// key, as an app's backend does, and returns {token, expires_at, topics}.
+export async function mintToken(s, topics, ttl) {
+  const r = await api(s, "POST", `${appPath(s)}/tokens`, { body: JSON.stringify({ topics, ttl }) });
+  assert.equal(r.status, 201, `mint a token for ${topics}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
 // control asks the Go test to do what only it can (restart a server, count
 // the requests a server saw) and returns its JSON answer.
 export async function control(path, method = "POST") {
@@ -71,6 +79,12 @@ export async function control(path, method = "POST") {
   const text = await res.text();
   if (!res.ok) throw new Error(`control ${path}: ${res.status} ${text}`);
   return JSON.parse(text);
+}
+
+// serverLog returns what the server named name logged so far, one object
+// per record (the Go test keeps the log of the server named cors only).
+export async function serverLog(name) {
+  return (await control(`/log?server=${name}`, "GET")).records;
 }
 
 // streamPath is the path of a stream with the key as ?access_token=, as a
@@ -98,13 +112,14 @@ export async function openBlank(page, s) {
   assert.equal(res.status(), 200, "GET /healthz in the browser");
 }
 
-// record opens an EventSource named name in the page and records every
+// record opens an EventSource named name in the page (on path, or any URL;
+// opts are EventSource's, like {withCredentials: true}) and records every
 // open, error (with readyState) and event, message or named.
-export async function record(page, name, path) {
+export async function record(page, name, path, opts = {}) {
   await page.evaluate(
-    ({ name, path }) => {
+    ({ name, path, opts }) => {
       window.__streams ??= {};
-      const es = new EventSource(path);
+      const es = new EventSource(path, opts);
       const r = { es, opens: 0, errors: [], events: [] };
       window.__streams[name] = r;
       es.onopen = () => r.opens++;
@@ -121,8 +136,9 @@ export async function record(page, name, path) {
       es.onmessage = keep;
       es.addEventListener("lagged", keep);
       es.addEventListener("topic_deleted", keep);
+      es.addEventListener("token_expired", keep);
     },
-    { name, path },
+    { name, path, opts },
   );
 }
 

@@ -8,6 +8,8 @@ import lagged from "./lagged.mjs";
 import topicDeleted from "./topic_deleted.mjs";
 import reconnect from "./reconnect.mjs";
 import refused from "./refused.mjs";
+import crossOrigin from "./cross_origin.mjs";
+import expiredToken from "./expired_token.mjs";
 import dashboard from "./dashboard.mjs";
 
-export default [payloads, lagged, topicDeleted, reconnect, refused, dashboard];
+export default [payloads, lagged, topicDeleted, reconnect, refused, crossOrigin, expiredToken, dashboard];
