@@ -71,8 +71,8 @@ each message through the next node). The report splits end-to-end latency
 into subscribers on the node a message was published through and those on
 other nodes (cross-node). Use a scratch database (createdb herald_bench):
 bench creates its own app and deletes it at the end, and warns when the
-database already holds apps. HERALD_DATABASE_URL is not read: only
---database-url selects Postgres.
+database already holds apps. Only --database-url selects Postgres: the
+servers bench starts do not inherit HERALD_DATABASE_URL.
 
 Flags:
 `
