@@ -104,10 +104,10 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 	return nil, errors.Join(err, s.Stop())
 }
 
-// startChildServers starts n servers sharing one admin token, on the
-// database at databaseURL (empty, and then n must be 1: SQLite), one after
-// another so that the first applies the migrations alone. On error, those
-// already started are stopped.
+// startChildServers starts n servers sharing one admin token on the
+// database at databaseURL, one after another; an empty URL means SQLite,
+// where n should be 1 (each server would have a store of its own). On
+// error, those already started are stopped.
 func startChildServers(ctx context.Context, n int, databaseURL string) ([]*childServer, error) {
 	opts := childOptions{token: rand.Text(), databaseURL: databaseURL}
 	servers := make([]*childServer, 0, n)
@@ -130,11 +130,11 @@ func stopChildServers(servers []*childServer) error {
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Go(func() {
-			if err := s.Stop(); err != nil && len(servers) > 1 {
-				errs[i] = fmt.Errorf("node %d: %w", i, err)
-			} else {
-				errs[i] = err
+			err := s.Stop()
+			if err != nil && len(servers) > 1 {
+				err = fmt.Errorf("node %d: %w", i, err)
 			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
