@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,14 @@ type benchConfig struct {
 	// its own.
 	url   string
 	token string
+
+	// databaseURL is the Postgres database the servers bench starts use;
+	// empty means SQLite. nodes is how many servers it starts on it, and
+	// publishNode the one every message is published through (-1: each
+	// message through the next, round-robin).
+	databaseURL string
+	nodes       int
+	publishNode int
 
 	subscribers int
 	topics      int
@@ -53,6 +62,17 @@ subscribers, publishes at a fixed rate (or as fast as possible with
 memory. Without --url it starts its own server (this binary's serve command on
 127.0.0.1 and a temporary data directory); HERALD_* variables tune that
 server. Messages sent during --warmup are not counted.
+
+Cluster mode: --database-url postgres://… starts the servers on that Postgres
+database, and --nodes N starts N of them on it, which deliver each other's
+messages through LISTEN/NOTIFY. Subscribers go round-robin over the nodes;
+messages are published through --publish-node (node 0 by default, or "all":
+each message through the next node). The report splits end-to-end latency
+into subscribers on the node a message was published through and those on
+other nodes (cross-node). Use a scratch database (createdb herald_bench):
+bench creates its own app and deletes it at the end, and warns when the
+database already holds apps. Only --database-url selects Postgres: the
+servers bench starts do not inherit HERALD_DATABASE_URL.
 
 Flags:
 `
@@ -96,6 +116,9 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", time.Minute, "how long all subscribers together may take to connect")
 	fs.IntVar(&c.connectConcurrency, "connect-concurrency", 100, "subscribers connecting at the same time")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringVar(&c.databaseURL, "database-url", "", "postgres:// URL of a scratch database: the servers bench starts use the Postgres store (cluster mode); empty: SQLite")
+	fs.IntVar(&c.nodes, "nodes", 1, "servers to start on --database-url, each with its own port and data directory; more than 1 needs --database-url")
+	publishNode := fs.String("publish-node", "0", `node every message is published through, from 0; "all": each message through the next node in turn`)
 	// --url means something else here: given, it names the server to load;
 	// absent, bench starts its own (the default address is not used).
 	urlFlag := fs.Lookup("url")
@@ -140,6 +163,16 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(c.size >= 1, "--size must be positive")
 	check(c.connectTimeout > 0, "--connect-timeout must be positive")
 	check(c.connectConcurrency >= 1, "--connect-concurrency must be at least 1")
+	check(c.nodes >= 1, "--nodes must be at least 1")
+	check(c.nodes <= 1 || c.databaseURL != "", "--nodes above 1 needs --database-url: nodes share a Postgres database")
+	check(c.databaseURL == "" || strings.HasPrefix(c.databaseURL, "postgres://") || strings.HasPrefix(c.databaseURL, "postgresql://"),
+		"--database-url must be a postgres:// URL")
+	check(c.url == "" || (c.databaseURL == "" && c.nodes == 1), "--database-url and --nodes are for the servers bench starts, not with --url")
+	if n, err := parsePublishNode(*publishNode, c.nodes); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.publishNode = n
+	}
 	if err := errors.Join(errs...); err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return benchConfig{}, errUsage
@@ -168,13 +201,26 @@ func benchToken(cf *clientFlags) (string, error) {
 func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *benchReport, err error) {
 	say := func(format string, args ...any) { _, _ = fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
 	rep = &benchReport{Config: benchReportConfig{
-		URL: cfg.url, OwnServer: cfg.url == "", Subscribers: cfg.subscribers, Topics: cfg.topics,
+		URL: cfg.url, OwnServer: cfg.url == "", Nodes: cfg.nodes, Subscribers: cfg.subscribers, Topics: cfg.topics,
 		Rate: cfg.rate, Publishers: cfg.publishers, Size: cfg.size,
 		DurationS: cfg.duration.Seconds(), WarmupS: cfg.warmup.Seconds(), Idle: cfg.idle,
 	}}
+	if cfg.url == "" {
+		rep.Config.Store = "sqlite"
+		if cfg.databaseURL != "" {
+			rep.Config.Store = "postgres"
+		}
+	}
 	if cfg.idle {
 		rep.Config.Rate, rep.Config.Publishers, rep.Config.Size = 0, 0, 0
+	} else {
+		rep.Config.PublishNode = strconv.Itoa(cfg.publishNode)
+		if cfg.publishNode < 0 {
+			rep.Config.PublishNode = publishAll
+		}
 	}
+	nodes := max(cfg.nodes, 1)
+	route := benchRoute{nodes: nodes, topics: cfg.topics, publishNode: cfg.publishNode}
 
 	limit, err := raiseFileLimit()
 	if err != nil {
@@ -185,34 +231,65 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		say("warning: the open file limit (%d) is below --subscribers; connections will fail", limit)
 	}
 
-	base, token := cfg.url, cfg.token
-	if base == "" {
-		say("starting a server")
-		var srv *childServer
-		if srv, err = startChildServer(ctx); err != nil {
+	bases, token := []string{cfg.url}, cfg.token
+	if cfg.url == "" {
+		if nodes > 1 {
+			say("starting %d servers on %s", nodes, redactURL(cfg.databaseURL))
+		} else {
+			say("starting a server (%s)", rep.Config.Store)
+		}
+		servers, err := startChildServers(ctx, nodes, cfg.databaseURL)
+		if err != nil {
 			return nil, err
 		}
-		defer func() { err = errors.Join(err, srv.Stop()) }()
-		base, token = srv.URL, srv.Token
-		rep.Config.URL = base
+		defer func() { err = errors.Join(err, stopChildServers(servers)) }()
+		bases, token = make([]string, nodes), servers[0].Token
+		for i, s := range servers {
+			bases[i] = s.URL
+		}
+		rep.Config.URL = bases[0]
+		if nodes > 1 {
+			rep.Config.URLs = bases
+		}
 	}
-	baseURL, err := url.Parse(base)
-	if err != nil || (baseURL.Scheme != "http" && baseURL.Scheme != "https") || baseURL.Host == "" {
-		return nil, fmt.Errorf("--url %q: want http://host:port or https://host", base)
+	baseURLs := make([]*url.URL, len(bases))
+	for i, base := range bases {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--url %q: want http://host:port or https://host", base)
+		}
+		baseURLs[i] = u
 	}
 
 	// One transport for the API calls, the publishers and the scrapes, with
-	// idle connections enough that every publisher keeps its own, and no
-	// proxy: the subscribers dial the server directly too.
+	// idle connections enough that every publisher keeps its own to each
+	// node, and no proxy: the subscribers dial the servers directly too.
 	tr := &http.Transport{
-		MaxIdleConns:        cfg.publishers + 8,
+		MaxIdleConns:        (cfg.publishers + 8) * nodes,
 		MaxIdleConnsPerHost: cfg.publishers + 8,
 		IdleConnTimeout:     90 * time.Second,
 	}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	admin := client.New(base, token, client.WithHTTPClient(hc))
+	admin := client.New(bases[0], token, client.WithHTTPClient(hc))
 
+	if cfg.databaseURL != "" {
+		// The nodes share whatever else the database holds: say so, since
+		// its load is not in the figures and a stale bench app is a sign
+		// of an earlier run that did not finish.
+		apps, err := admin.ListApps(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
+		if len(apps) > 0 {
+			names := make([]string, 0, min(len(apps), 5))
+			for _, a := range apps[:min(len(apps), 5)] {
+				names = append(names, a.Name)
+			}
+			say("warning: the database already holds %d app(s) (%s); use a scratch database (createdb herald_bench) for figures of bench's load alone",
+				len(apps), strings.Join(names, ", "))
+		}
+	}
 	app, err := admin.CreateApp(ctx, "bench-"+time.Now().UTC().Format("20060102-150405"))
 	if err != nil {
 		return nil, fmt.Errorf("create app: %w", err)
@@ -228,39 +305,56 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 	if err != nil {
 		return nil, err
 	}
-	appClient := client.New(base, key, client.WithHTTPClient(hc))
+	appClients := make([]*client.Client, nodes)
+	for i, base := range bases {
+		appClients[i] = client.New(base, key, client.WithHTTPClient(hc))
+	}
 	topics := make([]string, cfg.topics)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("bench-%d", i)
-		if _, _, err := appClient.CreateTopic(ctx, app.ID, topics[i]); err != nil {
+		if _, _, err := appClients[0].CreateTopic(ctx, app.ID, topics[i]); err != nil {
 			return nil, fmt.Errorf("create topic: %w", err)
 		}
 	}
 
-	var metricErrs []error
-	scrape := func() promSnapshot {
-		m, err := scrapeMetrics(ctx, hc, base)
-		if err != nil {
-			metricErrs = append(metricErrs, err)
+	// scrape reads every node's /metrics; a failed scrape leaves that
+	// node's snapshot nil and keeps the error for the report.
+	metricErrs := make([]error, nodes)
+	scrape := func() []promSnapshot {
+		snaps := make([]promSnapshot, nodes)
+		for i, base := range bases {
+			m, err := scrapeMetrics(ctx, hc, base)
+			if err != nil && metricErrs[i] == nil {
+				metricErrs[i] = err
+			}
+			snaps[i] = m
 		}
-		return m
+		return snaps
 	}
 	before := scrape()
 
 	say("connecting %d subscribers", cfg.subscribers)
 	window := &measureWindow{}
 	connectStart := time.Now()
-	pool, err := startSubscribers(ctx, baseURL, app.ID, key, topics, cfg.subscribers, cfg.connectConcurrency, cfg.connectTimeout, window)
+	pool, err := startSubscribers(ctx, baseURLs, route, app.ID, key, topics, cfg.subscribers, cfg.connectConcurrency, cfg.connectTimeout, window)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	perTopic := make([]int, len(topics))
-	for i := range cfg.subscribers {
-		perTopic[i%len(topics)]++
-	}
-	if err := waitSubscribed(ctx, appClient, app.ID, topics, perTopic, cfg.connectTimeout-time.Since(connectStart)); err != nil {
-		return nil, err
+	// Each node counts only its own streams.
+	for node := range nodes {
+		perTopic := make([]int, len(topics))
+		for i := range cfg.subscribers {
+			if route.subscriberNode(i) == node {
+				perTopic[i%len(topics)]++
+			}
+		}
+		if err := waitSubscribed(ctx, appClients[node], app.ID, topics, perTopic, cfg.connectTimeout-time.Since(connectStart)); err != nil {
+			if nodes > 1 {
+				err = fmt.Errorf("node %d: %w", node, err)
+			}
+			return nil, err
+		}
 	}
 	rep.Connect = benchReportConnect{Subscribers: cfg.subscribers, Seconds: time.Since(connectStart).Seconds()}
 
@@ -268,7 +362,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 	// a scrape at its start and one at its end (after the grace period, with
 	// the subscribers still connected); so is the bench's own CPU.
 	var (
-		withSubs, windowStart, after promSnapshot
+		withSubs, windowStart, after []promSnapshot
 		windowBegan, windowEnded     time.Time
 		cpuStart, cpuEnd             time.Duration
 		cpuOK                        bool
@@ -284,6 +378,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		after, windowEnded = scrape(), time.Now()
 	}
 
+	var byNode []deliveryTotals
 	if cfg.idle {
 		say("holding %d idle connections for %s after %s to settle", cfg.subscribers, cfg.duration, cfg.warmup)
 		if err := benchSleep(ctx, cfg.warmup); err != nil {
@@ -301,7 +396,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		window.start.Store(start.Add(cfg.warmup).UnixNano())
 		window.end.Store(start.Add(cfg.warmup + cfg.duration).UnixNano())
 		plan := publishPlan{
-			client: appClient, app: app.ID, topics: topics, rate: cfg.rate, publishers: cfg.publishers,
+			clients: appClients, route: route, app: app.ID, topics: topics, rate: cfg.rate, publishers: cfg.publishers,
 			size: cfg.size, start: start, warmup: cfg.warmup, duration: cfg.duration,
 		}
 		say("publishing for %s (%s warmup, then %s measured)", cfg.warmup+cfg.duration, cfg.warmup, cfg.duration)
@@ -330,7 +425,8 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		}
 		endWindow()
 		pool.Close()
-		totals := pool.Totals(accepted)
+		var totals deliveryTotals
+		totals, byNode = pool.Totals(accepted)
 		rep.Publish = &benchReportPublish{
 			Accepted: pub.accepted.Load(), Errors: pub.failed.Load(),
 			PerSecond: float64(pub.accepted.Load()) / cfg.duration.Seconds(),
@@ -351,16 +447,67 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 			PerSecond: float64(totals.Delivered) / cfg.duration.Seconds(),
 			Latency:   newLatencyMs(pool.Latency()),
 		}
+		if nodes > 1 {
+			local, cross := newLatencyMs(pool.LatencyOf(false)), newLatencyMs(pool.LatencyOf(true))
+			rep.Delivery.LatencyPublishingNode, rep.Delivery.LatencyCrossNode = &local, &cross
+		}
 	}
 	if cpuOK {
 		v := (cpuEnd - cpuStart).Seconds()
 		rep.Client.CPUSeconds = &v
 	}
-	rep.Server = serverFigures(before, withSubs, windowStart, after, cfg.subscribers, windowEnded.Sub(windowBegan))
-	if len(metricErrs) > 0 {
-		rep.Server.MetricsError = metricErrs[0].Error()
+	servers := make([]benchReportServer, nodes)
+	for i := range nodes {
+		subs := 0
+		for j := range cfg.subscribers {
+			if route.subscriberNode(j) == i {
+				subs++
+			}
+		}
+		servers[i] = serverFigures(snapshotOf(before, i), snapshotOf(withSubs, i), snapshotOf(windowStart, i), snapshotOf(after, i),
+			subs, windowEnded.Sub(windowBegan))
+		if metricErrs[i] != nil {
+			servers[i].MetricsError = metricErrs[i].Error()
+		}
+	}
+	rep.Server = servers[0]
+	if nodes > 1 {
+		rep.Nodes = make([]benchReportNode, nodes)
+		for i := range nodes {
+			n := benchReportNode{
+				Node: i, URL: bases[i], Server: servers[i],
+				Publishes: !cfg.idle && (cfg.publishNode < 0 || cfg.publishNode == i),
+			}
+			if byNode != nil {
+				t := byNode[i]
+				n.Delivery = &benchReportNodeDelivery{
+					Subscribers: t.Subscribers, Expected: t.Expected, Delivered: t.Delivered, Lost: t.Lost,
+					Duplicates: t.Duplicates, OutOfOrder: t.OutOfOrder, LaggedEvents: t.LaggedEvents,
+					Disconnected: t.Disconnected,
+				}
+			}
+			rep.Nodes[i] = n
+		}
 	}
 	return rep, nil
+}
+
+// snapshotOf is node i's snapshot of a round of scrapes, nil when that
+// round was not taken.
+func snapshotOf(round []promSnapshot, i int) promSnapshot {
+	if i >= len(round) {
+		return nil
+	}
+	return round[i]
+}
+
+// redactURL hides a password in a database URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
 }
 
 // serverFigures works out the server section from the scrapes taken before
@@ -388,6 +535,10 @@ func serverFigures(before, withSubs, windowStart, after promSnapshot, subscriber
 	s.MessagesPublished = metricDelta(windowStart, after, metricPublished)
 	s.PublishCommitP50 = histogramQuantileDelta(windowStart, after, metricPublishDuration, .50)
 	s.PublishCommitP99 = histogramQuantileDelta(windowStart, after, metricPublishDuration, .99)
+	s.PGListenerReconnects = after.value(metricPGReconnects)
+	s.PGQueueUsage = after.value(metricPGQueueUsage)
+	s.PGNotificationsReceived = metricDelta(windowStart, after, metricPGReceived)
+	s.PGHistoryReads = metricDelta(windowStart, after, metricPGHistoryReads)
 	return s
 }
 

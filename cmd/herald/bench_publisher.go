@@ -11,9 +11,11 @@ import (
 
 // publishPlan is what the publishers do: from start, for warmup and then
 // the measured window, at rate messages per second in total (0: as fast as
-// they can), round-robin over topics.
+// they can), round-robin over topics, each message through the node route
+// names (clients has one client per node).
 type publishPlan struct {
-	client     *client.Client
+	clients    []*client.Client
+	route      benchRoute
 	app        string
 	topics     []string
 	rate       float64
@@ -142,7 +144,7 @@ func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measure
 		ti, seq := jobTopicSeq(n, len(plan.topics))
 		sent := time.Now()
 		buf = buildPayload(buf[:0], seq, sent.UnixNano(), plan.size)
-		_, err := plan.client.Publish(ctx, plan.app, plan.topics[ti], buf)
+		_, err := plan.clients[plan.route.publisherNode(seq)].Publish(ctx, plan.app, plan.topics[ti], buf)
 		took := time.Since(sent)
 		measured := window.Contains(sent.UnixNano())
 		switch {

@@ -15,20 +15,32 @@ import (
 
 // benchReport is the outcome of one run: --json prints it as it is, and
 // writeBenchTable prints it for people. Sections that do not apply (publish
-// and delivery in --idle mode; figures the server does not export) are nil.
+// and delivery in --idle mode; figures the server does not export; nodes on
+// a single server) are nil.
 type benchReport struct {
 	Config   benchReportConfig    `json:"config"`
 	Connect  benchReportConnect   `json:"connect"`
 	Publish  *benchReportPublish  `json:"publish,omitempty"`
 	Delivery *benchReportDelivery `json:"delivery,omitempty"`
-	Server   benchReportServer    `json:"server"`
-	Client   benchReportClient    `json:"client"`
+	// Server is node 0's figures: the only server's, or on a cluster the
+	// first node's, which Nodes repeats.
+	Server benchReportServer `json:"server"`
+	Nodes  []benchReportNode `json:"nodes,omitempty"`
+	Client benchReportClient `json:"client"`
 }
 
 // benchReportConfig echoes what was run.
 type benchReportConfig struct {
-	URL         string  `json:"url"`
-	OwnServer   bool    `json:"own_server"`
+	URL       string `json:"url"` // node 0's
+	OwnServer bool   `json:"own_server"`
+	// Store is the store of the servers bench started (sqlite or
+	// postgres); empty for a remote server.
+	Store string `json:"store,omitempty"`
+	Nodes int    `json:"nodes"`
+	// URLs lists every node's URL on a cluster.
+	URLs []string `json:"urls,omitempty"`
+	// PublishNode is the node messages were published through, or "all".
+	PublishNode string  `json:"publish_node,omitempty"`
 	Subscribers int     `json:"subscribers"`
 	Topics      int     `json:"topics"`
 	Rate        float64 `json:"rate"` // 0: as fast as possible
@@ -97,13 +109,42 @@ type benchReportDelivery struct {
 	FirstDisconnect string    `json:"first_disconnect,omitempty"`
 	PerSecond       float64   `json:"per_second"`
 	Latency         latencyMs `json:"latency_ms"`
+	// On a cluster, Latency split: messages received on the node they were
+	// published through, and on another node (through Postgres).
+	LatencyPublishingNode *latencyMs `json:"latency_publishing_node_ms,omitempty"`
+	LatencyCrossNode      *latencyMs `json:"latency_cross_node_ms,omitempty"`
+}
+
+// benchReportNode is one node of a cluster: its subscribers' delivery and
+// its server figures.
+type benchReportNode struct {
+	Node      int                      `json:"node"`
+	URL       string                   `json:"url"`
+	Publishes bool                     `json:"publishes"` // messages were published through it
+	Delivery  *benchReportNodeDelivery `json:"delivery,omitempty"`
+	Server    benchReportServer        `json:"server"`
+}
+
+// benchReportNodeDelivery is benchReportDelivery for the subscribers of one
+// node.
+type benchReportNodeDelivery struct {
+	Subscribers  int    `json:"subscribers"`
+	Expected     uint64 `json:"expected"`
+	Delivered    uint64 `json:"delivered"`
+	Lost         uint64 `json:"lost"`
+	Duplicates   uint64 `json:"duplicates"`
+	OutOfOrder   uint64 `json:"out_of_order"`
+	LaggedEvents uint64 `json:"lagged_events"`
+	Disconnected uint64 `json:"disconnected"`
 }
 
 // benchReportServer is read from the server's /metrics, so it works for a
 // remote server too. CPU and counters cover the measured window (from its
 // start to the end of the grace period); memory is sampled before the
 // subscribers connect, once they all have, and at the end. Per-connection
-// figures divide the growth by the subscriber count.
+// figures divide the growth by the subscriber count. The Postgres listener's
+// figures (PG…) exist on the Postgres store only: reconnects and queue usage
+// as they stand at the end, notifications and history reads over the window.
 type benchReportServer struct {
 	WindowS              float64      `json:"window_seconds"`
 	CPUSeconds           *float64     `json:"cpu_seconds,omitempty"`
@@ -124,7 +165,13 @@ type benchReportServer struct {
 	MessagesPublished    *float64     `json:"messages_published,omitempty"`
 	PublishCommitP50     *bucketBound `json:"publish_commit_p50,omitempty"`
 	PublishCommitP99     *bucketBound `json:"publish_commit_p99,omitempty"`
-	MetricsError         string       `json:"metrics_error,omitempty"`
+
+	PGListenerReconnects    *float64 `json:"pg_listener_reconnects_total,omitempty"`
+	PGQueueUsage            *float64 `json:"pg_notification_queue_usage,omitempty"`
+	PGNotificationsReceived *float64 `json:"pg_notifications_received,omitempty"`
+	PGHistoryReads          *float64 `json:"pg_history_reads,omitempty"`
+
+	MetricsError string `json:"metrics_error,omitempty"`
 }
 
 // benchReportClient is the bench process's own cost, which shares the
@@ -146,6 +193,10 @@ const (
 	metricSlowDisconnects = "herald_slow_consumer_disconnects_total"
 	metricPublished       = "herald_messages_published_total"
 	metricPublishDuration = "herald_publish_duration_seconds"
+	metricPGReconnects    = "herald_pg_listener_reconnects_total"
+	metricPGQueueUsage    = "herald_pg_notification_queue_usage"
+	metricPGReceived      = "herald_pg_notifications_received_total"
+	metricPGHistoryReads  = "herald_pg_history_reads_total"
 )
 
 // promSnapshot is one scrape of /metrics; nil when the scrape failed.
@@ -269,6 +320,12 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	if c.OwnServer {
 		server = "started by bench"
 	}
+	switch {
+	case c.Nodes > 1:
+		server = fmt.Sprintf("%d nodes on %s, started by bench", c.Nodes, c.Store)
+	case c.OwnServer && c.Store != "":
+		server = "started by bench, " + c.Store
+	}
 	fmt.Fprintf(&b, "herald bench: %s (%s)\n", c.URL, server)
 	if c.Idle {
 		row("run", "%d idle subscribers on %d topic(s), held %gs after %gs to settle", c.Subscribers, c.Topics, c.DurationS, c.WarmupS)
@@ -279,6 +336,13 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		}
 		row("run", "%d subscribers on %d topic(s); %s from %d publishers; %gs measured after %gs warmup; %d-byte messages",
 			c.Subscribers, c.Topics, rate, c.Publishers, c.DurationS, c.WarmupS, c.Size)
+		if c.Nodes > 1 {
+			through := "node " + c.PublishNode
+			if c.PublishNode == publishAll {
+				through = "every node in turn"
+			}
+			row("cluster", "subscribers round-robin over %d nodes; publishing through %s", c.Nodes, through)
+		}
 	}
 	row("connect", "%d subscribers in %.2fs", r.Connect.Subscribers, r.Connect.Seconds)
 
@@ -318,10 +382,62 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		l := d.Latency
 		row("end-to-end latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s",
 			fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max))
+		split := func(key string, l *latencyMs) {
+			if l != nil {
+				row(key, "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d samples)",
+					fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max), l.Samples)
+			}
+		}
+		split("  publishing node", d.LatencyPublishingNode)
+		split("  cross-node", d.LatencyCrossNode)
+	}
+
+	if len(r.Nodes) > 0 {
+		section("nodes")
+		var cpu float64
+		cpuKnown := true
+		for _, n := range r.Nodes {
+			key := fmt.Sprintf("node %d", n.Node)
+			if n.Publishes {
+				key += " (publishes)"
+			}
+			var parts []string
+			if d := n.Delivery; d != nil {
+				pct := 100.0
+				if d.Expected > 0 {
+					pct = 100 * float64(d.Delivered) / float64(d.Expected)
+				}
+				parts = append(parts, fmt.Sprintf("%d subscribers: %d / %d delivered (%.3f%%), %d lost, %d dup, %d out of order",
+					d.Subscribers, d.Delivered, d.Expected, pct, d.Lost, d.Duplicates, d.OutOfOrder))
+			}
+			if s := n.Server; s.CPUCores != nil {
+				parts = append(parts, fmt.Sprintf("cpu %.0f%% of a core", 100**s.CPUCores))
+				cpu += *s.CPUSeconds
+			} else {
+				cpuKnown = false
+			}
+			if len(parts) == 0 {
+				parts = append(parts, "n/a")
+			}
+			row(key, "%s", strings.Join(parts, "; "))
+			if s := n.Server; s.PGListenerReconnects != nil {
+				row("", "postgres: %s", pgFigures(s))
+			}
+			if n.Server.MetricsError != "" {
+				row("", "metrics unavailable: %s", n.Server.MetricsError)
+			}
+		}
+		if cpuKnown && r.Server.WindowS > 0 {
+			row("cpu, all nodes", "%.2fs over %.1fs (%.0f%% of one core)", cpu, r.Server.WindowS, 100*cpu/r.Server.WindowS)
+		}
 	}
 
 	s := r.Server
-	section("server")
+	if len(r.Nodes) > 0 {
+		section("server: node 0")
+	} else {
+		section("server")
+	}
 	if s.MetricsError != "" {
 		row("metrics", "unavailable: %s", s.MetricsError)
 	}
@@ -350,6 +466,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	if s.PublishCommitP50 != nil && s.PublishCommitP99 != nil {
 		row("publish→commit", "p50 %s  p99 %s (server's histogram buckets)", s.PublishCommitP50, s.PublishCommitP99)
 	}
+	if s.PGListenerReconnects != nil {
+		row("postgres", "%s", pgFigures(s))
+	}
 
 	section("bench client")
 	if r.Client.CPUSeconds != nil {
@@ -360,6 +479,16 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// pgFigures is one line of a server's Postgres listener figures.
+func pgFigures(s benchReportServer) string {
+	queue := "n/a"
+	if s.PGQueueUsage != nil {
+		queue = fmt.Sprintf("%.6f", *s.PGQueueUsage)
+	}
+	return fmt.Sprintf("listener reconnects %s, notification queue usage %s (at the end); notifications received %s, history reads %s (window)",
+		fmtCount(s.PGListenerReconnects), queue, fmtCount(s.PGNotificationsReceived), fmtCount(s.PGHistoryReads))
 }
 
 func fmtMs(ms float64) string {

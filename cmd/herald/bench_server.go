@@ -24,7 +24,9 @@ const (
 // childServer is a `herald serve` that bench started as a child process, on
 // a random port and a temporary data directory. It inherits the environment,
 // so HERALD_* variables (HERALD_BUFFER_SIZE, HERALD_HEARTBEAT, …) tune it;
-// the flags bench passes win over them.
+// what bench sets wins over them: the address, data directory and admin
+// token as flags, and the store as HERALD_DATABASE_URL, set (to bench's
+// --database-url, or empty for SQLite) whatever the inherited value.
 type childServer struct {
 	URL   string
 	Token string
@@ -39,9 +41,18 @@ type childServer struct {
 	stopErr  error
 }
 
+// childOptions is what a child server is started with.
+type childOptions struct {
+	// token is the admin token; every node of a cluster needs the same one.
+	token string
+	// databaseURL selects the Postgres store; empty means SQLite in the
+	// child's data directory.
+	databaseURL string
+}
+
 // startChildServer runs this binary's serve command and waits until it logs
 // that it is ready.
-func startChildServer(ctx context.Context) (*childServer, error) {
+func startChildServer(ctx context.Context, opts childOptions) (*childServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find herald binary: %w", err)
@@ -51,13 +62,16 @@ func startChildServer(ctx context.Context) (*childServer, error) {
 		return nil, fmt.Errorf("create server data directory: %w", err)
 	}
 	s := &childServer{
-		Token:   rand.Text(),
+		Token:   opts.token,
 		dataDir: dir,
 		log:     newReadyWatcher(),
 		exited:  make(chan struct{}),
 	}
 	s.cmd = exec.Command(exe, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir,
 		"--admin-token", s.Token, "--log-format", "json")
+	// The URL goes in the environment rather than argv, where ps would show
+	// a password in it; the last value of a variable wins.
+	s.cmd.Env = append(os.Environ(), "HERALD_DATABASE_URL="+opts.databaseURL)
 	s.cmd.Stderr = s.log
 	// Bound Wait even if something else holds the server's stderr open.
 	s.cmd.WaitDelay = childStopTimeout
@@ -88,6 +102,43 @@ func startChildServer(ctx context.Context) (*childServer, error) {
 		err = ctx.Err()
 	}
 	return nil, errors.Join(err, s.Stop())
+}
+
+// startChildServers starts n servers sharing one admin token on the
+// database at databaseURL, one after another; an empty URL means SQLite,
+// where n should be 1 (each server would have a store of its own). On
+// error, those already started are stopped.
+func startChildServers(ctx context.Context, n int, databaseURL string) ([]*childServer, error) {
+	opts := childOptions{token: rand.Text(), databaseURL: databaseURL}
+	servers := make([]*childServer, 0, n)
+	for i := range n {
+		s, err := startChildServer(ctx, opts)
+		if err != nil {
+			if n > 1 {
+				err = fmt.Errorf("node %d: %w", i, err)
+			}
+			return nil, errors.Join(err, stopChildServers(servers))
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+// stopChildServers stops every server, all at once, and joins their errors.
+func stopChildServers(servers []*childServer) error {
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() {
+			err := s.Stop()
+			if err != nil && len(servers) > 1 {
+				err = fmt.Errorf("node %d: %w", i, err)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Stop sends SIGTERM, waits for the server to exit (killing it after

@@ -48,14 +48,17 @@ func (w *measureWindow) Contains(t int64) bool {
 // at ten thousand subscribers costs the bench more than the server it
 // measures.
 type subscriberPool struct {
-	base     *url.URL
+	bases    []*url.URL // one per node; subscriber i connects to bases[route.subscriberNode(i)]
+	route    benchRoute
 	app, key string
 	topics   []string
 	window   *measureWindow
 
 	trackers []deliveryTracker // trackers[i] is owned by subscriber i's goroutine until wg.Wait
 	errs     []error           // errs[i]: why subscriber i's stream ended early; same ownership
-	hists    [latencyShards]latencyHistogram
+	// hists[0] holds the latencies of messages received on the node they
+	// were published through, hists[1] those received on another node.
+	hists [2][latencyShards]latencyHistogram
 	// unique counts new seqs received inside the window, by every
 	// subscriber: the grace period ends early once it reaches the expected.
 	unique atomic.Uint64
@@ -64,13 +67,14 @@ type subscriberPool struct {
 	wg     sync.WaitGroup
 }
 
-// startSubscribers connects n subscribers, subscriber i to topics[i%len],
-// at most concurrency at a time, and returns once all of them have their
-// stream open, or with the first error (after closing those that opened).
-func startSubscribers(ctx context.Context, base *url.URL, app, key string, topics []string, n, concurrency int, timeout time.Duration, window *measureWindow) (*subscriberPool, error) {
+// startSubscribers connects n subscribers, subscriber i to topics[i%len]
+// on the node route gives it (bases has one URL per node), at most
+// concurrency at a time, and returns once all of them have their stream
+// open, or with the first error (after closing those that opened).
+func startSubscribers(ctx context.Context, bases []*url.URL, route benchRoute, app, key string, topics []string, n, concurrency int, timeout time.Duration, window *measureWindow) (*subscriberPool, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &subscriberPool{
-		base: base, app: app, key: key, topics: topics, window: window,
+		bases: bases, route: route, app: app, key: key, topics: topics, window: window,
 		trackers: make([]deliveryTracker, n), errs: make([]error, n), cancel: cancel,
 	}
 	connectCtx, stopConnect := context.WithTimeout(ctx, timeout)
@@ -108,7 +112,7 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 	var err error
 	select {
 	case sem <- struct{}{}:
-		body, err = p.connect(connectCtx, topic)
+		body, err = p.connect(connectCtx, p.bases[p.route.subscriberNode(i)], topic)
 		<-sem
 	case <-connectCtx.Done():
 		err = connectCtx.Err()
@@ -126,7 +130,7 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 		}
 	}()
 	tr := &p.trackers[i]
-	hist := &p.hists[i%latencyShards]
+	local, cross := &p.hists[0][i%latencyShards], &p.hists[1][i%latencyShards]
 	frames := client.NewFrameReader(body)
 	for {
 		f, err := frames.Next()
@@ -147,6 +151,10 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			id, _ := strconv.ParseUint(f.ID, 10, 64)
 			isNew := tr.Observe(seq, id)
 			if p.window.Contains(sent) {
+				hist := local
+				if p.route.crossNode(i, seq) {
+					hist = cross
+				}
 				hist.Record(time.Duration(now - sent))
 				if isNew {
 					p.unique.Add(1)
@@ -166,17 +174,17 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 	}
 }
 
-// connect opens subscriber's stream of topic and returns its body once the
-// server has answered 200: by then the server has subscribed it, so nothing
-// published afterwards can be missed.
-func (p *subscriberPool) connect(ctx context.Context, topic string) (io.ReadCloser, error) {
-	host := p.base.Host
-	if p.base.Port() == "" {
+// connect opens a stream of topic on the server at base and returns its
+// body once the server has answered 200: by then the server has subscribed
+// it, so nothing published afterwards can be missed.
+func (p *subscriberPool) connect(ctx context.Context, base *url.URL, topic string) (io.ReadCloser, error) {
+	host := base.Host
+	if base.Port() == "" {
 		port := "80"
-		if p.base.Scheme == "https" {
+		if base.Scheme == "https" {
 			port = "443"
 		}
-		host = net.JoinHostPort(p.base.Hostname(), port)
+		host = net.JoinHostPort(base.Hostname(), port)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", host)
@@ -195,15 +203,15 @@ func (p *subscriberPool) connect(ctx context.Context, topic string) (io.ReadClos
 			return nil, fmt.Errorf("connect subscriber: %w", err)
 		}
 	}
-	if p.base.Scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: p.base.Hostname()})
+	if base.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: base.Hostname()})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("connect subscriber: %w", err)
 		}
 		conn = tc
 	}
-	u := *p.base
-	u.Path = strings.TrimRight(p.base.Path, "/") + "/v1/apps/" + url.PathEscape(p.app) + "/topics/" + url.PathEscape(topic) + "/events"
+	u := *base
+	u.Path = strings.TrimRight(base.Path, "/") + "/v1/apps/" + url.PathEscape(p.app) + "/topics/" + url.PathEscape(topic) + "/events"
 	u.RawPath = ""
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -259,44 +267,78 @@ func parseLagged(data string) (uint64, error) {
 }
 
 // Totals sums the trackers against the seqs accepted in the window (per
-// topic index). It must be called after Close.
-func (p *subscriberPool) Totals(accepted []seqSet) deliveryTotals {
-	var t deliveryTotals
+// topic index), over all subscribers and per node. It must be called after
+// Close.
+func (p *subscriberPool) Totals(accepted []seqSet) (all deliveryTotals, byNode []deliveryTotals) {
+	byNode = make([]deliveryTotals, len(p.bases))
 	for i := range p.trackers {
 		tr := &p.trackers[i]
 		acc := &accepted[i%len(p.topics)]
-		t.Expected += acc.Len()
-		t.Delivered += tr.seen.IntersectLen(acc)
-		t.Duplicates += tr.duplicates
-		t.OutOfOrder += tr.outOfOrder
-		t.LaggedEvents += tr.lagged
-		t.Missed += tr.missed
-		t.Malformed += tr.malformed
-		if p.errs[i] != nil {
-			t.Disconnected++
-			if t.FirstDisconnect == "" {
-				t.FirstDisconnect = p.errs[i].Error()
-			}
+		t := deliveryTotals{
+			Subscribers: 1,
+			Expected:    acc.Len(), Delivered: tr.seen.IntersectLen(acc),
+			Duplicates: tr.duplicates, OutOfOrder: tr.outOfOrder,
+			LaggedEvents: tr.lagged, Missed: tr.missed, Malformed: tr.malformed,
 		}
+		if p.errs[i] != nil {
+			t.Disconnected = 1
+			t.FirstDisconnect = p.errs[i].Error()
+		}
+		all.add(t)
+		byNode[p.route.subscriberNode(i)].add(t)
 	}
-	t.Lost = t.Expected - t.Delivered
-	return t
+	return all, byNode
 }
 
-// Latency merges the latency shards.
+// Latency merges every latency shard, on the publishing node and across.
 func (p *subscriberPool) Latency() *latencyHistogram {
 	var h latencyHistogram
-	for i := range p.hists {
-		h.Merge(&p.hists[i])
+	for c := range p.hists {
+		for i := range p.hists[c] {
+			h.Merge(&p.hists[c][i])
+		}
 	}
 	return &h
 }
 
-// deliveryTotals is what all subscribers received, summed.
+// LatencyOf merges the latency shards of the messages received on another
+// node than the one they were published through (cross set), or of those
+// received on that node (cross unset).
+func (p *subscriberPool) LatencyOf(cross bool) *latencyHistogram {
+	c := 0
+	if cross {
+		c = 1
+	}
+	var h latencyHistogram
+	for i := range p.hists[c] {
+		h.Merge(&p.hists[c][i])
+	}
+	return &h
+}
+
+// deliveryTotals is what a set of subscribers received, summed.
 type deliveryTotals struct {
+	Subscribers               int
 	Expected, Delivered, Lost uint64
 	Duplicates, OutOfOrder    uint64
 	LaggedEvents, Missed      uint64
 	Malformed, Disconnected   uint64
 	FirstDisconnect           string
+}
+
+// add sums o into t; Lost is kept as Expected − Delivered.
+func (t *deliveryTotals) add(o deliveryTotals) {
+	t.Subscribers += o.Subscribers
+	t.Expected += o.Expected
+	t.Delivered += o.Delivered
+	t.Lost = t.Expected - t.Delivered
+	t.Duplicates += o.Duplicates
+	t.OutOfOrder += o.OutOfOrder
+	t.LaggedEvents += o.LaggedEvents
+	t.Missed += o.Missed
+	t.Malformed += o.Malformed
+	t.Disconnected += o.Disconnected
+	if t.FirstDisconnect == "" {
+		t.FirstDisconnect = o.FirstDisconnect
+	}
 }

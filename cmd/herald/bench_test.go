@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 func TestHistBucket(t *testing.T) {
@@ -367,6 +369,12 @@ func TestBenchFlags(t *testing.T) {
 		{"--duration", "0s"},
 		{"--idle", "--subscribers", "0"},
 		{"extra"},
+		{"--nodes", "2"}, // nodes share a database: none given
+		{"--nodes", "0"},
+		{"--database-url", "mysql://x/y"},
+		{"--database-url", "postgres://x/y", "--url", "http://127.0.0.1:1", "--token", "t"},
+		{"--nodes", "2", "--database-url", "postgres://x/y", "--publish-node", "2"},
+		{"--publish-node", "first"},
 	} {
 		var stderr bytes.Buffer
 		_, err := parseBenchFlags(args, getenv, &stderr)
@@ -376,6 +384,24 @@ func TestBenchFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, c.rate, "--max-rate wins")
 	require.Empty(t, c.url, "no --url: bench starts its own server")
+	require.Equal(t, 1, c.nodes)
+	require.Zero(t, c.publishNode)
+	require.Empty(t, c.databaseURL, "HERALD_DATABASE_URL is not read")
+
+	c, err = parseBenchFlags([]string{"--nodes", "3", "--database-url", "postgresql://h/db", "--publish-node", "all"}, getenv, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 3, c.nodes)
+	require.Equal(t, -1, c.publishNode)
+	require.Equal(t, "postgresql://h/db", c.databaseURL)
+	c, err = parseBenchFlags([]string{"--nodes", "3", "--database-url", "postgres://h/db", "--publish-node", "2"}, getenv, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 2, c.publishNode)
+	var stderr bytes.Buffer
+	_, err = parseBenchFlags([]string{"--nodes", "2"}, func(k string) string {
+		return map[string]string{"HERALD_DATABASE_URL": "postgres://h/db"}[k]
+	}, &stderr)
+	require.ErrorIs(t, err, errUsage, "the variable does not stand in for --database-url")
+	require.Contains(t, stderr.String(), "--nodes above 1 needs --database-url")
 
 	_, err = parseBenchFlags([]string{"--url", "http://127.0.0.1:1", "--data-dir", t.TempDir()}, getenv, &bytes.Buffer{})
 	require.ErrorContains(t, err, "no admin token")
@@ -383,6 +409,48 @@ func TestBenchFlags(t *testing.T) {
 	c, err = parseBenchFlags([]string{"--url", "http://127.0.0.1:1"}, func(k string) string { return env[k] }, &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, "tok", c.token)
+}
+
+func TestBenchRoute(t *testing.T) {
+	t.Parallel()
+	r := benchRoute{nodes: 3, topics: 2, publishNode: 0}
+	// Subscribers 0 and 1 read topics 0 and 1 on node 0, 2 and 3 on node 1…
+	var nodes []int
+	for i := range 8 {
+		nodes = append(nodes, r.subscriberNode(i))
+	}
+	require.Equal(t, []int{0, 0, 1, 1, 2, 2, 0, 0}, nodes)
+	require.Equal(t, 0, r.publisherNode(5))
+	require.False(t, r.crossNode(1, 5))
+	require.True(t, r.crossNode(2, 5))
+
+	all := benchRoute{nodes: 3, topics: 1, publishNode: -1}
+	require.Equal(t, 0, all.publisherNode(1))
+	require.Equal(t, 1, all.publisherNode(2))
+	require.Equal(t, 2, all.publisherNode(3))
+	require.Equal(t, 0, all.publisherNode(4))
+	require.False(t, all.crossNode(1, 2), "subscriber 1 is on node 1, where seq 2 was published")
+	require.True(t, all.crossNode(1, 3))
+
+	one := benchRoute{nodes: 1, topics: 4, publishNode: 0}
+	for i := range 10 {
+		require.False(t, one.crossNode(i, uint64(i+1)), "one node: nothing crosses")
+	}
+
+	for _, tc := range []struct {
+		in    string
+		nodes int
+		want  int
+		valid bool
+	}{{"0", 1, 0, true}, {"all", 1, -1, true}, {"2", 3, 2, true}, {"3", 3, 0, false}, {"-1", 3, 0, false}, {"", 2, 0, false}} {
+		n, err := parsePublishNode(tc.in, tc.nodes)
+		if !tc.valid {
+			require.Error(t, err, "%q of %d", tc.in, tc.nodes)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, n)
+	}
 }
 
 func TestWriteBenchTable(t *testing.T) {
@@ -401,6 +469,34 @@ func TestWriteBenchTable(t *testing.T) {
 	require.Contains(t, s, "15% of one core")
 	require.Contains(t, s, "n/a before subscribers, 28.6 MiB with them")
 	require.Contains(t, s, "of 100/s target")
+	for line := range strings.Lines(s) {
+		require.Equal(t, strings.TrimRight(line, " \n")+"\n", line, "no trailing spaces")
+	}
+	require.NotContains(t, s, "nodes")
+	require.NotContains(t, s, "cross-node")
+
+	// A cluster: latency split by where the subscriber was, and a line or
+	// two per node.
+	zero, usage := 0.0, 0.25
+	r.Config.Nodes, r.Config.Store, r.Config.PublishNode = 2, "postgres", "0"
+	r.Delivery.LatencyPublishingNode = &latencyMs{Samples: 5000, P50: 2, P99: 9, Max: 12}
+	r.Delivery.LatencyCrossNode = &latencyMs{Samples: 4990, P50: 4, P99: 31, Max: 40}
+	pg := benchReportServer{WindowS: 10, CPUSeconds: &cpu, CPUCores: &cores, PGListenerReconnects: &zero, PGQueueUsage: &usage}
+	r.Nodes = []benchReportNode{
+		{Node: 0, Publishes: true, Server: pg, Delivery: &benchReportNodeDelivery{Subscribers: 5, Expected: 5000, Delivered: 5000}},
+		{Node: 1, Server: pg, Delivery: &benchReportNodeDelivery{Subscribers: 5, Expected: 5000, Delivered: 4990, Lost: 10}},
+	}
+	out.Reset()
+	require.NoError(t, writeBenchTable(&out, r))
+	s = out.String()
+	require.Contains(t, s, "2 nodes on postgres")
+	require.Contains(t, s, "publishing through node 0")
+	require.Contains(t, s, "cross-node        p50 4.00ms  p90 0.000ms  p99 31.00ms")
+	require.Contains(t, s, "(4990 samples)")
+	require.Contains(t, s, "node 0 (publishes)  5 subscribers: 5000 / 5000 delivered (100.000%)")
+	require.Contains(t, s, "node 1              5 subscribers: 4990 / 5000 delivered (99.800%), 10 lost")
+	require.Contains(t, s, "listener reconnects 0, notification queue usage 0.250000")
+	require.Contains(t, s, "cpu, all nodes      3.00s over 10.0s (30% of one core)")
 	for line := range strings.Lines(s) {
 		require.Equal(t, strings.TrimRight(line, " \n")+"\n", line, "no trailing spaces")
 	}
@@ -445,4 +541,74 @@ func TestBenchEndToEnd(t *testing.T) {
 	apps, err := srv.Admin.ListApps(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, apps)
+}
+
+// TestBenchCluster runs `herald bench` in cluster mode as a user would: it
+// starts two `herald serve` processes (this test binary, see TestMain) on a
+// fresh Postgres database, spreads the subscribers and the publishes over
+// both, and must see every message on every node, half of them through
+// Postgres from the other node.
+func TestBenchCluster(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, []string{
+		"bench", "--database-url", db, "--nodes", "2", "--publish-node", "all",
+		"--subscribers", "4", "--rate", "40", "--duration", "1s", "--warmup", "500ms", "--json",
+	}, func(string) string { return "" }, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+
+	var rep benchReport
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
+	require.Equal(t, "postgres", rep.Config.Store)
+	require.Len(t, rep.Config.URLs, 2)
+	require.NotEqual(t, rep.Config.URLs[0], rep.Config.URLs[1], "a port each")
+	require.NotNil(t, rep.Publish)
+	require.Zero(t, rep.Publish.Errors, rep.Publish.FirstError)
+	require.Positive(t, rep.Publish.Accepted)
+	d := rep.Delivery
+	require.NotNil(t, d)
+	require.EqualValues(t, rep.Publish.Accepted*4, d.Expected)
+	require.Equal(t, d.Expected, d.Delivered, "every message to every subscriber")
+	require.Zero(t, d.Duplicates)
+	require.Zero(t, d.OutOfOrder)
+	require.Zero(t, d.Disconnected, d.FirstDisconnect)
+
+	// Two subscribers per node and publishes alternating between the
+	// nodes: each message reaches two subscribers on its own node and two
+	// across.
+	require.NotNil(t, d.LatencyCrossNode)
+	require.NotNil(t, d.LatencyPublishingNode)
+	require.Equal(t, d.Delivered/2, d.LatencyCrossNode.Samples)
+	require.Equal(t, d.Delivered/2, d.LatencyPublishingNode.Samples)
+	require.Positive(t, d.LatencyCrossNode.P50)
+	require.GreaterOrEqual(t, d.LatencyCrossNode.Max, d.LatencyCrossNode.P99)
+
+	require.Len(t, rep.Nodes, 2)
+	for i, n := range rep.Nodes {
+		require.Equal(t, i, n.Node)
+		require.True(t, n.Publishes)
+		require.NotNil(t, n.Delivery)
+		require.Equal(t, 2, n.Delivery.Subscribers)
+		require.Equal(t, rep.Publish.Accepted*2, n.Delivery.Delivered, "node %d", i)
+		s := n.Server
+		require.Empty(t, s.MetricsError)
+		require.NotNil(t, s.CPUSeconds, "node %d", i)
+		require.NotNil(t, s.PGListenerReconnects, "node %d", i)
+		require.Zero(t, *s.PGListenerReconnects, "node %d", i)
+		require.NotNil(t, s.PGQueueUsage, "node %d", i)
+		require.NotNil(t, s.PGNotificationsReceived, "node %d", i)
+		require.Positive(t, *s.PGNotificationsReceived, "node %d hears the other's messages", i)
+	}
+	require.Equal(t, rep.Nodes[0].Server, rep.Server)
+
+	// Bench took its app with it.
+	conn, err := pgx.Connect(t.Context(), db)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var apps int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM herald.apps").Scan(&apps))
+	require.Zero(t, apps)
 }
