@@ -8,8 +8,9 @@
 // New opens everything and binds the listener, so Addr is known before
 // Serve. Serve runs until its context ends, then shuts down in order:
 // readiness turns 503, SSE streams end (they would otherwise hold
-// http.Server.Shutdown forever), the HTTP server drains, background work
-// stops, and the store closes. Serve returns nil after a clean shutdown.
+// http.Server.Shutdown forever), the HTTP server drains while the webhook
+// dispatcher finishes its attempts in flight, background work stops, and
+// the store closes. Serve returns nil after a clean shutdown.
 package server
 
 import (
@@ -36,6 +37,7 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/webhook"
 )
 
 // Server is one Herald node.
@@ -48,6 +50,10 @@ type Server struct {
 	http    *http.Server
 	// cluster is the LISTEN/NOTIFY broadcaster in cluster mode, else nil.
 	cluster *pgnotify.Broadcaster
+	// outbox is the store's durable path; dispatcher delivers from it, or
+	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
+	outbox     store.Outbox
+	dispatcher *webhook.Dispatcher
 	ln      net.Listener
 
 	// AdminToken is the admin token in force; GeneratedAdminToken reports
@@ -110,11 +116,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.store = st
+	triggers, err := s.webhooks(st)
+	if err != nil {
+		_ = s.closeStorage()
+		return nil, err
+	}
 	svc, err := pubsub.New(st, bc, pubsub.Options{
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		PublishedFunc: func(d time.Duration) {
 			s.metrics.Published.Inc()
 			s.metrics.PublishDuration.Observe(d.Seconds())
+			// The publish may have queued deliveries: look now, not at
+			// the next poll. Wake-ups are folded, so this costs at most a
+			// claim every few milliseconds under load.
+			s.wakeDispatcher()
 		},
 	})
 	if err != nil {
@@ -147,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ReadyFunc: s.ready,
 		Metrics:   s.metrics.Handler(),
 		Tokens:    tokens,
+		Triggers:  triggers,
 		CORS:      cfg.CORSOrigins,
 		Logger:    log,
 	})
@@ -172,6 +188,53 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// webhooks builds the durable path over the store's outbox: the trigger
+// service the API uses and, unless this node delivers none, the dispatcher.
+func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
+	outbox, ok := st.(store.Outbox)
+	if !ok {
+		return nil, fmt.Errorf("store %T has no outbox for webhook triggers", st)
+	}
+	s.outbox = outbox
+	guard := webhook.NewGuard(s.cfg.WebhookAllowNets)
+	if s.cfg.WebhookConcurrency > 0 {
+		d, err := webhook.NewDispatcher(webhook.DispatcherOptions{
+			Queue:        outbox,
+			Guard:        guard,
+			Timeout:      s.cfg.WebhookTimeout,
+			Concurrency:  s.cfg.WebhookConcurrency,
+			PollInterval: s.cfg.WebhookPollInterval,
+			Retries:      s.cfg.WebhookRetries,
+			Metrics:      s.metrics,
+			Logger:       s.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.dispatcher = d
+	}
+	return webhook.NewTriggers(webhook.TriggersOptions{
+		Store:     outbox,
+		Guard:     guard,
+		WakeFunc:  s.wakeDispatcher,
+		NewIDFunc: func() string { return "trg_" + auth.NewID() },
+	})
+}
+
+func (s *Server) wakeDispatcher() {
+	if s.dispatcher != nil {
+		s.dispatcher.Wake()
+	}
+}
+
+// closeDispatcher stops the dispatcher, waiting for its attempts in flight
+// as long as ctx allows. It may be called more than once.
+func (s *Server) closeDispatcher(ctx context.Context) {
+	if s.dispatcher != nil {
+		_ = s.dispatcher.Close(ctx) // it logs what it abandons; nothing else to do
+	}
 }
 
 // openEmbedded opens the default single-node storage: SQLite in the data
@@ -265,9 +328,16 @@ func (s *Server) ready() error {
 func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
-	stopBackground := func() { stopBg(); wg.Wait() }
+	stopBackground := func() {
+		stopBg()
+		s.closeDispatcher(bgCtx) // a no-op after shutdown closed it
+		wg.Wait()
+	}
 	defer stopBackground()
 	wg.Go(func() { s.prune(bgCtx) })
+	if s.dispatcher != nil {
+		s.dispatcher.Start(bgCtx)
+	}
 
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- s.serveHTTP() })
@@ -289,12 +359,17 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // shutdown stops in dependency order: readiness, streams, HTTP, background
-// work, and last the store they all use.
+// work, and last the store they all use. The webhook dispatcher stops
+// beside streams and HTTP, since its attempts in flight may take as long as
+// they do: it claims nothing more at once, and what is still in flight when
+// the shutdown timeout ends is abandoned to its lease.
 func (s *Server) shutdown(stopBackground func()) error {
 	s.log.Info("shutting down")
 	s.shuttingDown.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	var dispatcher sync.WaitGroup
+	dispatcher.Go(func() { s.closeDispatcher(ctx) })
 	var errs []error
 	if err := s.streams.Close(ctx); err != nil {
 		errs = append(errs, err)
@@ -303,6 +378,7 @@ func (s *Server) shutdown(stopBackground func()) error {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		s.http.Close()
 	}
+	dispatcher.Wait()
 	stopBackground()
 	if err := s.closeStorage(); err != nil {
 		errs = append(errs, err)
@@ -326,7 +402,8 @@ func (s *Server) closeStorage() error {
 	return nil
 }
 
-// prune deletes history beyond retention every PruneInterval until ctx ends.
+// prune deletes history beyond retention, and settled webhook deliveries
+// beyond theirs, every PruneInterval until ctx ends.
 func (s *Server) prune(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PruneInterval)
 	defer t.Stop()
@@ -341,5 +418,11 @@ func (s *Server) prune(ctx context.Context) {
 			s.log.Warn("prune history", "err", err)
 		}
 		s.metrics.Pruned.Add(float64(n))
+		now := time.Now()
+		n, err = s.outbox.PruneDeliveries(ctx, now.Add(-s.cfg.WebhookRetention), now.Add(-s.cfg.DeadLetterRetention))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("prune webhook deliveries", "err", err)
+		}
+		s.metrics.WebhookPruned.Add(float64(n))
 	}
 }
