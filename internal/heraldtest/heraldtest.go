@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,8 @@ type Server struct {
 }
 
 // Config returns the configuration of a test server on a fresh data
-// directory: the documented defaults, with a fixed admin token.
+// directory: the documented defaults, with a fixed admin token, and
+// webhooks allowed to reach 127.0.0.0/8, where test receivers listen.
 func Config(t *testing.T) config.Config {
 	t.Helper()
 	cfg, err := config.Parse(nil, func(string) string { return "" }, io.Discard)
@@ -48,6 +50,8 @@ func Config(t *testing.T) config.Config {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminToken = AdminToken
 	cfg.ShutdownTimeout = 5 * time.Second
+	// Test receivers of webhooks listen on loopback.
+	cfg.WebhookAllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	return cfg
 }
 
