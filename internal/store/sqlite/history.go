@@ -118,6 +118,8 @@ const pruneQuery = `
 // newest r.Keep of its topic (negative values count as 0). Prune deletes
 // in transactions of at most Options.PruneChunk messages, so publishes go
 // on meanwhile; when it fails, what it deleted until then stays deleted.
+// First it forgets the idempotency keys older than store.IdempotencyWindow
+// at now.
 func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (total int64, err error) {
 	if err := s.enter(); err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
@@ -129,6 +131,9 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 		}
 	}()
 
+	if err := s.pruneIdempotencyKeys(ctx, pruneCutoff(now, store.IdempotencyWindow)); err != nil {
+		return 0, err
+	}
 	keep := int64(max(r.Keep, 0))
 	cutoff := pruneCutoff(now, max(r.MaxAge, 0))
 	var topics []int64
@@ -211,4 +216,31 @@ func pruneCutoff(now time.Time, maxAge time.Duration) int64 {
 		return math.MaxInt64
 	}
 	return cut.UnixNano()
+}
+
+// pruneIdempotencyKeys forgets the idempotency keys recorded at or before
+// the cutoff (which publishes already treat as unknown), a chunk per
+// transaction.
+func (s *Store) pruneIdempotencyKeys(ctx context.Context, cutoff int64) error {
+	chunk := int64(s.opts.PruneChunk)
+	for {
+		select {
+		case <-s.closing:
+			return store.ErrClosed
+		default:
+		}
+		res, err := s.wdb.ExecContext(ctx, `
+			DELETE FROM idempotency WHERE (app_id, key) IN (
+				SELECT app_id, key FROM idempotency WHERE created_at <= ?1 LIMIT ?2)`, cutoff, chunk)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n < chunk {
+			return nil
+		}
+	}
 }
