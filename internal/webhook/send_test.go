@@ -53,7 +53,11 @@ func newReceiver(t *testing.T, handle http.HandlerFunc) *receiver {
 		}
 		handle(w, req)
 	}))
-	t.Cleanup(r.Close)
+	t.Cleanup(func() {
+		// Handlers a test left waiting end with their connections.
+		r.CloseClientConnections()
+		r.Close()
+	})
 	return r
 }
 
