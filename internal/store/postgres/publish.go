@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,7 +50,8 @@ func compareKeys(a, b topicKey) int {
 // topicGroup is what one batch publishes to one topic.
 type topicGroup struct {
 	key topicKey
-	// n is how many of the batch's calls publish to the topic.
+	// n is how many of the batch's calls store a message in the topic
+	// (replays and conflicts do not); a group with none takes no lock.
 	n int64
 	// What the topic's row said once locked: missing is set when there is
 	// no such topic; otherwise topicID is its row id, next the id of the
@@ -58,7 +60,13 @@ type topicGroup struct {
 	topicID     int64
 	next        uint64
 	publishedAt time.Time
+	// triggers are the ids of the topic's enabled triggers, read after the
+	// lock: each message of the group gets a delivery for each.
+	triggers []string
 }
+
+// idemKey names an idempotency key.
+type idemKey struct{ app, key string }
 
 // advanceQuery locks topic ($1, $2) and takes $3 ids from it: it returns
 // the topic's row id, its new last id (the batch's messages get the $3 ids
@@ -72,6 +80,19 @@ const advanceQuery = `
 	WHERE app_id = $1 AND name = $2
 	RETURNING id, last_id, published_at`
 
+// triggersQuery lists the enabled triggers of the topics ($1[i], $2[i]).
+// The writer sends it after the topic locks: a statement sees what
+// committed before it began, and DeleteTrigger locks the topic's row too,
+// so a batch never enqueues for a trigger deleted before it took the lock
+// (a delivery for it would break the foreign key and fail the batch).
+const triggersQuery = `
+	SELECT t.app_id, t.name, tr.id
+	FROM unnest($1::text[], $2::text[]) AS k(app, name)
+	JOIN herald.topics t ON t.app_id = k.app AND t.name = k.name
+	JOIN herald.triggers tr ON tr.topic_id = t.id
+	WHERE NOT tr.disabled
+	ORDER BY t.app_id, t.name, tr.created_at, tr.seq`
+
 // xactIDQuery returns the id of the current transaction, with which the
 // writer can ask, after losing the connection during COMMIT, whether the
 // commit happened.
@@ -83,23 +104,82 @@ const insertQuery = `
 	INSERT INTO herald.messages (topic_id, id, body, published_at)
 	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])`
 
+// insertDeliveriesQuery enqueues a batch's deliveries, pending and due at
+// their message's stamp, from arrays of delivery ids, trigger ids, topic
+// row ids and message ids. It copies each body from the message the batch
+// has just inserted, so a body crosses the network once however many
+// triggers its topic has.
+const insertDeliveriesQuery = `
+	INSERT INTO herald.deliveries (id, trigger_id, app_id, topic, message_id, body, published_at,
+		state, attempts, next_at, created_at, updated_at)
+	SELECT d.id, d.trigger_id, t.app_id, t.name, m.id, m.body, m.published_at,
+		'pending', 0, m.published_at, m.published_at, m.published_at
+	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS d(id, trigger_id, topic_id, message_id)
+	JOIN herald.topics t ON t.id = d.topic_id
+	JOIN herald.messages m ON m.topic_id = d.topic_id AND m.id = d.message_id`
+
+// getKeysQuery reads the publishes that used the keys ($1[i], $2[i])
+// within the window $3 of the transaction's start. The body is NULL once
+// Prune deleted the message.
+const getKeysQuery = `
+	SELECT k.app, k.key, t.name, i.message_id, i.published_at, m.body
+	FROM unnest($1::text[], $2::text[]) AS k(app, key)
+	JOIN herald.idempotency i ON i.app_id = k.app AND i.key = k.key
+	JOIN herald.topics t ON t.id = i.topic_id
+	LEFT JOIN herald.messages m ON m.topic_id = i.topic_id AND m.id = i.message_id
+	WHERE i.created_at > now() - $3::interval`
+
+// putKeysQuery records the keys of a batch's publishes, from arrays of
+// app ids, keys, topic row ids, message ids and stamps, in key order, so
+// that two batches wait for each other's keys in one order. A row for a
+// key that has expired is taken over; one that has not (another node
+// committed the key since getKeysQuery, or commits it while this waits) is
+// left alone, and the writer, seeing fewer rows than keys, runs the batch
+// again: it then finds the key and replays it.
+const putKeysQuery = `
+	INSERT INTO herald.idempotency AS i (app_id, key, topic_id, message_id, published_at, created_at)
+	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, now()
+	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+		AS k(app, key, topic_id, message_id, published_at)
+	ORDER BY k.app, k.key
+	ON CONFLICT (app_id, key) DO UPDATE SET
+		topic_id = excluded.topic_id, message_id = excluded.message_id,
+		published_at = excluded.published_at, created_at = excluded.created_at
+	WHERE i.created_at <= now() - $6::interval`
+
+// errKeyRace means another transaction committed an idempotency key of the
+// batch after the batch looked it up: the batch rolls back and runs again.
+var errKeyRace = errors.New("idempotency key committed by another transaction meanwhile")
+
 // writer is the state of the writer goroutine, reused from batch to batch
 // so that a batch allocates little.
 type writer struct {
 	s      *Store
 	groups []topicGroup
 	index  map[topicKey]int
-	// The columns of the batch's insert.
+	// keys maps each idempotency key of the batch to the first call (its
+	// index in live) that carries it; replayOf gives, by index in live,
+	// the earlier call of the batch that a call repeats, or -1.
+	keys     map[idemKey]int
+	replayOf []int
+	// The columns of the batch's message insert.
 	topicIDs []int64
 	ids      []int64
 	bodies   [][]byte
 	stamps   []time.Time
+	// The columns of the batch's delivery insert.
+	deliveryIDs, deliveryTriggers []string
+	deliveryTopics, deliveryMsgs  []int64
+	// The columns of the batch's idempotency keys.
+	keyApps, keyKeys   []string
+	keyTopics, keyMsgs []int64
+	keyStamps          []time.Time
 }
 
 // write is the writer goroutine: it commits batches of publishes until
 // Close. It is the only goroutine of the store that publishes.
 func (s *Store) write() {
-	w := &writer{s: s, index: make(map[topicKey]int)}
+	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
 	s.queue.Run(w.commit)
 }
 
@@ -121,13 +201,13 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	}
 	for _, c := range live {
 		c.Group = w.index[topicKey{c.Req.AppID, c.Req.Topic}]
-		w.groups[c.Group].n++
 	}
 
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.writeTx(live)
-		if err == nil || !retryable(err) {
+		again := retryable(err) || errors.Is(err, errKeyRace)
+		if err == nil || !again {
 			break
 		}
 		if attempt == maxTxAttempts {
@@ -143,24 +223,46 @@ func (w *writer) commit(live []*groupcommit.Call) {
 		return
 	}
 
-	// Committed. Batch order is id order within each topic, and this is the
-	// only goroutine that calls CommittedFunc.
+	// Committed. A call that repeats an earlier one of the batch gets its
+	// answer, before that one is answered (and its Call reused).
+	for i, c := range live {
+		if j := w.replayOf[i]; j >= 0 {
+			owner := live[j]
+			switch g := &w.groups[owner.Group]; {
+			case owner.Err != nil:
+				c.Err = owner.Err
+			case g.missing:
+				c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
+			default:
+				c.Msg = owner.Msg
+			}
+		}
+	}
+	// Batch order is id order within each topic, and this is the only
+	// goroutine that calls CommittedFunc.
 	for _, c := range live {
 		g := &w.groups[c.Group]
-		if g.missing {
+		switch {
+		case c.Err != nil || c.Replay:
+			// Failed alone, or answered with the message it repeats.
+		case g.missing:
 			c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
-		} else if f := c.Req.CommittedFunc; f != nil {
-			f(c.Msg)
+		default:
+			if f := c.Req.CommittedFunc; f != nil {
+				f(c.Msg)
+			}
 		}
 		c.Answer()
 	}
 }
 
-// writeTx makes one attempt at the batch's transaction: it locks the
-// batch's topics in order and takes their ids, inserts the messages, runs
-// BeforeCommit and commits. It sets each live call's msg and each group's
-// missing; a topic that does not exist fails only its own calls. The error
-// it returns is the one every call of the batch gets.
+// writeTx makes one attempt at the batch's transaction: it looks up the
+// batch's idempotency keys, locks the batch's topics in order and takes
+// their ids, reads their enabled triggers, inserts the messages, their
+// deliveries and their keys, runs BeforeCommit and commits. It sets each
+// live call's Msg, Replay or Err and each group's missing; a topic that
+// does not exist, or a key used with another topic, fails only its own
+// calls. The error it returns is the one every call of the batch gets.
 func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
@@ -168,6 +270,15 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	// stopping the writer for good.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
 	defer cancel()
+
+	// What an earlier attempt found no longer holds.
+	for _, c := range live {
+		c.Replay, c.Err, c.Msg = false, nil, store.Message{}
+	}
+	for i := range w.groups {
+		g := &w.groups[i]
+		g.n, g.missing, g.triggers = 0, false, g.triggers[:0]
+	}
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -183,17 +294,38 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}()
 
-	// One round trip: the topic locks, in order, then the transaction's id.
+	if err := w.findReplays(ctx, tx, live); err != nil {
+		return err
+	}
+	for i, c := range live {
+		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
+			w.groups[c.Group].n++
+		}
+	}
+
+	// One round trip: the topic locks, in order, then the topics' triggers
+	// and the transaction's id.
 	var b pgx.Batch
+	var apps, names []string
 	for i := range w.groups {
 		g := &w.groups[i]
-		b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
+		if g.n > 0 {
+			b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
+			apps, names = append(apps, g.key.app), append(names, g.key.topic)
+		}
 	}
+	if len(apps) == 0 {
+		return nil // every call is a replay or a conflict: nothing to write
+	}
+	b.Queue(triggersQuery, apps, names)
 	b.Queue(xactIDQuery)
 	results := tx.SendBatch(ctx, &b)
 	found := 0
 	for i := range w.groups {
 		g := &w.groups[i]
+		if g.n == 0 {
+			continue
+		}
 		var lastID int64
 		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt)
 		g.missing = errors.Is(err, pgx.ErrNoRows)
@@ -208,6 +340,10 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		g.publishedAt = g.publishedAt.UTC()
 		found++
 	}
+	if err := w.readTriggers(results); err != nil {
+		_ = results.Close()
+		return w.txError("read triggers", err)
+	}
 	var xactID string
 	if err := results.QueryRow().Scan(&xactID); err != nil {
 		_ = results.Close()
@@ -220,40 +356,53 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		return nil // every topic is missing: nothing to write, roll back
 	}
 
-	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
-	for _, c := range live {
-		g := &w.groups[c.Group]
-		if g.missing {
-			continue
-		}
-		body := []byte(c.Req.Body)
-		if body == nil {
-			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
-		}
-		c.Msg = store.Message{
-			AppID:       c.Req.AppID,
-			Topic:       c.Req.Topic,
-			ID:          g.next,
-			Body:        c.Req.Body,
-			PublishedAt: g.publishedAt,
-		}
-		g.next++
-		w.topicIDs = append(w.topicIDs, g.topicID)
-		w.ids = append(w.ids, int64(c.Msg.ID))
-		w.bodies = append(w.bodies, body)
-		w.stamps = append(w.stamps, g.publishedAt)
-	}
+	w.columns(live)
 	defer func() {
 		clear(w.bodies) // drop the references to the bodies
 	}()
-	if _, err := tx.Exec(ctx, insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps); err != nil {
+	// One round trip: the messages, their deliveries, their keys.
+	b = pgx.Batch{}
+	b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
+	if len(w.deliveryIDs) > 0 {
+		b.Queue(insertDeliveriesQuery, w.deliveryIDs, w.deliveryTriggers, w.deliveryTopics, w.deliveryMsgs)
+	}
+	if len(w.keyKeys) > 0 {
+		b.Queue(putKeysQuery, w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps, store.IdempotencyWindow)
+	}
+	results = tx.SendBatch(ctx, &b)
+	if _, err := results.Exec(); err != nil {
+		_ = results.Close()
+		return w.txError("insert", err)
+	}
+	if len(w.deliveryIDs) > 0 {
+		tag, err := results.Exec()
+		if err == nil && tag.RowsAffected() != int64(len(w.deliveryIDs)) {
+			err = fmt.Errorf("%d deliveries enqueued, want %d", tag.RowsAffected(), len(w.deliveryIDs))
+		}
+		if err != nil {
+			_ = results.Close()
+			return w.txError("enqueue deliveries", err)
+		}
+	}
+	if len(w.keyKeys) > 0 {
+		tag, err := results.Exec()
+		if err != nil {
+			_ = results.Close()
+			return w.txError("idempotency keys", err)
+		}
+		if tag.RowsAffected() != int64(len(w.keyKeys)) {
+			_ = results.Close()
+			return errKeyRace // run the batch again: it will find the key
+		}
+	}
+	if err := results.Close(); err != nil {
 		return w.txError("insert", err)
 	}
 
 	if f := s.opts.BeforeCommit; f != nil {
 		msgs := make([]store.Message, 0, len(w.ids))
-		for _, c := range live {
-			if !w.groups[c.Group].missing {
+		for i, c := range live {
+			if w.stores(i, c) {
 				msgs = append(msgs, c.Msg)
 			}
 		}
@@ -274,6 +423,152 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		return s.commitFailed(err, xactID)
 	}
 	return nil
+}
+
+// stores reports whether live call i, c, stores a message in this
+// attempt: it is not a replay nor a conflict, and its topic exists.
+func (w *writer) stores(i int, c *groupcommit.Call) bool {
+	return w.replayOf[i] < 0 && !c.Replay && c.Err == nil && !w.groups[c.Group].missing
+}
+
+// findReplays sorts out the batch's idempotency keys: it sets replayOf for
+// a call whose key an earlier call of the batch carries, and reads the
+// keys committed within the window, making their calls replays (c.Replay,
+// c.Msg) or, for another topic, conflicts (c.Err). A batch without keys
+// costs no round trip.
+func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit.Call) error {
+	clear(w.keys)
+	w.replayOf = w.replayOf[:0]
+	var apps, keys []string
+	for i, c := range live {
+		w.replayOf = append(w.replayOf, -1)
+		if c.Req.IdempotencyKey == "" {
+			continue
+		}
+		k := idemKey{c.Req.AppID, c.Req.IdempotencyKey}
+		j, seen := w.keys[k]
+		if !seen {
+			w.keys[k] = i
+			apps, keys = append(apps, k.app), append(keys, k.key)
+			continue
+		}
+		if live[j].Req.Topic != c.Req.Topic {
+			c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", live[j].Req.Topic, store.ErrConflict)
+			continue
+		}
+		w.replayOf[i] = j
+		c.Replay = true
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+
+	rows, err := tx.Query(ctx, getKeysQuery, apps, keys, store.IdempotencyWindow)
+	if err != nil {
+		return w.txError("idempotency keys", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k idemKey
+		var topic string
+		var id int64
+		var published time.Time
+		var body []byte
+		if err := rows.Scan(&k.app, &k.key, &topic, &id, &published, &body); err != nil {
+			return w.txError("idempotency keys", err)
+		}
+		// The first call with the key, and those that repeat it.
+		first := w.keys[k]
+		for i := first; i < len(live); i++ {
+			c := live[i]
+			if i != first && w.replayOf[i] != first {
+				continue
+			}
+			w.replayOf[i] = -1
+			if c.Req.Topic != topic {
+				c.Replay = false
+				c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict)
+				continue
+			}
+			c.Replay = true
+			c.Msg = store.Message{AppID: k.app, Topic: topic, ID: uint64(id), Body: body, PublishedAt: published.UTC()}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return w.txError("idempotency keys", err)
+	}
+	return nil
+}
+
+// readTriggers reads triggersQuery's rows into the groups.
+func (w *writer) readTriggers(results pgx.BatchResults) error {
+	rows, err := results.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k topicKey
+		var id string
+		if err := rows.Scan(&k.app, &k.topic, &id); err != nil {
+			return err
+		}
+		if i, ok := w.index[k]; ok {
+			w.groups[i].triggers = append(w.groups[i].triggers, id)
+		}
+	}
+	return rows.Err()
+}
+
+// columns gives each call that stores a message its id and message, and
+// fills the columns of the batch's inserts: messages, deliveries and keys.
+func (w *writer) columns(live []*groupcommit.Call) {
+	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
+	w.deliveryIDs, w.deliveryTriggers = w.deliveryIDs[:0], w.deliveryTriggers[:0]
+	w.deliveryTopics, w.deliveryMsgs = w.deliveryTopics[:0], w.deliveryMsgs[:0]
+	w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps = w.keyApps[:0], w.keyKeys[:0], w.keyTopics[:0], w.keyMsgs[:0], w.keyStamps[:0]
+	for i, c := range live {
+		if !w.stores(i, c) {
+			continue
+		}
+		g := &w.groups[c.Group]
+		body := []byte(c.Req.Body)
+		if body == nil {
+			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
+		}
+		c.Msg = store.Message{
+			AppID:       c.Req.AppID,
+			Topic:       c.Req.Topic,
+			ID:          g.next,
+			Body:        c.Req.Body,
+			PublishedAt: g.publishedAt,
+		}
+		g.next++
+		id := int64(c.Msg.ID)
+		w.topicIDs = append(w.topicIDs, g.topicID)
+		w.ids = append(w.ids, id)
+		w.bodies = append(w.bodies, body)
+		w.stamps = append(w.stamps, g.publishedAt)
+		for _, trigger := range g.triggers {
+			w.deliveryIDs = append(w.deliveryIDs, newDeliveryID())
+			w.deliveryTriggers = append(w.deliveryTriggers, trigger)
+			w.deliveryTopics = append(w.deliveryTopics, g.topicID)
+			w.deliveryMsgs = append(w.deliveryMsgs, id)
+		}
+		if key := c.Req.IdempotencyKey; key != "" {
+			w.keyApps = append(w.keyApps, c.Req.AppID)
+			w.keyKeys = append(w.keyKeys, key)
+			w.keyTopics = append(w.keyTopics, g.topicID)
+			w.keyMsgs = append(w.keyMsgs, id)
+			w.keyStamps = append(w.keyStamps, g.publishedAt)
+		}
+	}
+}
+
+// newDeliveryID returns a new delivery id: "msg_" and 26 random base32
+// characters (130 bits), the shape of a Standard Webhooks message id.
+func newDeliveryID() string {
+	return "msg_" + rand.Text()
 }
 
 // txError wraps an error of the statement named by what: a retryable one

@@ -185,7 +185,7 @@ const claimQuery = `
 	WHERE d.state = 'pending' AND d.next_at <= ?1
 	  AND (d.lease_until IS NULL OR d.lease_until <= ?1)
 	  AND tr.disabled = 0
-	ORDER BY d.next_at, d.id
+	ORDER BY d.next_at, d.rowid
 	LIMIT ?2`
 
 // Claim leases up to limit deliveries due at now, oldest due first, until

@@ -55,11 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, setup) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
-	// TODO(outbox): required of every store once postgres implements it
-	// (the next commit); until then only stores that do run it.
-	if _, ok := newStore(t).(store.Outbox); ok {
-		t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
-	}
+	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
 }
 
 // testBundle is what one test case works with: a fresh store of its own.
