@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 	"github.com/heraldhq/herald/internal/webhook"
 )
@@ -35,9 +37,25 @@ func openSQLite(t *testing.T) outboxStore {
 	return st
 }
 
+// openPostgres opens a Postgres store on a database of its own.
+func openPostgres(t *testing.T) outboxStore {
+	t.Helper()
+	return openPostgresAt(t, pgtest.NewDatabase(t))
+}
+
+// openPostgresAt opens a Postgres store on the database at url, as one more
+// node of a cluster would.
+func openPostgresAt(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), url, postgres.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // storeKinds are the stores the dispatcher is tested on.
 func storeKinds() []storeKind {
-	return []storeKind{{"sqlite", openSQLite}}
+	return []storeKind{{"sqlite", openSQLite}, {"postgres", openPostgres}}
 }
 
 // forEachStore runs test once per store implementation, in parallel.
