@@ -26,7 +26,7 @@ type Receiver struct {
 }
 
 // NewReceiver starts a receiver.
-func NewReceiver(t testing.TB, handle http.HandlerFunc) *Receiver {
+func NewReceiver(t *testing.T, handle http.HandlerFunc) *Receiver {
 	t.Helper()
 	r := &Receiver{Hits: make(chan Hit, 100_000)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -46,7 +46,7 @@ func NewReceiver(t testing.TB, handle http.HandlerFunc) *Receiver {
 }
 
 // Next waits up to 15 seconds for the receiver's next request.
-func (r *Receiver) Next(t testing.TB) Hit {
+func (r *Receiver) Next(t *testing.T) Hit {
 	t.Helper()
 	select {
 	case h := <-r.Hits:

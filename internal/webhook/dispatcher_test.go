@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -296,8 +297,8 @@ func TestDispatcherKilledMidRequestLeavesItToTheLease(t *testing.T) {
 }
 
 // TestDispatcherCloseWaitsForAttemptsInFlight closes a dispatcher while the
-// receiver holds its request: Close returns once the attempt has ended and
-// been settled.
+// receiver holds its request: Close waits, and returns once the attempt has
+// ended and been settled.
 func TestDispatcherCloseWaitsForAttemptsInFlight(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) outboxStore) {
@@ -310,20 +311,34 @@ func TestDispatcherCloseWaitsForAttemptsInFlight(t *testing.T) {
 		d := b.dispatcher(t, webhook.DispatcherOptions{})
 		rcv.next(t)
 
+		ctx := &doneSpy{Context: t.Context(), asked: make(chan struct{})}
 		closed := make(chan error, 1)
-		go func() { closed <- d.Close(t.Context()) }()
-		select {
-		case <-closed:
-			t.Fatal("Close returned with an attempt in flight")
-		case <-b.outcomes:
-			t.Fatal("settled before the receiver answered")
-		default:
-		}
+		go func() { closed <- d.Close(ctx) }()
+		<-ctx.asked // Close is waiting for the attempt, bounded by ctx
+		require.Empty(t, closed, "Close returned with an attempt in flight")
+		require.Empty(t, b.outcomes, "settled before the receiver answered")
 		g.open()
 		require.NoError(t, <-closed)
-		require.Equal(t, store.DeliveryDelivered, b.nextOutcome(t).State, "settled before Close returned")
+		select {
+		case o := <-b.outcomes:
+			require.Equal(t, store.DeliveryDelivered, o.State, "settled before Close returned")
+		default:
+			t.Fatal("Close returned before the attempt was settled")
+		}
 		require.Equal(t, int64(1), b.stats(t).Delivered)
 	})
+}
+
+// doneSpy is a context that tells when someone first waits on it.
+type doneSpy struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (c *doneSpy) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.asked) })
+	return c.Context.Done()
 }
 
 // TestDispatcherChecksTheAddressAtDelivery creates a trigger to loopback
