@@ -26,8 +26,8 @@ type Receiver struct {
 }
 
 // NewReceiver starts a receiver.
-func NewReceiver(t *testing.T, handle http.HandlerFunc) *Receiver {
-	t.Helper()
+func NewReceiver(tb testing.TB, handle http.HandlerFunc) *Receiver {
+	tb.Helper()
 	r := &Receiver{Hits: make(chan Hit, 100_000)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -38,7 +38,7 @@ func NewReceiver(t *testing.T, handle http.HandlerFunc) *Receiver {
 		}
 		handle(w, req)
 	}))
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		r.CloseClientConnections()
 		r.Close()
 	})
@@ -46,13 +46,13 @@ func NewReceiver(t *testing.T, handle http.HandlerFunc) *Receiver {
 }
 
 // Next waits up to 15 seconds for the receiver's next request.
-func (r *Receiver) Next(t *testing.T) Hit {
-	t.Helper()
+func (r *Receiver) Next(tb testing.TB) Hit {
+	tb.Helper()
 	select {
 	case h := <-r.Hits:
 		return h
 	case <-time.After(15 * time.Second):
-		t.Fatal("the webhook receiver got no request within 15s")
+		tb.Fatal("the webhook receiver got no request within 15s")
 		return Hit{}
 	}
 }
