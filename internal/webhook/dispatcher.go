@@ -237,6 +237,10 @@ func (d *Dispatcher) run(ctx context.Context) {
 	)
 	defer timer.Stop()
 	minGap := min(d.poll, 20*time.Millisecond) // between claims caused by Wake
+	// With a backlog, claim again once a quarter of the slots are free
+	// rather than at each one: a claim is a write transaction, and one per
+	// delivery would double the store's work.
+	refill := max(1, d.concurrency/4)
 	for {
 		now := time.Now()
 		if inflight < d.concurrency && !now.Before(next) {
@@ -288,7 +292,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case <-tick:
 		case due := <-done:
 			inflight--
-			if backlog {
+			if backlog && (d.concurrency-inflight >= refill || inflight == 0) {
 				next = time.Now()
 			}
 			if !due.IsZero() && (soonest.IsZero() || due.Before(soonest)) {
