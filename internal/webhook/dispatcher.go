@@ -100,8 +100,8 @@ type Dispatcher struct {
 	stopClaiming context.CancelFunc // ends the claim loop
 	abandon      context.CancelFunc // cancels attempts in flight
 	attemptCtx   context.Context
-	loopDone     chan struct{}
-	workers      sync.WaitGroup
+	loop         sync.WaitGroup // the claim loop
+	workers      sync.WaitGroup // the attempts
 }
 
 // NewDispatcher returns a dispatcher; Start runs it.
@@ -182,11 +182,7 @@ func (d *Dispatcher) Start(ctx context.Context) {
 		d.attemptCtx, d.abandon = context.WithCancel(ctx)
 		var loopCtx context.Context
 		loopCtx, d.stopClaiming = context.WithCancel(d.attemptCtx)
-		d.loopDone = make(chan struct{})
-		go func() {
-			defer close(d.loopDone)
-			d.run(loopCtx)
-		}()
+		d.loop.Go(func() { d.run(loopCtx) })
 	})
 }
 
@@ -201,9 +197,11 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		d.startOnce.Do(func() {}) // a dispatcher closed before Start never starts
 		if d.started {
 			d.stopClaiming()
-			<-d.loopDone
+			d.loop.Wait() // no attempt starts after this
 			drained := make(chan struct{})
-			go func() { d.workers.Wait(); close(drained) }()
+			var waiter sync.WaitGroup
+			defer waiter.Wait()
+			waiter.Go(func() { d.workers.Wait(); close(drained) })
 			select {
 			case <-drained:
 			case <-ctx.Done():

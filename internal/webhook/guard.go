@@ -35,9 +35,10 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("%s%s, a %s address: webhooks may not reach it unless --webhook-allow-nets names it", host, e.Addr, e.Kind)
 }
 
-// Guard decides which addresses webhooks may be sent to. The zero Guard
-// refuses every special-purpose address; Allow lists networks that are
-// allowed anyway. A Guard is immutable and safe for concurrent use.
+// Guard decides which addresses webhooks may be sent to: public ones, and
+// special-purpose ones (loopback, private, link-local…) only inside the
+// networks it was made to allow. Make one with NewGuard; it is immutable and
+// safe for concurrent use.
 type Guard struct {
 	allow   []netip.Prefix
 	refused []refusedRange
