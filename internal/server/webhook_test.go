@@ -318,3 +318,35 @@ func TestDeadLetterRedriveOverHTTP(t *testing.T) {
 		require.Equal(t, dl.ID, h.Header.Get("webhook-id"))
 	}
 }
+
+// TestLoopbackRefusedWithoutTheAllowance creates a trigger to a receiver on
+// loopback while loopback is allowed, then restarts without the allowance:
+// creating another is refused, and the queued delivery is refused at
+// connection time, retried, and never reaches the receiver.
+func TestLoopbackRefusedWithoutTheAllowance(t *testing.T) {
+	t.Parallel()
+	cfg := heraldtest.Config(t)
+	cfg.WebhookConcurrency = -1
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "orders")
+	rcv := heraldtest.NewReceiver(t, nil)
+	_, err := app.Full.CreateTrigger(t.Context(), app.ID, "orders", rcv.URL, "")
+	require.NoError(t, err)
+	_, err = app.Full.Publish(t.Context(), app.ID, "orders", []byte(`1`))
+	require.NoError(t, err)
+	require.NoError(t, srv.Stop())
+
+	cfg.WebhookConcurrency, cfg.WebhookAllowNets = 16, nil
+	srv = heraldtest.Start(t, cfg)
+	full := client.New(srv.URL, app.FullKey)
+	_, err = full.CreateTrigger(t.Context(), app.ID, "orders", rcv.URL, "")
+	requireAPIError(t, err, http.StatusBadRequest, "address_refused")
+	require.ErrorContains(t, err, "127.0.0.1, a loopback address")
+	require.Eventually(t, func() bool {
+		return strings.Contains(scrape(t, srv.URL), "herald_webhook_failed_attempts_total 1")
+	}, 10*time.Second, 10*time.Millisecond)
+	ts, err := full.ListTriggers(t.Context(), app.ID, "orders")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), ts[0].Pending, "refused, to be retried")
+	require.Empty(t, rcv.Hits, "never reached")
+}
