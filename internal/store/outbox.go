@@ -103,7 +103,8 @@ type Outcome struct {
 	// DisableTrigger disables the delivery's trigger (410 Gone).
 	DisableTrigger bool
 	// Status is the receiver's HTTP status (0 when none came), Error what
-	// went wrong ("" on success).
+	// went wrong ("" on success). A store may replace bytes of Error it
+	// cannot hold as text (invalid UTF-8, NUL) with U+FFFD.
 	Status int
 	Error  string
 	// At is when the attempt ended; it becomes the delivery's UpdatedAt.

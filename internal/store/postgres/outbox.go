@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -276,9 +277,10 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) (err error) {
 	if !storable(o.DeliveryID) {
 		return store.ErrNotFound
 	}
-	if !storable(o.Error) {
-		return errors.New("error text is not valid UTF-8 or holds NUL")
-	}
+	// The error text may quote what a receiver answered: it is kept as
+	// text Postgres can hold rather than refused, which would leave the
+	// delivery leased and attempted again.
+	errText := strings.ReplaceAll(strings.ToValidUTF8(o.Error, "\uFFFD"), "\x00", "\uFFFD")
 	next := o.NextAt
 	if o.State != store.DeliveryPending {
 		next = time.Time{}
@@ -300,7 +302,7 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) (err error) {
 			UPDATE herald.triggers SET disabled = true
 			WHERE $8::boolean AND id = (SELECT trigger_id FROM settled))
 		SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM herald.deliveries WHERE id = $6)`,
-		string(o.State), nullTime(next), o.Status, o.Error, nullTime(o.At), o.DeliveryID, nullTime(o.LeaseUntil),
+		string(o.State), nullTime(next), o.Status, errText, nullTime(o.At), o.DeliveryID, nullTime(o.LeaseUntil),
 		o.DisableTrigger).Scan(&settled, &exists)
 	switch {
 	case err != nil:

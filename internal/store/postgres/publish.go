@@ -34,6 +34,10 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	if !storable(req.AppID) || !storable(req.Topic) {
 		return store.Message{}, fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)
 	}
+	if !storable(req.IdempotencyKey) {
+		// It would fail the batch's statements, and every publish with it.
+		return store.Message{}, errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")
+	}
 	return s.queue.Submit(ctx, req)
 }
 
