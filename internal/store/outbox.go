@@ -47,9 +47,10 @@ const (
 // Delivery is one message on its way to one trigger's URL.
 type Delivery struct {
 	// ID is stable across retries and redrives: receivers deduplicate on
-	// it (it is the webhook-id header). Stores make it "msg_" and 26
-	// random base32 characters, unique across the install and never used
-	// again, even by a trigger created with the id of a deleted one.
+	// it (it is the webhook-id header). Stores make it with NewDeliveryID:
+	// "msg_" and 26 base32 characters, time-ordered and random, unique
+	// across the install and never used again, even by a trigger created
+	// with the id of a deleted one.
 	ID        string
 	TriggerID string
 	AppID     string

@@ -117,7 +117,8 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 // returns store.ErrNotFound. It first locks the topic's row, as a publish
 // batch does: a batch that holds it has enqueued for the trigger and
 // commits first, and the deletion takes those deliveries with it; a batch
-// that comes after no longer sees the trigger.
+// that comes after enqueues nothing for the trigger (see
+// insertWithDeliveriesQuery).
 func (s *Store) DeleteTrigger(ctx context.Context, appID, topic, id string) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("delete trigger: %w", err)
