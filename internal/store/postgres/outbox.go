@@ -414,14 +414,18 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 	}
 	defer s.mu.RUnlock()
 
+	// The states are literals, not arguments, so that every plan, generic
+	// ones included, can use the partial index of each.
 	for _, p := range []struct {
-		state  store.DeliveryState
+		query  string
 		before time.Time
-	}{{store.DeliveryDelivered, deliveredBefore}, {store.DeliveryDead, deadBefore}} {
-		n, err := s.pruneChunks(ctx, `
-			DELETE FROM herald.deliveries WHERE id IN (
-				SELECT id FROM herald.deliveries WHERE state = $1 AND updated_at < $2 LIMIT $3)`,
-			string(p.state), pruneCutoff(p.before, 0))
+	}{
+		{`DELETE FROM herald.deliveries WHERE id IN (
+			SELECT id FROM herald.deliveries WHERE state = 'delivered' AND updated_at < $1 LIMIT $2)`, deliveredBefore},
+		{`DELETE FROM herald.deliveries WHERE id IN (
+			SELECT id FROM herald.deliveries WHERE state = 'dead' AND updated_at < $1 LIMIT $2)`, deadBefore},
+	} {
+		n, err := s.pruneChunks(ctx, p.query, pruneCutoff(p.before, 0))
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))
