@@ -47,9 +47,10 @@ const (
 // Delivery is one message on its way to one trigger's URL.
 type Delivery struct {
 	// ID is stable across retries and redrives: receivers deduplicate on
-	// it (it is the webhook-id header). Stores make it "msg_" and 26
-	// random base32 characters, unique across the install and never used
-	// again, even by a trigger created with the id of a deleted one.
+	// it (it is the webhook-id header). Stores make it with NewDeliveryID:
+	// "msg_" and 26 base32 characters, time-ordered and random, unique
+	// across the install and never used again, even by a trigger created
+	// with the id of a deleted one.
 	ID        string
 	TriggerID string
 	AppID     string
@@ -103,7 +104,8 @@ type Outcome struct {
 	// DisableTrigger disables the delivery's trigger (410 Gone).
 	DisableTrigger bool
 	// Status is the receiver's HTTP status (0 when none came), Error what
-	// went wrong ("" on success).
+	// went wrong ("" on success). A store may replace bytes of Error it
+	// cannot hold as text (invalid UTF-8, NUL) with U+FFFD.
 	Status int
 	Error  string
 	// At is when the attempt ended; it becomes the delivery's UpdatedAt.

@@ -32,15 +32,15 @@
 //  1. if requests carry idempotency keys, read those committed within
 //     store.IdempotencyWindow (one round trip, only then): their requests
 //     are replays, or conflicts for another topic, and take no id;
-//  2. lock the batch's topic rows and take their ids, in the order of
-//     (app, topic) bytewise, one UPDATE per topic, then read the topics'
-//     enabled triggers, in one round trip; the order is the same on every
-//     node, so two batches never deadlock;
-//  3. insert every message in one statement (arrays through unnest), a
-//     pending delivery per trigger per message in another (copying the
-//     bodies from the messages just inserted) and the idempotency keys in
-//     a third, in one round trip; the last two only when there is
-//     something to insert;
+//  2. lock the batch's topic rows and take their ids, and read their
+//     enabled triggers, in the order of (app, topic) bytewise, one UPDATE
+//     per topic in one round trip; the order is the same on every node, so
+//     two batches never deadlock;
+//  3. insert every message in one statement (arrays through unnest), with
+//     a pending delivery per trigger per message when the topics have
+//     triggers (the same statement copies the bodies from the rows it
+//     inserted), and the idempotency keys, if any, in a second, in one
+//     round trip;
 //  4. run Options.BeforeCommit with the messages ordered by (app, topic,
 //     id), in the transaction, so that what it writes (a NOTIFY) commits
 //     or rolls back with the messages;

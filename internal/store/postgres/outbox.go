@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,7 +117,8 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 // returns store.ErrNotFound. It first locks the topic's row, as a publish
 // batch does: a batch that holds it has enqueued for the trigger and
 // commits first, and the deletion takes those deliveries with it; a batch
-// that comes after no longer sees the trigger.
+// that comes after enqueues nothing for the trigger (see
+// insertWithDeliveriesQuery).
 func (s *Store) DeleteTrigger(ctx context.Context, appID, topic, id string) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("delete trigger: %w", err)
@@ -276,9 +278,10 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) (err error) {
 	if !storable(o.DeliveryID) {
 		return store.ErrNotFound
 	}
-	if !storable(o.Error) {
-		return errors.New("error text is not valid UTF-8 or holds NUL")
-	}
+	// The error text may quote what a receiver answered: it is kept as
+	// text Postgres can hold rather than refused, which would leave the
+	// delivery leased and attempted again.
+	errText := strings.ReplaceAll(strings.ToValidUTF8(o.Error, "\uFFFD"), "\x00", "\uFFFD")
 	next := o.NextAt
 	if o.State != store.DeliveryPending {
 		next = time.Time{}
@@ -300,7 +303,7 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) (err error) {
 			UPDATE herald.triggers SET disabled = true
 			WHERE $8::boolean AND id = (SELECT trigger_id FROM settled))
 		SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM herald.deliveries WHERE id = $6)`,
-		string(o.State), nullTime(next), o.Status, o.Error, nullTime(o.At), o.DeliveryID, nullTime(o.LeaseUntil),
+		string(o.State), nullTime(next), o.Status, errText, nullTime(o.At), o.DeliveryID, nullTime(o.LeaseUntil),
 		o.DisableTrigger).Scan(&settled, &exists)
 	switch {
 	case err != nil:
@@ -411,14 +414,18 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 	}
 	defer s.mu.RUnlock()
 
+	// The states are literals, not arguments, so that every plan, generic
+	// ones included, can use the partial index of each.
 	for _, p := range []struct {
-		state  store.DeliveryState
+		query  string
 		before time.Time
-	}{{store.DeliveryDelivered, deliveredBefore}, {store.DeliveryDead, deadBefore}} {
-		n, err := s.pruneChunks(ctx, `
-			DELETE FROM herald.deliveries WHERE id IN (
-				SELECT id FROM herald.deliveries WHERE state = $1 AND updated_at < $2 LIMIT $3)`,
-			string(p.state), pruneCutoff(p.before, 0))
+	}{
+		{`DELETE FROM herald.deliveries WHERE id IN (
+			SELECT id FROM herald.deliveries WHERE state = 'delivered' AND updated_at < $1 LIMIT $2)`, deliveredBefore},
+		{`DELETE FROM herald.deliveries WHERE id IN (
+			SELECT id FROM herald.deliveries WHERE state = 'dead' AND updated_at < $1 LIMIT $2)`, deadBefore},
+	} {
+		n, err := s.pruneChunks(ctx, p.query, pruneCutoff(p.before, 0))
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))

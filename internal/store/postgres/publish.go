@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +33,10 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	if !storable(req.AppID) || !storable(req.Topic) {
 		return store.Message{}, fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)
 	}
+	if !storable(req.IdempotencyKey) {
+		// It would fail the batch's statements, and every publish with it.
+		return store.Message{}, errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")
+	}
 	return s.queue.Submit(ctx, req)
 }
 
@@ -60,8 +63,8 @@ type topicGroup struct {
 	topicID     int64
 	next        uint64
 	publishedAt time.Time
-	// triggers are the ids of the topic's enabled triggers, read after the
-	// lock: each message of the group gets a delivery for each.
+	// triggers are the ids of the topic's enabled triggers (see
+	// advanceQuery): each message of the group gets a delivery for each.
 	triggers []string
 }
 
@@ -74,24 +77,19 @@ type idemKey struct{ app, key string }
 // ids whatever the clock does. The row lock holds until the commit, so a
 // batch on another node that publishes to the topic waits, then reads the
 // committed last id: ids commit in order, without gaps.
+//
+// It also returns the ids of the topic's enabled triggers, which costs an
+// index probe and no statement. They are read with the statement's
+// snapshot, taken before it waited for the lock, so they may include a
+// trigger that DeleteTrigger deleted meanwhile (it holds the same lock
+// while it deletes); insertWithDeliveriesQuery, a later statement, skips
+// those.
 const advanceQuery = `
 	UPDATE herald.topics
 	SET last_id = last_id + $3, published_at = greatest(published_at, clock_timestamp())
 	WHERE app_id = $1 AND name = $2
-	RETURNING id, last_id, published_at`
-
-// triggersQuery lists the enabled triggers of the topics ($1[i], $2[i]).
-// The writer sends it after the topic locks: a statement sees what
-// committed before it began, and DeleteTrigger locks the topic's row too,
-// so a batch never enqueues for a trigger deleted before it took the lock
-// (a delivery for it would break the foreign key and fail the batch).
-const triggersQuery = `
-	SELECT t.app_id, t.name, tr.id
-	FROM unnest($1::text[], $2::text[]) AS k(app, name)
-	JOIN herald.topics t ON t.app_id = k.app AND t.name = k.name
-	JOIN herald.triggers tr ON tr.topic_id = t.id
-	WHERE NOT tr.disabled
-	ORDER BY t.app_id, t.name, tr.created_at, tr.seq`
+	RETURNING id, last_id, published_at,
+		ARRAY(SELECT tr.id FROM herald.triggers tr WHERE tr.topic_id = topics.id AND NOT tr.disabled)`
 
 // xactIDQuery returns the id of the current transaction, with which the
 // writer can ask, after losing the connection during COMMIT, whether the
@@ -104,19 +102,30 @@ const insertQuery = `
 	INSERT INTO herald.messages (topic_id, id, body, published_at)
 	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])`
 
-// insertDeliveriesQuery enqueues a batch's deliveries, pending and due at
-// their message's stamp, from arrays of delivery ids, trigger ids, topic
-// row ids and message ids. It copies each body from the message the batch
-// has just inserted, so a body crosses the network once however many
-// triggers its topic has.
-const insertDeliveriesQuery = `
+// insertWithDeliveriesQuery is insertQuery ($1…$4) that also enqueues the
+// messages' deliveries, pending and due at their message's stamp, from
+// arrays of delivery ids, trigger ids, app ids, topic names, topic row ids
+// and message ids ($5…$10). It joins the deliveries to the rows the insert
+// returns, not to the messages table: a body crosses the network once
+// however many triggers its topic has, and no index of messages is read,
+// whatever plan the statistics of a young table would suggest. The join
+// with triggers drops the deliveries of a trigger deleted since
+// advanceQuery read it: this statement sees every deletion that committed
+// before the batch took its topic locks, and none can commit after, so no
+// delivery breaks the foreign key (which would fail the whole batch).
+const insertWithDeliveriesQuery = `
+	WITH m AS (
+		INSERT INTO herald.messages (topic_id, id, body, published_at)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])
+		RETURNING topic_id, id, body, published_at)
 	INSERT INTO herald.deliveries (id, trigger_id, app_id, topic, message_id, body, published_at,
 		state, attempts, next_at, created_at, updated_at)
-	SELECT d.id, d.trigger_id, t.app_id, t.name, m.id, m.body, m.published_at,
+	SELECT d.id, d.trigger_id, d.app_id, d.topic, m.id, m.body, m.published_at,
 		'pending', 0, m.published_at, m.published_at, m.published_at
-	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS d(id, trigger_id, topic_id, message_id)
-	JOIN herald.topics t ON t.id = d.topic_id
-	JOIN herald.messages m ON m.topic_id = d.topic_id AND m.id = d.message_id`
+	FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+		AS d(id, trigger_id, app_id, topic, topic_id, message_id)
+	JOIN m ON m.topic_id = d.topic_id AND m.id = d.message_id
+	JOIN herald.triggers tr ON tr.id = d.trigger_id`
 
 // getKeysQuery reads the publishes that used the keys ($1[i], $2[i])
 // within the window $3 of the transaction's start. The body is NULL once
@@ -169,6 +178,7 @@ type writer struct {
 	stamps   []time.Time
 	// The columns of the batch's delivery insert.
 	deliveryIDs, deliveryTriggers []string
+	deliveryApps, deliveryNames   []string
 	deliveryTopics, deliveryMsgs  []int64
 	// The columns of the batch's idempotency keys.
 	keyApps, keyKeys   []string
@@ -303,21 +313,17 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}
 
-	// One round trip: the topic locks, in order, then the topics' triggers
-	// and the transaction's id.
+	// One round trip: the topic locks, in order, then the transaction's id.
 	var b pgx.Batch
-	var apps, names []string
 	for i := range w.groups {
 		g := &w.groups[i]
 		if g.n > 0 {
 			b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
-			apps, names = append(apps, g.key.app), append(names, g.key.topic)
 		}
 	}
-	if len(apps) == 0 {
+	if b.Len() == 0 {
 		return nil // every call is a replay or a conflict: nothing to write
 	}
-	b.Queue(triggersQuery, apps, names)
 	b.Queue(xactIDQuery)
 	results := tx.SendBatch(ctx, &b)
 	found := 0
@@ -327,7 +333,7 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 			continue
 		}
 		var lastID int64
-		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt)
+		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt, &g.triggers)
 		g.missing = errors.Is(err, pgx.ErrNoRows)
 		if g.missing {
 			continue
@@ -339,10 +345,6 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		g.next = uint64(lastID-g.n) + 1
 		g.publishedAt = g.publishedAt.UTC()
 		found++
-	}
-	if err := w.readTriggers(results); err != nil {
-		_ = results.Close()
-		return w.txError("read triggers", err)
 	}
 	var xactID string
 	if err := results.QueryRow().Scan(&xactID); err != nil {
@@ -360,11 +362,13 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	defer func() {
 		clear(w.bodies) // drop the references to the bodies
 	}()
-	// One round trip: the messages, their deliveries, their keys.
+	// One round trip: the messages with their deliveries, then their keys.
 	b = pgx.Batch{}
-	b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
-	if len(w.deliveryIDs) > 0 {
-		b.Queue(insertDeliveriesQuery, w.deliveryIDs, w.deliveryTriggers, w.deliveryTopics, w.deliveryMsgs)
+	if len(w.deliveryIDs) == 0 {
+		b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
+	} else {
+		b.Queue(insertWithDeliveriesQuery, w.topicIDs, w.ids, w.bodies, w.stamps,
+			w.deliveryIDs, w.deliveryTriggers, w.deliveryApps, w.deliveryNames, w.deliveryTopics, w.deliveryMsgs)
 	}
 	if len(w.keyKeys) > 0 {
 		b.Queue(putKeysQuery, w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps, store.IdempotencyWindow)
@@ -373,16 +377,6 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if _, err := results.Exec(); err != nil {
 		_ = results.Close()
 		return w.txError("insert", err)
-	}
-	if len(w.deliveryIDs) > 0 {
-		tag, err := results.Exec()
-		if err == nil && tag.RowsAffected() != int64(len(w.deliveryIDs)) {
-			err = fmt.Errorf("%d deliveries enqueued, want %d", tag.RowsAffected(), len(w.deliveryIDs))
-		}
-		if err != nil {
-			_ = results.Close()
-			return w.txError("enqueue deliveries", err)
-		}
 	}
 	if len(w.keyKeys) > 0 {
 		tag, err := results.Exec()
@@ -500,31 +494,12 @@ func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit
 	return nil
 }
 
-// readTriggers reads triggersQuery's rows into the groups.
-func (w *writer) readTriggers(results pgx.BatchResults) error {
-	rows, err := results.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k topicKey
-		var id string
-		if err := rows.Scan(&k.app, &k.topic, &id); err != nil {
-			return err
-		}
-		if i, ok := w.index[k]; ok {
-			w.groups[i].triggers = append(w.groups[i].triggers, id)
-		}
-	}
-	return rows.Err()
-}
-
 // columns gives each call that stores a message its id and message, and
 // fills the columns of the batch's inserts: messages, deliveries and keys.
 func (w *writer) columns(live []*groupcommit.Call) {
 	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
 	w.deliveryIDs, w.deliveryTriggers = w.deliveryIDs[:0], w.deliveryTriggers[:0]
+	w.deliveryApps, w.deliveryNames = w.deliveryApps[:0], w.deliveryNames[:0]
 	w.deliveryTopics, w.deliveryMsgs = w.deliveryTopics[:0], w.deliveryMsgs[:0]
 	w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps = w.keyApps[:0], w.keyKeys[:0], w.keyTopics[:0], w.keyMsgs[:0], w.keyStamps[:0]
 	for i, c := range live {
@@ -550,8 +525,10 @@ func (w *writer) columns(live []*groupcommit.Call) {
 		w.bodies = append(w.bodies, body)
 		w.stamps = append(w.stamps, g.publishedAt)
 		for _, trigger := range g.triggers {
-			w.deliveryIDs = append(w.deliveryIDs, newDeliveryID())
+			w.deliveryIDs = append(w.deliveryIDs, store.NewDeliveryID())
 			w.deliveryTriggers = append(w.deliveryTriggers, trigger)
+			w.deliveryApps = append(w.deliveryApps, c.Req.AppID)
+			w.deliveryNames = append(w.deliveryNames, c.Req.Topic)
 			w.deliveryTopics = append(w.deliveryTopics, g.topicID)
 			w.deliveryMsgs = append(w.deliveryMsgs, id)
 		}
@@ -563,12 +540,6 @@ func (w *writer) columns(live []*groupcommit.Call) {
 			w.keyStamps = append(w.keyStamps, g.publishedAt)
 		}
 	}
-}
-
-// newDeliveryID returns a new delivery id: "msg_" and 26 random base32
-// characters (130 bits), the shape of a Standard Webhooks message id.
-func newDeliveryID() string {
-	return "msg_" + rand.Text()
 }
 
 // txError wraps an error of the statement named by what: a retryable one

@@ -131,7 +131,12 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 		}
 	}()
 
-	if err := s.pruneIdempotencyKeys(ctx, pruneCutoff(now, store.IdempotencyWindow)); err != nil {
+	// Keys at or before the cutoff, which publishes already treat as
+	// unknown.
+	if _, err := s.pruneChunks(ctx, `
+		DELETE FROM idempotency WHERE (app_id, key) IN (
+			SELECT app_id, key FROM idempotency WHERE created_at <= ?1 LIMIT ?2)`,
+		pruneCutoff(now, store.IdempotencyWindow)); err != nil {
 		return 0, err
 	}
 	keep := int64(max(r.Keep, 0))
@@ -216,31 +221,4 @@ func pruneCutoff(now time.Time, maxAge time.Duration) int64 {
 		return math.MaxInt64
 	}
 	return cut.UnixNano()
-}
-
-// pruneIdempotencyKeys forgets the idempotency keys recorded at or before
-// the cutoff (which publishes already treat as unknown), a chunk per
-// transaction.
-func (s *Store) pruneIdempotencyKeys(ctx context.Context, cutoff int64) error {
-	chunk := int64(s.opts.PruneChunk)
-	for {
-		select {
-		case <-s.closing:
-			return store.ErrClosed
-		default:
-		}
-		res, err := s.wdb.ExecContext(ctx, `
-			DELETE FROM idempotency WHERE (app_id, key) IN (
-				SELECT app_id, key FROM idempotency WHERE created_at <= ?1 LIMIT ?2)`, cutoff, chunk)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n < chunk {
-			return nil
-		}
-	}
 }

@@ -413,11 +413,18 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 	}
 	defer s.mu.RUnlock()
 
+	// The states are literals, not arguments, so that SQLite can use the
+	// partial index of each.
 	for _, p := range []struct {
-		state  store.DeliveryState
+		query  string
 		before time.Time
-	}{{store.DeliveryDelivered, deliveredBefore}, {store.DeliveryDead, deadBefore}} {
-		n, err := s.pruneDeliveries(ctx, p.state, pruneCutoff(p.before, 0))
+	}{
+		{`DELETE FROM deliveries WHERE rowid IN (
+			SELECT rowid FROM deliveries WHERE state = 'delivered' AND updated_at < ?1 LIMIT ?2)`, deliveredBefore},
+		{`DELETE FROM deliveries WHERE rowid IN (
+			SELECT rowid FROM deliveries WHERE state = 'dead' AND updated_at < ?1 LIMIT ?2)`, deadBefore},
+	} {
+		n, err := s.pruneChunks(ctx, p.query, pruneCutoff(p.before, 0))
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))
@@ -426,20 +433,21 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 	return total, nil
 }
 
-// pruneDeliveries deletes the deliveries in state settled before the
-// cutoff, a chunk per transaction.
-func (s *Store) pruneDeliveries(ctx context.Context, state store.DeliveryState, cutoff int64) (total int64, err error) {
+// pruneChunks runs query, a DELETE on the write connection whose last
+// argument is the most rows it deletes, with args and then
+// Options.PruneChunk, until it deletes fewer, and returns how many it
+// deleted. Each run is a transaction of its own, so publishes go on
+// between chunks.
+func (s *Store) pruneChunks(ctx context.Context, query string, args ...any) (total int64, err error) {
 	chunk := int64(s.opts.PruneChunk)
+	args = append(args, chunk)
 	for {
 		select {
 		case <-s.closing:
 			return total, store.ErrClosed
 		default:
 		}
-		res, err := s.wdb.ExecContext(ctx, `
-			DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries WHERE state = ?1 AND updated_at < ?2 LIMIT ?3)`,
-			string(state), cutoff, chunk)
+		res, err := s.wdb.ExecContext(ctx, query, args...)
 		if err != nil {
 			return total, err
 		}

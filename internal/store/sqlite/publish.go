@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -132,7 +132,6 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 	ctx := context.Background()
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		head := tx.StmtContext(ctx, s.stmts.head)
-		triggers := tx.StmtContext(ctx, s.stmts.triggersOf)
 		insert := tx.StmtContext(ctx, s.stmts.insert)
 		// Only batches that need them pay for these.
 		var insertDelivery, getKey, putKey *sql.Stmt
@@ -140,7 +139,8 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 		for i := range w.groups {
 			g := &w.groups[i]
 			var lastID int64
-			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID)
+			var triggers []byte
+			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID, &triggers)
 			if errors.Is(err, sql.ErrNoRows) {
 				g.err = fmt.Errorf("publish: topic %s: %w", g.key.topic, store.ErrNotFound)
 				continue
@@ -149,8 +149,10 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 				return err
 			}
 			g.next = uint64(lastID) + 1
-			if g.triggers, err = enabledTriggers(ctx, triggers, g.topicID); err != nil {
-				return err
+			if string(triggers) != "[]" {
+				if err := json.Unmarshal(triggers, &g.triggers); err != nil {
+					return fmt.Errorf("triggers of topic %s: %w", g.key.topic, err)
+				}
 			}
 		}
 
@@ -192,32 +194,13 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 				insertDelivery = tx.StmtContext(ctx, s.stmts.insertDelivery)
 			}
 			for _, trigger := range g.triggers {
-				if _, err := insertDelivery.ExecContext(ctx, newDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, int64(c.ID), body, stamp); err != nil {
+				if _, err := insertDelivery.ExecContext(ctx, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, int64(c.ID), body, stamp); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	})
-}
-
-// enabledTriggers returns the ids of the enabled triggers of topic row id
-// topicID, or nil when it has none.
-func enabledTriggers(ctx context.Context, stmt *sql.Stmt, topicID int64) ([]string, error) {
-	rows, err := stmt.QueryContext(ctx, topicID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // replayOf looks c's idempotency key up with getKey and reports whether a
@@ -247,10 +230,4 @@ func replayOf(ctx context.Context, getKey *sql.Stmt, c *groupcommit.Call, keyCut
 		PublishedAt: fromUnixNano(published),
 	}
 	return true, nil
-}
-
-// newDeliveryID returns a new delivery id: "msg_" and 26 random base32
-// characters (130 bits), the shape of a Standard Webhooks message id.
-func newDeliveryID() string {
-	return "msg_" + rand.Text()
 }

@@ -251,7 +251,7 @@ func fromUnixNano(n int64) time.Time {
 // connection's prepared statement.
 type statements struct {
 	// head reads a topic: args app id, topic name; returns the topic's row
-	// id and its last id.
+	// id, its last id and its enabled triggers (see headQuery).
 	head *sql.Stmt
 	// insert stores one message: args topic row id, id, body, published_at.
 	insert *sql.Stmt
@@ -261,8 +261,6 @@ type statements struct {
 	// prune deletes a chunk of a topic's messages outside the retention:
 	// args topic row id, keep, cutoff (unix nanoseconds), chunk size.
 	prune *sql.Stmt
-	// triggersOf lists the enabled triggers of a topic: arg topic row id.
-	triggersOf *sql.Stmt
 	// insertDelivery enqueues a delivery, pending and due at once: args id,
 	// trigger id, app id, topic name, message id, body, published_at.
 	insertDelivery *sql.Stmt
@@ -288,11 +286,10 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{wdb, &st.head, `SELECT t.id, ` + lastIDExpr + ` FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`},
+		{wdb, &st.head, headQuery},
 		{wdb, &st.insert, `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?1, ?2, ?3, ?4)`},
 		{wdb, &st.raiseFloor, raiseFloorQuery},
 		{wdb, &st.prune, pruneQuery},
-		{wdb, &st.triggersOf, `SELECT id FROM triggers WHERE topic_id = ?1 AND disabled = 0 ORDER BY created_at, id`},
 		{wdb, &st.insertDelivery, insertDeliveryQuery},
 		{wdb, &st.getIdempotencyKey, getIdempotencyKeyQuery},
 		{wdb, &st.putIdempotencyKey, putIdempotencyKeyQuery},
@@ -313,7 +310,7 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 func (st *statements) close() error {
 	var errs []error
 	for _, stmt := range []*sql.Stmt{
-		st.head, st.insert, st.raiseFloor, st.prune, st.triggersOf, st.insertDelivery,
+		st.head, st.insert, st.raiseFloor, st.prune, st.insertDelivery,
 		st.getIdempotencyKey, st.putIdempotencyKey, st.getKey, st.getTopic, st.history,
 	} {
 		if stmt != nil {
