@@ -102,6 +102,7 @@ func TestSlowWebhookDelaysNeitherPublishNorSSE(t *testing.T) {
 	}
 	require.Zero(t, answered.Load(), "every message was streamed while the receiver held its requests")
 	require.Less(t, slowest, 2*time.Second, "no publish waited for the receiver")
+	t.Logf("slowest of %d publishes: %s", n, slowest)
 	ts, err := app.Full.ListTriggers(t.Context(), app.ID, "orders")
 	require.NoError(t, err)
 	var pending int64
