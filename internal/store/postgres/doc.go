@@ -104,6 +104,11 @@
 //     topic, written only by the publish transaction under the row lock.
 //   - A batch's messages of one topic are the ids last_id-n+1 … last_id of
 //     the UPDATE that locked it, assigned in batch order.
+//   - A delivery's message committed with it; a replayed publish (a known
+//     IdempotencyKey) wrote nothing and took no id.
+//   - From a Claim until its Settle, a delivery has lease_until = next_at
+//     = the end of the lease (a later Claim, once it ran out, moves both);
+//     otherwise lease_until is NULL.
 //   - Names and ids are text COLLATE "C" (bytewise). A name that is not
 //     valid UTF-8 or holds NUL cannot be stored, so it names nothing: it is
 //     answered store.ErrNotFound before it reaches a batch, where it would

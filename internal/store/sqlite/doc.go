@@ -63,9 +63,16 @@
 //
 //   - A topic's last id is the greater of topics.last_id and the id of its
 //     newest message (see lastIDExpr). Publish does not write the topics
-//     row, so that a commit only writes pages of messages; Prune raises
-//     topics.last_id before it deletes, so the last id never goes back and a
-//     topic's history is a range of ids that only loses its oldest end.
+//     row, so that a commit only writes pages of messages (and of the
+//     outbox, for topics with triggers or publishes with keys); Prune
+//     raises topics.last_id before it deletes, so the last id never goes
+//     back and a topic's history is a range of ids that only loses its
+//     oldest end.
+//   - A delivery's message committed with it; a replayed publish (a known
+//     IdempotencyKey) wrote nothing.
+//   - From a Claim until its Settle, a delivery has lease_until = next_at
+//     = the end of the lease (a later Claim, once it ran out, moves both);
+//     otherwise lease_until is NULL.
 //   - published_at never decreases along a topic's ids: the writer stamps a
 //     batch with max(now, previous stamp) within the life of a Store.
 //   - Times are stored as INTEGER unix nanoseconds in UTC, so they are exact
