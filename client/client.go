@@ -84,9 +84,18 @@ type Message struct {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (int, error) {
+	status, _, err := c.doHeader(ctx, method, path, nil, body, out)
+	return status, err
+}
+
+// doHeader is do with extra request headers, returning the response's.
+func (c *Client) doHeader(ctx context.Context, method, path string, header http.Header, body io.Reader, out any) (int, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -96,18 +105,18 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode, decodeError(resp)
+		return resp.StatusCode, resp.Header, decodeError(resp)
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp.StatusCode, fmt.Errorf("herald: decode response: %w", err)
+			return resp.StatusCode, resp.Header, fmt.Errorf("herald: decode response: %w", err)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 func decodeError(resp *http.Response) error {
@@ -183,6 +192,15 @@ func (c *Client) Publish(ctx context.Context, app, topic string, message []byte)
 	var m Message
 	_, err := c.do(ctx, http.MethodPost, topicPath(app, topic)+"/messages", bytes.NewReader(message), &m)
 	return m, err
+}
+
+// PublishIdempotent publishes like Publish with an Idempotency-Key: a retry
+// with the same key within 24 hours (after a timeout, say) returns the first
+// publish's message and stores nothing, and replayed reports that it did.
+func (c *Client) PublishIdempotent(ctx context.Context, app, topic, key string, message []byte) (m Message, replayed bool, err error) {
+	h := http.Header{"Idempotency-Key": {key}}
+	_, rh, err := c.doHeader(ctx, http.MethodPost, topicPath(app, topic)+"/messages", h, bytes.NewReader(message), &m)
+	return m, rh.Get("Idempotent-Replayed") == "true", err
 }
 
 // History returns up to limit messages of a topic after the message id after

@@ -19,7 +19,11 @@ Usage:
   herald serve [flags]                    run a server (embedded SQLite in ./herald-data by default)
   herald app create NAME | list | delete APP
   herald topic create APP TOPIC | list APP | delete APP TOPIC
-  herald publish APP TOPIC JSON           publish one message
+  herald publish APP TOPIC JSON           publish one message (--idempotency-key K makes a retry safe)
+  herald trigger create APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID
+                                          webhook triggers: POST each message of TOPIC to URL
+  herald dead-letters list APP | redrive APP ID...
+                                          webhook deliveries that failed every attempt
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
   herald token [--ttl 15m] APP TOPIC...   mint a browser token for those topics (needs a manage key)
   herald bench [flags]                    load-test a server (starts its own unless --url is given)
@@ -66,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return topicCmd(ctx, rest, getenv, stdout, stderr)
 	case "publish":
 		return publishCmd(ctx, rest, getenv, stdout, stderr)
+	case "trigger":
+		return triggerCmd(ctx, rest, getenv, stdout, stderr)
+	case "dead-letters":
+		return deadLettersCmd(ctx, rest, getenv, stdout, stderr)
 	case "tail":
 		return tailCmd(ctx, rest, getenv, stdout, stderr)
 	case "token":

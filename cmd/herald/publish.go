@@ -8,7 +8,8 @@ import (
 
 func publishCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlagSet("publish", getenv, stderr)
-	pos, err := parseArgs(fs, args, 3, "herald publish APP TOPIC JSON")
+	key := fs.String("idempotency-key", "", "makes a retry of this publish within 24 h return the first one's id and store nothing")
+	pos, err := parseArgs(fs, args, 3, "herald publish [--idempotency-key K] APP TOPIC JSON")
 	if err != nil {
 		return err
 	}
@@ -16,9 +17,21 @@ func publishCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	m, err := c.Publish(ctx, pos[0], pos[1], []byte(pos[2]))
+	if *key == "" {
+		m, err := c.Publish(ctx, pos[0], pos[1], []byte(pos[2]))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "published to %s/%s: id %s\n", pos[0], m.Topic, m.ID)
+		return nil
+	}
+	m, replayed, err := c.PublishIdempotent(ctx, pos[0], pos[1], *key, []byte(pos[2]))
 	if err != nil {
 		return err
+	}
+	if replayed {
+		fmt.Fprintf(stdout, "already published to %s/%s with this key: id %s\n", pos[0], m.Topic, m.ID)
+		return nil
 	}
 	fmt.Fprintf(stdout, "published to %s/%s: id %s\n", pos[0], m.Topic, m.ID)
 	return nil

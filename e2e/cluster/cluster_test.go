@@ -54,10 +54,15 @@ type node struct {
 }
 
 // startNode runs herald serve on the database and waits for its ready line.
-func startNode(t *testing.T, db string) *node {
+// An empty db runs the embedded SQLite store instead; extra flags come
+// last, so they win (--data-dir, say).
+func startNode(t *testing.T, db string, extra ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
-		"--database-url", db, "--admin-token", adminToken, "--log-format", "json")
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--admin-token", adminToken, "--log-format", "json"}
+	if db != "" {
+		args = append(args, "--database-url", db)
+	}
+	cmd := exec.Command(binary, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

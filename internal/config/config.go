@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/webhook"
 )
 
 // Config is the server's configuration.
@@ -60,7 +63,33 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files; both set serves HTTPS (HTTP/2 and
 	// HTTP/1.1), neither serves plain HTTP/1.1 and h2c.
 	TLSCert, TLSKey string
+
+	// WebhookAllowNets are networks webhooks may reach although they are
+	// loopback, private, link-local and so on (127.0.0.0/8 for a receiver
+	// on this host). Empty refuses every such address.
+	WebhookAllowNets []netip.Prefix
+	// WebhookTimeout bounds one webhook attempt.
+	WebhookTimeout time.Duration
+	// WebhookConcurrency is how many webhook attempts this node runs at
+	// once. Negative means this node delivers none (others on the same
+	// database do).
+	WebhookConcurrency int
+	// WebhookRetries are the delays before each retry of a failed webhook
+	// delivery; a delivery gets 1+len attempts, then is dead.
+	WebhookRetries []time.Duration
+	// WebhookPollInterval is how often the dispatcher looks for due
+	// deliveries when no publish on this node wakes it.
+	WebhookPollInterval time.Duration
+	// WebhookRetention is how long delivered deliveries are kept.
+	WebhookRetention time.Duration
+	// DeadLetterRetention is how long dead letters are kept: at least
+	// MinDeadLetterRetention.
+	DeadLetterRetention time.Duration
 }
+
+// MinDeadLetterRetention is the shortest --dead-letter-retention: a week
+// gives a team time to notice a failing endpoint and redrive.
+const MinDeadLetterRetention = 7 * 24 * time.Hour
 
 // Defaults.
 const (
@@ -119,8 +148,23 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&origins, "cors-origins", "", "comma-separated origins browsers may call from (https://app.example.com), or * for any origin without credentials")
 	str(&c.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS with HTTP/2 (needs --tls-key)")
 	str(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	var allowNets, retries string
+	str(&allowNets, "webhook-allow-nets", "", "comma-separated CIDR networks webhooks may reach although private, loopback or link-local (127.0.0.0/8)")
+	dur(&c.WebhookTimeout, "webhook-timeout", webhook.DefaultTimeout, "bound on one webhook attempt")
+	integer(&c.WebhookConcurrency, "webhook-concurrency", webhook.DefaultConcurrency, "webhook attempts this node runs at once; negative: this node delivers none")
+	str(&retries, "webhook-retry-schedule", webhook.DefaultRetrySchedule, "delays before each retry of a failed webhook, comma-separated; dead after the last")
+	dur(&c.WebhookPollInterval, "webhook-poll-interval", webhook.DefaultPollInterval, "how often due webhook deliveries are looked for")
+	dur(&c.WebhookRetention, "webhook-retention", 24*time.Hour, "how long delivered webhook deliveries are kept")
+	dur(&c.DeadLetterRetention, "dead-letter-retention", MinDeadLetterRetention, "how long dead letters are kept (at least 168h)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	var err error
+	if c.WebhookAllowNets, err = webhook.ParseNets(allowNets); err != nil {
+		errs = append(errs, fmt.Errorf("--webhook-allow-nets: %w", err))
+	}
+	if c.WebhookRetries, err = webhook.ParseRetries(retries); err != nil {
+		errs = append(errs, fmt.Errorf("--webhook-retry-schedule: %w", err))
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
@@ -150,6 +194,15 @@ func (c Config) validate() []error {
 	positive("buffer-size", int64(c.BufferSize))
 	positive("write-timeout", int64(c.WriteTimeout))
 	positive("shutdown-timeout", int64(c.ShutdownTimeout))
+	positive("webhook-timeout", int64(c.WebhookTimeout))
+	positive("webhook-poll-interval", int64(c.WebhookPollInterval))
+	positive("webhook-retention", int64(c.WebhookRetention))
+	if c.WebhookConcurrency == 0 {
+		errs = append(errs, errors.New("--webhook-concurrency must not be 0 (negative: this node delivers no webhooks)"))
+	}
+	if c.DeadLetterRetention < MinDeadLetterRetention {
+		errs = append(errs, fmt.Errorf("--dead-letter-retention must be at least %s (7 days)", MinDeadLetterRetention))
+	}
 	if c.Addr == "" {
 		errs = append(errs, errors.New("--addr must not be empty"))
 	}

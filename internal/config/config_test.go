@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"io"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -68,6 +69,13 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{[]string{"--cors-origins", "https://a.example/app"}, nil, "no path"},
 		{[]string{"--cors-origins", "a.example"}, nil, "scheme://host"},
 		{[]string{"--cors-origins", "ftp://a.example"}, nil, "scheme://host"},
+		{[]string{"--webhook-allow-nets", "127.0.0.1/33"}, nil, "--webhook-allow-nets"},
+		{nil, map[string]string{"HERALD_WEBHOOK_ALLOW_NETS": "loopback"}, "--webhook-allow-nets"},
+		{[]string{"--webhook-retry-schedule", "5s,,1m"}, nil, "--webhook-retry-schedule"},
+		{[]string{"--webhook-retry-schedule", "5s,-1m"}, nil, "--webhook-retry-schedule"},
+		{[]string{"--webhook-concurrency", "0"}, nil, "--webhook-concurrency must not be 0"},
+		{[]string{"--webhook-timeout", "0s"}, nil, "--webhook-timeout must be positive"},
+		{[]string{"--dead-letter-retention", "72h"}, nil, "at least 168h"},
 	} {
 		_, err := config.Parse(tc.args, env(tc.env), io.Discard)
 		require.ErrorContains(t, err, tc.want, "%v %v", tc.args, tc.env)
@@ -98,4 +106,34 @@ func TestWebSettings(t *testing.T) {
 	c, err = config.Parse([]string{"--cors-origins", "https://b.example"}, e, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, []string{"https://b.example"}, c.CORSOrigins, "the flag wins")
+}
+
+func TestWebhookSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Empty(t, c.WebhookAllowNets, "every special-purpose address refused unless asked for")
+	require.Equal(t, 15*time.Second, c.WebhookTimeout)
+	require.Equal(t, 16, c.WebhookConcurrency)
+	require.Equal(t, []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}, c.WebhookRetries, "the Standard Webhooks schedule")
+	require.Equal(t, 500*time.Millisecond, c.WebhookPollInterval)
+	require.Equal(t, 24*time.Hour, c.WebhookRetention)
+	require.Equal(t, 7*24*time.Hour, c.DeadLetterRetention)
+
+	e := env(map[string]string{
+		"HERALD_WEBHOOK_ALLOW_NETS": "127.0.0.0/8, fd00::/8", "HERALD_WEBHOOK_TIMEOUT": "2s",
+		"HERALD_WEBHOOK_CONCURRENCY": "-1", "HERALD_WEBHOOK_RETRY_SCHEDULE": "50ms, 100ms,200ms",
+		"HERALD_WEBHOOK_POLL_INTERVAL": "10ms", "HERALD_WEBHOOK_RETENTION": "1h", "HERALD_DEAD_LETTER_RETENTION": "720h",
+	})
+	c, err = config.Parse([]string{"--webhook-concurrency", "4"}, e, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, c.WebhookAllowNets)
+	require.Equal(t, 2*time.Second, c.WebhookTimeout)
+	require.Equal(t, 4, c.WebhookConcurrency, "the flag wins")
+	require.Equal(t, []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}, c.WebhookRetries)
+	require.Equal(t, 10*time.Millisecond, c.WebhookPollInterval)
+	require.Equal(t, time.Hour, c.WebhookRetention)
+	require.Equal(t, 30*24*time.Hour, c.DeadLetterRetention)
 }

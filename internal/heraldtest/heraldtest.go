@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -39,30 +40,33 @@ type Server struct {
 }
 
 // Config returns the configuration of a test server on a fresh data
-// directory: the documented defaults, with a fixed admin token.
-func Config(t *testing.T) config.Config {
-	t.Helper()
+// directory: the documented defaults, with a fixed admin token, and
+// webhooks allowed to reach 127.0.0.0/8, where test receivers listen.
+func Config(tb testing.TB) config.Config {
+	tb.Helper()
 	cfg, err := config.Parse(nil, func(string) string { return "" }, io.Discard)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = tb.TempDir()
 	cfg.AdminToken = AdminToken
 	cfg.ShutdownTimeout = 5 * time.Second
+	// Test receivers of webhooks listen on loopback.
+	cfg.WebhookAllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	return cfg
 }
 
 // Start runs a server with cfg until the test ends (or Stop).
-func Start(t *testing.T, cfg config.Config) *Server {
-	t.Helper()
-	return StartWithLogger(t, cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+func Start(tb testing.TB, cfg config.Config) *Server {
+	tb.Helper()
+	return StartWithLogger(tb, cfg, slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // StartWithLogger is Start with the server logging to log, for tests that
 // look at what the server logs.
-func StartWithLogger(t *testing.T, cfg config.Config, log *slog.Logger) *Server {
-	t.Helper()
-	srv, err := server.New(t.Context(), cfg, log)
-	require.NoError(t, err)
+func StartWithLogger(tb testing.TB, cfg config.Config, log *slog.Logger) *Server {
+	tb.Helper()
+	srv, err := server.New(tb.Context(), cfg, log)
+	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		wg     sync.WaitGroup
@@ -78,14 +82,14 @@ func StartWithLogger(t *testing.T, cfg config.Config, log *slog.Logger) *Server 
 		once.Do(func() { cancel(); wg.Wait() })
 		return errSrv
 	}
-	t.Cleanup(func() { require.NoError(t, s.stop()) })
+	tb.Cleanup(func() { require.NoError(tb, s.stop()) })
 	return s
 }
 
-// StartDefault runs a server with Config(t).
-func StartDefault(t *testing.T) *Server {
-	t.Helper()
-	return Start(t, Config(t))
+// StartDefault runs a server with Config(tb).
+func StartDefault(tb testing.TB) *Server {
+	tb.Helper()
+	return Start(tb, Config(tb))
 }
 
 // UseHTTPClient makes Admin and the clients of apps created from now on use
@@ -103,12 +107,12 @@ func (s *Server) Stop() error { return s.stop() }
 // reconnect on their own find it where it was, with its apps, keys and
 // history. The address is free while the server is down, so a test that
 // restarts should not run in parallel with tests that bind ports.
-func (s *Server) Restart(t *testing.T) *Server {
-	t.Helper()
-	require.NoError(t, s.Stop(), "stop before restart")
+func (s *Server) Restart(tb testing.TB) *Server {
+	tb.Helper()
+	require.NoError(tb, s.Stop(), "stop before restart")
 	cfg := s.Config
 	cfg.Addr = s.Addr()
-	return Start(t, cfg)
+	return Start(tb, cfg)
 }
 
 // App is an app created for a test, with a client per key.
@@ -123,10 +127,10 @@ type App struct {
 }
 
 // NewApp creates an app and the given topics.
-func (s *Server) NewApp(t *testing.T, topics ...string) App {
-	t.Helper()
-	a, err := s.Admin.CreateApp(t.Context(), "test-app")
-	require.NoError(t, err)
+func (s *Server) NewApp(tb testing.TB, topics ...string) App {
+	tb.Helper()
+	a, err := s.Admin.CreateApp(tb.Context(), "test-app")
+	require.NoError(tb, err)
 	app := App{ID: a.ID}
 	for _, k := range a.Keys {
 		if len(k.Scopes) == 1 {
@@ -135,20 +139,20 @@ func (s *Server) NewApp(t *testing.T, topics ...string) App {
 			app.FullKey = k.Key
 		}
 	}
-	require.NotEmpty(t, app.FullKey)
-	require.NotEmpty(t, app.SubscribeKey)
+	require.NotEmpty(tb, app.FullKey)
+	require.NotEmpty(tb, app.SubscribeKey)
 	app.Full = client.New(s.URL, app.FullKey, client.WithHTTPClient(s.HTTP))
 	app.SubscribeOnly = client.New(s.URL, app.SubscribeKey, client.WithHTTPClient(s.HTTP))
 	for _, topic := range topics {
-		_, _, err := app.Full.CreateTopic(t.Context(), app.ID, topic)
-		require.NoError(t, err)
+		_, _, err := app.Full.CreateTopic(tb.Context(), app.ID, topic)
+		require.NoError(tb, err)
 	}
 	return app
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ tb testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+	w.tb.Log(string(p))
 	return len(p), nil
 }

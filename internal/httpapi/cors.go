@@ -12,13 +12,14 @@ import (
 // What CORS answers tell the browsers of other origins.
 const (
 	corsAllowMethods = "GET, POST, PUT, DELETE"
-	// Authorization and Content-Type for the JSON API; Last-Event-ID and
-	// Cache-Control for fetch-based SSE clients that send them themselves.
-	corsAllowHeaders = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
-	// WWW-Authenticate says why a 401 happened (error="invalid_token").
-	// Stream positions travel in the body (id: lines), so no other response
-	// header needs exposing.
-	corsExposeHeaders = "WWW-Authenticate"
+	// Authorization and Content-Type for the JSON API, Idempotency-Key
+	// for retried publishes; Last-Event-ID and Cache-Control for
+	// fetch-based SSE clients that send them themselves.
+	corsAllowHeaders = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Cache-Control"
+	// WWW-Authenticate says why a 401 happened (error="invalid_token");
+	// Idempotent-Replayed that a publish repeated an earlier one. Stream
+	// positions travel in the body (id: lines).
+	corsExposeHeaders = "WWW-Authenticate, Idempotent-Replayed"
 	// corsMaxAge is how long a browser may cache a preflight: two hours,
 	// the most Chromium honours.
 	corsMaxAge = 2 * 60 * 60

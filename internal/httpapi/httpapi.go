@@ -1,7 +1,8 @@
 // Package httpapi is Herald's /v1 HTTP API: routing, authentication (app
 // keys with scopes, the admin token), body limits, and the JSON error
-// envelope. It turns requests into calls on pubsub.Service and sse.Handler
-// and maps their errors to statuses in one place, writeError.
+// envelope. It turns requests into calls on pubsub.Service, sse.Handler and
+// webhook.Triggers and maps their errors to statuses in one place,
+// writeError.
 package httpapi
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/webhook"
 )
 
 // MaxTopicsPerStream bounds the topics of one multi-topic stream.
@@ -42,6 +44,9 @@ type Config struct {
 	ReadyFunc func() error
 	// Metrics serves /metrics.
 	Metrics http.Handler
+	// Triggers manages webhook triggers and dead letters. Nil answers their
+	// routes with 404.
+	Triggers *webhook.Triggers
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get
@@ -113,6 +118,11 @@ func (a *API) routes() []route {
 		{"GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history)},
 		{"GET /v1/apps/{app}/topics/{topic}/events", a.streaming(a.topicEvents)},
 		{"GET /v1/apps/{app}/events", a.streaming(a.appEvents)},
+		{"POST /v1/apps/{app}/topics/{topic}/triggers", a.scoped(store.ScopeManage, a.createTrigger)},
+		{"GET /v1/apps/{app}/topics/{topic}/triggers", a.scoped(store.ScopeManage, a.listTriggers)},
+		{"DELETE /v1/apps/{app}/topics/{topic}/triggers/{id}", a.scoped(store.ScopeManage, a.deleteTrigger)},
+		{"GET /v1/apps/{app}/dead-letters", a.scoped(store.ScopeManage, a.listDeadLetters)},
+		{"POST /v1/apps/{app}/dead-letters/{id}/redrive", a.scoped(store.ScopeManage, a.redrive)},
 		{"POST /v1/apps/{app}/tokens", a.scoped(store.ScopeManage, a.createToken)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -185,6 +195,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae      *apiError
 		tooBig  *http.MaxBytesError
 		expired *auth.TokenExpiredError
+		refused *webhook.RefusedError
 	)
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
 	switch {
@@ -208,6 +219,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
 	case errors.Is(err, pubsub.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
+	case errors.As(err, &refused):
+		status, code, msg = http.StatusBadRequest, "address_refused", refused.Error()
+	case errors.Is(err, webhook.ErrInvalidURL):
+		status, code, msg = http.StatusBadRequest, "invalid_url", err.Error()
+	case errors.Is(err, webhook.ErrInvalidSecret):
+		status, code, msg = http.StatusBadRequest, "invalid_secret", err.Error()
+	case errors.Is(err, webhook.ErrTooManyTriggers):
+		status, code, msg = http.StatusConflict, "too_many_triggers",
+			fmt.Sprintf("a topic has at most %d triggers; delete one first", webhook.MaxTriggersPerTopic)
 	case errors.Is(err, sse.ErrBadLastEventID):
 		status, code, msg = http.StatusBadRequest, "invalid_last_event_id", err.Error()
 	case errors.Is(err, store.ErrNotFound):
@@ -463,11 +483,21 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	m, err := a.cfg.Service.Publish(r.Context(), r.PathValue("app"), topic, body)
+	p, err := a.cfg.Service.PublishRequest(r.Context(), pubsub.Publication{
+		AppID: r.PathValue("app"), Topic: topic, Body: body, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		err = &apiError{http.StatusConflict, "idempotency_key_reused",
+			"this Idempotency-Key was used in the last 24 hours for a publish to another topic"}
+	}
 	if err != nil {
 		a.writeError(w, r, topicErr(topic, err))
 		return
 	}
+	if p.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	m := p.Message
 	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})
 }
 

@@ -6,12 +6,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -200,6 +202,14 @@ func send(t *testing.T, srv *heraldtest.Server, method, path string, ex example)
 
 	params := map[string]string{"app": app.ID}
 	for k, v := range ex.Params {
+		switch v {
+		case "$trigger": // a trigger of "orders"
+			tr, err := app.Full.CreateTrigger(t.Context(), app.ID, "orders", "http://127.0.0.1:9/hook", "")
+			require.NoError(t, err)
+			v = tr.ID
+		case "$dead_letter": // a dead letter of "stock"
+			v = deadLetter(t, app)
+		}
 		params[k] = v
 	}
 	for k, v := range params {
@@ -253,6 +263,28 @@ func send(t *testing.T, srv *heraldtest.Server, method, path string, ex example)
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp, b
+}
+
+// deadLetter makes a dead letter in app and returns its id: a trigger on
+// "stock" whose receiver answers 410 Gone, and a message to it.
+func deadLetter(t *testing.T, app heraldtest.App) string {
+	t.Helper()
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
+	t.Cleanup(gone.Close)
+	_, err := app.Full.CreateTrigger(t.Context(), app.ID, "stock", gone.URL, "")
+	require.NoError(t, err)
+	_, err = app.Full.Publish(t.Context(), app.ID, "stock", []byte(`{"sku":"a1"}`))
+	require.NoError(t, err)
+	var id string
+	require.Eventually(t, func() bool {
+		dls, err := app.Full.DeadLetters(t.Context(), app.ID, 1)
+		require.NoError(t, err)
+		if len(dls) == 1 {
+			id = dls[0].ID
+		}
+		return id != ""
+	}, 10*time.Second, 10*time.Millisecond)
+	return id
 }
 
 // requireDocumentedMediaType checks that the answer's media type is one the

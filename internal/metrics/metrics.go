@@ -34,6 +34,25 @@ type Metrics struct {
 	PublishDuration prometheus.Histogram
 	// Pruned counts history messages removed by retention.
 	Pruned prometheus.Counter
+
+	// WebhookAttempts counts webhook delivery attempts that ended (and were
+	// not abandoned at shutdown).
+	WebhookAttempts prometheus.Counter
+	// WebhookDelivered counts deliveries a receiver took (2xx).
+	WebhookDelivered prometheus.Counter
+	// WebhookFailed counts attempts that failed (retried or dead).
+	WebhookFailed prometheus.Counter
+	// WebhookDead counts deliveries that became dead letters.
+	WebhookDead prometheus.Counter
+	// WebhookLeaseLost counts outcomes dropped because the attempt
+	// outlived its lease.
+	WebhookLeaseLost prometheus.Counter
+	// WebhookInflight is the number of attempts running on this node.
+	WebhookInflight prometheus.Gauge
+	// WebhookAttemptDuration observes how long attempts take.
+	WebhookAttemptDuration prometheus.Histogram
+	// WebhookPruned counts settled deliveries removed by retention.
+	WebhookPruned prometheus.Counter
 }
 
 // New returns collectors registered on a fresh registry, with the Go runtime
@@ -71,10 +90,38 @@ func New() *Metrics {
 		Pruned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_history_pruned_total", Help: "History messages removed by retention.",
 		}),
+		WebhookAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_attempts_total", Help: "Webhook delivery attempts made.",
+		}),
+		WebhookDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_delivered_total", Help: "Webhook deliveries a receiver took (2xx).",
+		}),
+		WebhookFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_failed_attempts_total", Help: "Webhook attempts that failed (to be retried, or dead).",
+		}),
+		WebhookDead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_dead_total", Help: "Webhook deliveries that became dead letters.",
+		}),
+		WebhookLeaseLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_lease_lost_total", Help: "Webhook outcomes dropped because the attempt outlived its lease.",
+		}),
+		WebhookInflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_webhook_attempts_in_flight", Help: "Webhook attempts running on this node.",
+		}),
+		WebhookAttemptDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_webhook_attempt_duration_seconds",
+			Help:    "Time one webhook attempt took, from connecting to reading the answer.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
+		}),
+		WebhookPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_webhook_deliveries_pruned_total", Help: "Settled webhook deliveries removed by retention.",
+		}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscribers, m.Published, m.Delivered, m.Lagged, m.LagEpisodes,
 		m.SlowDisconnects, m.PublishDuration, m.Pruned,
+		m.WebhookAttempts, m.WebhookDelivered, m.WebhookFailed, m.WebhookDead, m.WebhookLeaseLost,
+		m.WebhookInflight, m.WebhookAttemptDuration, m.WebhookPruned,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

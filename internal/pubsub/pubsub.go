@@ -91,33 +91,87 @@ func ValidateTopic(name string) error {
 // Publish validates body as one JSON value, stores it in compact form and,
 // once committed, broadcasts it. The returned message is committed.
 func (s *Service) Publish(ctx context.Context, appID, topic string, body []byte) (store.Message, error) {
+	p, err := s.PublishRequest(ctx, Publication{AppID: appID, Topic: topic, Body: body})
+	return p.Message, err
+}
+
+// MaxIdempotencyKeyLen is the longest idempotency key.
+const MaxIdempotencyKeyLen = 255
+
+// Publication is one publish request.
+type Publication struct {
+	AppID, Topic string
+	// Body is the message: one JSON value, in any formatting.
+	Body []byte
+	// IdempotencyKey, if not empty, makes a retry of this publish within
+	// store.IdempotencyWindow return the first one's message and store
+	// nothing (see store.PublishRequest). 1 to 255 printable ASCII
+	// characters.
+	IdempotencyKey string
+}
+
+// Published is the result of a publish.
+type Published struct {
+	// Message is the committed message: this publish's, or for a replay the
+	// first publish's with its key.
+	Message store.Message
+	// Replayed reports that the publish repeated an earlier one with the
+	// same idempotency key, so nothing was stored or broadcast.
+	Replayed bool
+}
+
+// PublishRequest is Publish with the options of a Publication. A key used
+// in the window by a publish to another topic gives an error wrapping
+// store.ErrConflict.
+func (s *Service) PublishRequest(ctx context.Context, p Publication) (Published, error) {
 	start := time.Now()
-	if err := ValidateTopic(topic); err != nil {
-		return store.Message{}, err
+	if err := ValidateTopic(p.Topic); err != nil {
+		return Published{}, err
 	}
-	compact, err := s.compact(body)
+	if err := ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
+		return Published{}, err
+	}
+	compact, err := s.compact(p.Body)
 	if err != nil {
-		return store.Message{}, err
+		return Published{}, err
 	}
+	committed := false
 	msg, err := s.store.Publish(ctx, store.PublishRequest{
-		AppID: appID,
-		Topic: topic,
-		Body:  compact,
+		AppID:          p.AppID,
+		Topic:          p.Topic,
+		Body:           compact,
+		IdempotencyKey: p.IdempotencyKey,
 		// The store calls this in commit order per topic, so subscribers see
-		// ids in order even when publishes to one topic race.
+		// ids in order even when publishes to one topic race. It is not
+		// called for a replay, which is how a replay is told apart.
 		CommittedFunc: func(m store.Message) {
+			committed = true
 			s.broadcaster.Publish(context.WithoutCancel(ctx), &broadcast.Event{
 				App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt,
 			})
 		},
 	})
 	if err != nil {
-		return store.Message{}, fmt.Errorf("publish: %w", err)
+		return Published{}, fmt.Errorf("publish: %w", err)
 	}
-	if s.publishedFunc != nil {
+	if committed && s.publishedFunc != nil {
 		s.publishedFunc(time.Since(start))
 	}
-	return msg, nil
+	return Published{Message: msg, Replayed: !committed}, nil
+}
+
+// ValidateIdempotencyKey checks an idempotency key: empty (none), or 1 to
+// 255 printable ASCII characters (space to tilde).
+func ValidateIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("%w: the idempotency key is longer than %d characters", ErrInvalid, MaxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return fmt.Errorf("%w: the idempotency key may hold only printable ASCII characters", ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // compact checks that body is one valid UTF-8 JSON value within the size

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -87,5 +89,46 @@ func TestValidateTopic(t *testing.T) {
 	}
 	for _, bad := range []string{"", "a b", "a/b", "é", "a:b", "a,b", "a\n", string(bytes.Repeat([]byte("x"), 129))} {
 		require.ErrorIs(t, pubsub.ValidateTopic(bad), pubsub.ErrInvalid, bad)
+	}
+}
+
+// TestPublishRequestReplaysItsIdempotencyKey publishes twice with one key:
+// the second gets the first message back, marked as a replay, and nothing
+// is stored or broadcast for it.
+func TestPublishRequestReplaysItsIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wake := make(chan struct{}, 1)
+	sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", wake)
+	require.NoError(t, err)
+	var published int
+	svc, err := pubsub.New(b.store, b.bc, pubsub.Options{PublishedFunc: func(time.Duration) { published++ }})
+	require.NoError(t, err)
+
+	first, err := svc.PublishRequest(t.Context(), pubsub.Publication{AppID: b.appID, Topic: "t", Body: []byte(`{"a": 1}`), IdempotencyKey: "k-1"})
+	require.NoError(t, err)
+	require.False(t, first.Replayed)
+	again, err := svc.PublishRequest(t.Context(), pubsub.Publication{AppID: b.appID, Topic: "t", Body: []byte(`{"a": 1}`), IdempotencyKey: "k-1"})
+	require.NoError(t, err)
+	require.True(t, again.Replayed)
+	require.Equal(t, first.Message.ID, again.Message.ID)
+	require.True(t, first.Message.PublishedAt.Equal(again.Message.PublishedAt))
+	require.Equal(t, 1, published, "a replay is not a publish")
+
+	evs, _, err := sub.Receive(nil)
+	require.NoError(t, err)
+	require.Len(t, evs, 1, "the replay was not broadcast")
+	topic, err := b.store.GetTopic(t.Context(), b.appID, "t")
+	require.NoError(t, err)
+	require.Equal(t, first.Message.ID, topic.LastID, "nothing more was stored")
+}
+
+func TestValidateIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"", "k", "order-42 created", "~!@#$%^&*()", strings.Repeat("k", 255)} {
+		require.NoError(t, pubsub.ValidateIdempotencyKey(ok), "%q", ok)
+	}
+	for _, bad := range []string{strings.Repeat("k", 256), "tab\there", "new\nline", "nul\x00", "del\x7f", "café"} {
+		require.ErrorIs(t, pubsub.ValidateIdempotencyKey(bad), pubsub.ErrInvalid, "%q", bad)
 	}
 }

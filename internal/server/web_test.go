@@ -115,7 +115,7 @@ func TestCORSCredentialedOrigin(t *testing.T) {
 		require.Equal(t, "https://app.example", resp.Header.Get("Access-Control-Allow-Origin"))
 		require.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
 		require.Contains(t, resp.Header.Values("Vary"), "Origin")
-		require.Equal(t, "WWW-Authenticate", resp.Header.Get("Access-Control-Expose-Headers"))
+		require.Equal(t, "WWW-Authenticate, Idempotent-Replayed", resp.Header.Get("Access-Control-Expose-Headers"))
 	}
 	requireCORS(get(t, http.DefaultClient, srv.URL+"/healthz", origin))
 	unauth := get(t, http.DefaultClient, srv.URL+"/v1/apps/"+app.ID+"/topics", origin)
@@ -147,7 +147,7 @@ func TestCORSCredentialedOrigin(t *testing.T) {
 	require.Equal(t, "https://app.example", resp.Header.Get("Access-Control-Allow-Origin"))
 	require.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
 	require.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "POST")
-	for _, h := range []string{"Authorization", "Content-Type", "Last-Event-ID"} {
+	for _, h := range []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"} {
 		require.Contains(t, resp.Header.Get("Access-Control-Allow-Headers"), h)
 	}
 	require.Equal(t, "7200", resp.Header.Get("Access-Control-Max-Age"))

@@ -21,7 +21,22 @@ func EncodeEvent(ev *broadcast.Event) []byte {
 	b := make([]byte, 0, 96+len(ev.Topic)+len(ev.Message))
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, ev.ID, 10)
-	b = append(b, "\ndata: {\"id\":\""...)
+	b = append(b, "\ndata: "...)
+	b = AppendData(b, ev)
+	b = append(b, "\n\n"...)
+	return b
+}
+
+// AppendData appends the JSON of a message event, the data of its SSE frame,
+// to b and returns the extended buffer:
+//
+//	{"id":"1842","topic":"orders","message":{...},"published_at":"..."}
+//
+// It is also the body of every webhook delivery of the message (package
+// webhook), so a receiver of either path parses the same document. The
+// message must be compact JSON, as for EncodeEvent.
+func AppendData(b []byte, ev *broadcast.Event) []byte {
+	b = append(b, "{\"id\":\""...)
 	b = strconv.AppendUint(b, ev.ID, 10)
 	b = append(b, "\",\"topic\":\""...)
 	b = append(b, ev.Topic...)
@@ -29,7 +44,7 @@ func EncodeEvent(ev *broadcast.Event) []byte {
 	b = append(b, ev.Message...)
 	b = append(b, ",\"published_at\":\""...)
 	b = ev.PublishedAt.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, "\"}\n\n"...)
+	b = append(b, "\"}"...)
 	return b
 }
 

@@ -76,3 +76,13 @@ func TestEncodeEventOnceForManyReaders(t *testing.T) {
 	require.Equal(t, 1, calls)
 	require.Same(t, &a[0], &b[0], "every reader gets the same bytes")
 }
+
+func TestAppendDataIsTheFramesData(t *testing.T) {
+	t.Parallel()
+	ev := &broadcast.Event{Topic: "orders", ID: 1842, Message: json.RawMessage(`{"total":12}`), PublishedAt: time.Date(2026, 11, 28, 3, 25, 12, 123456000, time.UTC)}
+	got, err := client.NewFrameReader(bytes.NewReader(sse.EncodeEvent(ev))).Next()
+	require.NoError(t, err)
+	data := sse.AppendData([]byte("prefix:"), ev)
+	require.Equal(t, "prefix:"+got.Data, string(data), "appends, and the appended part is the frame's data")
+	require.JSONEq(t, `{"id":"1842","topic":"orders","message":{"total":12},"published_at":"2026-11-28T03:25:12.123456Z"}`, got.Data)
+}

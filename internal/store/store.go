@@ -87,8 +87,25 @@ type PublishRequest struct {
 	// commits and before Publish returns. Calls for one topic happen in id
 	// order, never concurrently, which is how the caller hands messages to
 	// the broadcaster in order although publishes race. It must not block.
+	// It is not called when the publish repeats an earlier one (see
+	// IdempotencyKey): that message was handed over when it committed.
 	CommittedFunc func(Message)
+	// IdempotencyKey, if not empty, makes a retried publish safe: within
+	// an app, a key that a publish used in the last IdempotencyWindow makes
+	// Publish return that publish's message (same id, topic and
+	// published_at; the body as stored, or nil once history retention
+	// pruned the message) and store nothing: no message, no delivery, no
+	// CommittedFunc call. A key used before with another topic gives
+	// ErrConflict. Publishes that race with one key (in one process or on
+	// several nodes) store one message; the others return it. Deleting the
+	// topic forgets its keys. Keys are compared bytewise; the store does not
+	// bound their length (the caller should).
+	IdempotencyKey string
 }
+
+// IdempotencyWindow is how long a store remembers a publish's
+// IdempotencyKey. Prune forgets keys older than this.
+const IdempotencyWindow = 24 * time.Hour
 
 // Retention bounds the history of each topic: a message is pruned only when
 // it is both older than MaxAge and not among the newest Keep of its topic.
@@ -135,6 +152,8 @@ type Store interface {
 	// oldest first. A topic that does not exist gives ErrNotFound.
 	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]Message, error)
 	// Prune deletes messages outside the retention and returns how many.
+	// It also forgets idempotency keys older than IdempotencyWindow at now
+	// (not counted).
 	Prune(ctx context.Context, r Retention, now time.Time) (int64, error)
 
 	// Close releases the store. It is safe to call more than once.

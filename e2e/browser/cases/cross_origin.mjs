@@ -85,7 +85,7 @@ export default {
     assert.ok(pre.headers.get("access-control-allow-methods").split(/,\s*/).includes("POST"), "preflight allows POST");
     assert.deepEqual(
       pre.headers.get("access-control-allow-headers").split(/,\s*/).map((x) => x.toLowerCase()).sort(),
-      ["authorization", "cache-control", "content-type", "last-event-id"],
+      ["authorization", "cache-control", "content-type", "idempotency-key", "last-event-id"],
       "preflight allows the headers the README lists",
     );
     assert.equal(pre.headers.get("access-control-max-age"), "7200", "preflights are cached 2 h");

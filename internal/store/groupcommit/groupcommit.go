@@ -29,6 +29,10 @@ type Call struct {
 	// the call's topic in its batch, and the id it gave the message.
 	Group int
 	ID    uint64
+	// Replay is the writer's mark for a call that repeats an earlier
+	// publish (store.PublishRequest.IdempotencyKey): Msg is, or will be,
+	// that publish's message, and nothing is written for the call.
+	Replay bool
 	// Msg or Err is the answer.
 	Msg store.Message
 	Err error

@@ -1,6 +1,6 @@
 // Package postgres is Herald's store for clusters: every node of a cluster
 // opens the same Postgres database with pgx (a pgxpool.Pool per Store). It
-// implements store.Store and passes storetest.
+// implements store.Store and store.Outbox and passes storetest.
 //
 // # Schema
 //
@@ -29,20 +29,46 @@
 // every other already on its way (up to Options.MaxBatch requests and
 // Options.MaxBatchBytes of bodies) and writes them all in one transaction:
 //
-//  1. lock the batch's topic rows and take their ids, in the order of
-//     (app, topic) bytewise, one UPDATE per topic in one round trip; the
-//     order is the same on every node, so two batches never deadlock;
-//  2. insert every message in one statement (arrays through unnest);
-//  3. run Options.BeforeCommit with the messages ordered by (app, topic,
+//  1. if requests carry idempotency keys, read those committed within
+//     store.IdempotencyWindow (one round trip, only then): their requests
+//     are replays, or conflicts for another topic, and take no id;
+//  2. lock the batch's topic rows and take their ids, and read their
+//     enabled triggers, in the order of (app, topic) bytewise, one UPDATE
+//     per topic in one round trip; the order is the same on every node, so
+//     two batches never deadlock;
+//  3. insert every message in one statement (arrays through unnest), with
+//     a pending delivery per trigger per message when the topics have
+//     triggers (the same statement copies the bodies from the rows it
+//     inserted), and the idempotency keys, if any, in a second, in one
+//     round trip;
+//  4. run Options.BeforeCommit with the messages ordered by (app, topic,
 //     id), in the transaction, so that what it writes (a NOTIFY) commits
 //     or rolls back with the messages;
-//  4. commit, then call each request's CommittedFunc in batch order, which
+//  5. commit, then call each request's CommittedFunc in batch order, which
 //     is id order within a topic, and answer the callers.
 //
+// Deliveries and keys commit with their messages or not at all. Two nodes
+// publishing with one key: the second one's insert of the key waits for
+// the first's transaction (the primary key); if that commits, the insert
+// takes no row, and the batch runs again and finds the key. Keys are
+// inserted in (app, key) order, so two batches wait for each other's keys
+// in one order.
+//
 // A request for a topic that does not exist fails alone with
-// store.ErrNotFound. A serialization failure or a deadlock runs the batch
-// again (at most five times in all); any other error fails every request of
-// the batch. Other methods use the pool directly.
+// store.ErrNotFound. A serialization failure, a deadlock or a key another
+// node committed meanwhile runs the batch again (at most five times in
+// all); any other error fails every request of the batch. Other methods use
+// the pool directly.
+//
+// # Outbox
+//
+// Claim is one statement: it selects due deliveries FOR UPDATE SKIP LOCKED
+// and leases them (lease_until, and next_at, to the lease's end; an attempt
+// counted), so two nodes never lease one delivery at once and never wait
+// for each other. Settle applies an outcome only while lease_until still
+// equals the lease the claim returned. DeleteTrigger locks the topic's row
+// as a publish batch does, so that no batch enqueues for a trigger deleted
+// under it.
 //
 // # Commits whose outcome is unknown
 //
@@ -78,6 +104,11 @@
 //     topic, written only by the publish transaction under the row lock.
 //   - A batch's messages of one topic are the ids last_id-n+1 … last_id of
 //     the UPDATE that locked it, assigned in batch order.
+//   - A delivery's message committed with it; a replayed publish (a known
+//     IdempotencyKey) wrote nothing and took no id.
+//   - From a Claim until its Settle, a delivery has lease_until = next_at
+//     = the end of the lease (a later Claim, once it ran out, moves both);
+//     otherwise lease_until is NULL.
 //   - Names and ids are text COLLATE "C" (bytewise). A name that is not
 //     valid UTF-8 or holds NUL cannot be stored, so it names nothing: it is
 //     answered store.ErrNotFound before it reaches a batch, where it would

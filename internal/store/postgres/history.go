@@ -125,6 +125,9 @@ const pruneQuery = `
 // transaction, so publishes go on meanwhile; when it fails, what it deleted
 // until then stays deleted. It never changes a topic's last id.
 //
+// First it forgets the idempotency keys older than
+// store.IdempotencyWindow at now.
+//
 // Stamps come from the database's clock and now from the caller's, so a
 // skew between them shifts the age boundary by as much.
 func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (total int64, err error) {
@@ -141,6 +144,12 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 		return 0, err
 	}
 
+	if _, err := s.pruneChunks(ctx, `
+		DELETE FROM herald.idempotency WHERE (app_id, key) IN (
+			SELECT app_id, key FROM herald.idempotency WHERE created_at < $1 LIMIT $2)`,
+		pruneCutoff(now, store.IdempotencyWindow)); err != nil {
+		return 0, err
+	}
 	keep := int64(max(r.Keep, 0))
 	cutoff := pruneCutoff(now, max(r.MaxAge, 0))
 	var topics []int64

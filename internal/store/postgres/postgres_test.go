@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -374,6 +375,47 @@ func TestOddInput(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, seq(1, publishers*each), ids(msgs))
 	})
+}
+
+// Outbox methods given text Postgres cannot hold: unknown names are not
+// found, an idempotency key fails its own publish only, and an attempt's
+// error text is kept, its bad bytes replaced.
+func TestOddOutboxInput(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t, pgtest.NewDatabase(t), postgres.Options{})
+	setupTopic(t, st, "good", "t")
+	require.NoError(t, st.CreateTrigger(ctx, store.Trigger{ID: "tr", AppID: "good", Topic: "t", URL: "https://x", Secret: "s"}))
+	for _, bad := range []string{"nul\x00inside", "bad utf-8 \xff\xfe"} {
+		require.ErrorIs(t, st.CreateTrigger(ctx, store.Trigger{ID: "x", AppID: bad, Topic: "t", URL: "https://x", Secret: "s"}), store.ErrNotFound)
+		require.ErrorIs(t, st.CreateTrigger(ctx, store.Trigger{ID: "x", AppID: "good", Topic: bad, URL: "https://x", Secret: "s"}), store.ErrNotFound)
+		require.Error(t, st.CreateTrigger(ctx, store.Trigger{ID: "x", AppID: "good", Topic: "t", URL: bad, Secret: "s"}))
+		_, err := st.ListTriggers(ctx, "good", bad)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, st.DeleteTrigger(ctx, "good", "t", bad), store.ErrNotFound)
+		_, err = st.DeadLetters(ctx, bad, 10)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, st.Redrive(ctx, "good", bad, time.Time{}), store.ErrNotFound)
+		require.ErrorIs(t, st.Settle(ctx, store.Outcome{DeliveryID: bad, State: store.DeliveryDead}), store.ErrNotFound)
+
+		_, err = st.Publish(ctx, store.PublishRequest{AppID: "good", Topic: "t", Body: []byte(`1`), IdempotencyKey: bad})
+		require.ErrorContains(t, err, "idempotency key")
+	}
+	msg, err := st.Publish(ctx, store.PublishRequest{AppID: "good", Topic: "t", Body: []byte(`1`), IdempotencyKey: "ok"})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), msg.ID)
+
+	ds, err := st.Claim(ctx, time.Now().Add(time.Minute), time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.NoError(t, st.Settle(ctx, store.Outcome{
+		DeliveryID: ds[0].ID, LeaseUntil: ds[0].LeaseUntil, State: store.DeliveryDead, Status: 502,
+		Error: "upstream said \x00\xff", At: time.Now(),
+	}))
+	dead, err := st.DeadLetters(ctx, "good", 10)
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	require.Equal(t, "upstream said \uFFFD\uFFFD", dead[0].LastError)
 }
 
 // TestSettingAgreed: nodes starting together on one database agree on one

@@ -33,6 +33,10 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	if !storable(req.AppID) || !storable(req.Topic) {
 		return store.Message{}, fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)
 	}
+	if !storable(req.IdempotencyKey) {
+		// It would fail the batch's statements, and every publish with it.
+		return store.Message{}, errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")
+	}
 	return s.queue.Submit(ctx, req)
 }
 
@@ -49,7 +53,8 @@ func compareKeys(a, b topicKey) int {
 // topicGroup is what one batch publishes to one topic.
 type topicGroup struct {
 	key topicKey
-	// n is how many of the batch's calls publish to the topic.
+	// n is how many of the batch's calls store a message in the topic
+	// (replays and conflicts do not); a group with none takes no lock.
 	n int64
 	// What the topic's row said once locked: missing is set when there is
 	// no such topic; otherwise topicID is its row id, next the id of the
@@ -58,7 +63,13 @@ type topicGroup struct {
 	topicID     int64
 	next        uint64
 	publishedAt time.Time
+	// triggers are the ids of the topic's enabled triggers (see
+	// advanceQuery): each message of the group gets a delivery for each.
+	triggers []string
 }
+
+// idemKey names an idempotency key.
+type idemKey struct{ app, key string }
 
 // advanceQuery locks topic ($1, $2) and takes $3 ids from it: it returns
 // the topic's row id, its new last id (the batch's messages get the $3 ids
@@ -66,11 +77,19 @@ type topicGroup struct {
 // ids whatever the clock does. The row lock holds until the commit, so a
 // batch on another node that publishes to the topic waits, then reads the
 // committed last id: ids commit in order, without gaps.
+//
+// It also returns the ids of the topic's enabled triggers, which costs an
+// index probe and no statement. They are read with the statement's
+// snapshot, taken before it waited for the lock, so they may include a
+// trigger that DeleteTrigger deleted meanwhile (it holds the same lock
+// while it deletes); insertWithDeliveriesQuery, a later statement, skips
+// those.
 const advanceQuery = `
 	UPDATE herald.topics
 	SET last_id = last_id + $3, published_at = greatest(published_at, clock_timestamp())
 	WHERE app_id = $1 AND name = $2
-	RETURNING id, last_id, published_at`
+	RETURNING id, last_id, published_at,
+		ARRAY(SELECT tr.id FROM herald.triggers tr WHERE tr.topic_id = topics.id AND NOT tr.disabled)`
 
 // xactIDQuery returns the id of the current transaction, with which the
 // writer can ask, after losing the connection during COMMIT, whether the
@@ -83,23 +102,94 @@ const insertQuery = `
 	INSERT INTO herald.messages (topic_id, id, body, published_at)
 	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])`
 
+// insertWithDeliveriesQuery is insertQuery ($1…$4) that also enqueues the
+// messages' deliveries, pending and due at their message's stamp, from
+// arrays of delivery ids, trigger ids, app ids, topic names, topic row ids
+// and message ids ($5…$10). It joins the deliveries to the rows the insert
+// returns, not to the messages table: a body crosses the network once
+// however many triggers its topic has, and no index of messages is read,
+// whatever plan the statistics of a young table would suggest. The join
+// with triggers drops the deliveries of a trigger deleted since
+// advanceQuery read it: this statement sees every deletion that committed
+// before the batch took its topic locks, and none can commit after, so no
+// delivery breaks the foreign key (which would fail the whole batch).
+const insertWithDeliveriesQuery = `
+	WITH m AS (
+		INSERT INTO herald.messages (topic_id, id, body, published_at)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])
+		RETURNING topic_id, id, body, published_at)
+	INSERT INTO herald.deliveries (id, trigger_id, app_id, topic, message_id, body, published_at,
+		state, attempts, next_at, created_at, updated_at)
+	SELECT d.id, d.trigger_id, d.app_id, d.topic, m.id, m.body, m.published_at,
+		'pending', 0, m.published_at, m.published_at, m.published_at
+	FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+		AS d(id, trigger_id, app_id, topic, topic_id, message_id)
+	JOIN m ON m.topic_id = d.topic_id AND m.id = d.message_id
+	JOIN herald.triggers tr ON tr.id = d.trigger_id`
+
+// getKeysQuery reads the publishes that used the keys ($1[i], $2[i])
+// within the window $3 of the transaction's start. The body is NULL once
+// Prune deleted the message.
+const getKeysQuery = `
+	SELECT k.app, k.key, t.name, i.message_id, i.published_at, m.body
+	FROM unnest($1::text[], $2::text[]) AS k(app, key)
+	JOIN herald.idempotency i ON i.app_id = k.app AND i.key = k.key
+	JOIN herald.topics t ON t.id = i.topic_id
+	LEFT JOIN herald.messages m ON m.topic_id = i.topic_id AND m.id = i.message_id
+	WHERE i.created_at > now() - $3::interval`
+
+// putKeysQuery records the keys of a batch's publishes, from arrays of
+// app ids, keys, topic row ids, message ids and stamps, in key order, so
+// that two batches wait for each other's keys in one order. A row for a
+// key that has expired is taken over; one that has not (another node
+// committed the key since getKeysQuery, or commits it while this waits) is
+// left alone, and the writer, seeing fewer rows than keys, runs the batch
+// again: it then finds the key and replays it.
+const putKeysQuery = `
+	INSERT INTO herald.idempotency AS i (app_id, key, topic_id, message_id, published_at, created_at)
+	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, now()
+	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+		AS k(app, key, topic_id, message_id, published_at)
+	ORDER BY k.app, k.key
+	ON CONFLICT (app_id, key) DO UPDATE SET
+		topic_id = excluded.topic_id, message_id = excluded.message_id,
+		published_at = excluded.published_at, created_at = excluded.created_at
+	WHERE i.created_at <= now() - $6::interval`
+
+// errKeyRace means another transaction committed an idempotency key of the
+// batch after the batch looked it up: the batch rolls back and runs again.
+var errKeyRace = errors.New("idempotency key committed by another transaction meanwhile")
+
 // writer is the state of the writer goroutine, reused from batch to batch
 // so that a batch allocates little.
 type writer struct {
 	s      *Store
 	groups []topicGroup
 	index  map[topicKey]int
-	// The columns of the batch's insert.
+	// keys maps each idempotency key of the batch to the first call (its
+	// index in live) that carries it; replayOf gives, by index in live,
+	// the earlier call of the batch that a call repeats, or -1.
+	keys     map[idemKey]int
+	replayOf []int
+	// The columns of the batch's message insert.
 	topicIDs []int64
 	ids      []int64
 	bodies   [][]byte
 	stamps   []time.Time
+	// The columns of the batch's delivery insert.
+	deliveryIDs, deliveryTriggers []string
+	deliveryApps, deliveryNames   []string
+	deliveryTopics, deliveryMsgs  []int64
+	// The columns of the batch's idempotency keys.
+	keyApps, keyKeys   []string
+	keyTopics, keyMsgs []int64
+	keyStamps          []time.Time
 }
 
 // write is the writer goroutine: it commits batches of publishes until
 // Close. It is the only goroutine of the store that publishes.
 func (s *Store) write() {
-	w := &writer{s: s, index: make(map[topicKey]int)}
+	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
 	s.queue.Run(w.commit)
 }
 
@@ -121,13 +211,13 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	}
 	for _, c := range live {
 		c.Group = w.index[topicKey{c.Req.AppID, c.Req.Topic}]
-		w.groups[c.Group].n++
 	}
 
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.writeTx(live)
-		if err == nil || !retryable(err) {
+		again := retryable(err) || errors.Is(err, errKeyRace)
+		if err == nil || !again {
 			break
 		}
 		if attempt == maxTxAttempts {
@@ -143,24 +233,46 @@ func (w *writer) commit(live []*groupcommit.Call) {
 		return
 	}
 
-	// Committed. Batch order is id order within each topic, and this is the
-	// only goroutine that calls CommittedFunc.
+	// Committed. A call that repeats an earlier one of the batch gets its
+	// answer, before that one is answered (and its Call reused).
+	for i, c := range live {
+		if j := w.replayOf[i]; j >= 0 {
+			owner := live[j]
+			switch g := &w.groups[owner.Group]; {
+			case owner.Err != nil:
+				c.Err = owner.Err
+			case g.missing:
+				c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
+			default:
+				c.Msg = owner.Msg
+			}
+		}
+	}
+	// Batch order is id order within each topic, and this is the only
+	// goroutine that calls CommittedFunc.
 	for _, c := range live {
 		g := &w.groups[c.Group]
-		if g.missing {
+		switch {
+		case c.Err != nil || c.Replay:
+			// Failed alone, or answered with the message it repeats.
+		case g.missing:
 			c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
-		} else if f := c.Req.CommittedFunc; f != nil {
-			f(c.Msg)
+		default:
+			if f := c.Req.CommittedFunc; f != nil {
+				f(c.Msg)
+			}
 		}
 		c.Answer()
 	}
 }
 
-// writeTx makes one attempt at the batch's transaction: it locks the
-// batch's topics in order and takes their ids, inserts the messages, runs
-// BeforeCommit and commits. It sets each live call's msg and each group's
-// missing; a topic that does not exist fails only its own calls. The error
-// it returns is the one every call of the batch gets.
+// writeTx makes one attempt at the batch's transaction: it looks up the
+// batch's idempotency keys, locks the batch's topics in order and takes
+// their ids, reads their enabled triggers, inserts the messages, their
+// deliveries and their keys, runs BeforeCommit and commits. It sets each
+// live call's Msg, Replay or Err and each group's missing; a topic that
+// does not exist, or a key used with another topic, fails only its own
+// calls. The error it returns is the one every call of the batch gets.
 func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
@@ -168,6 +280,15 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	// stopping the writer for good.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
 	defer cancel()
+
+	// What an earlier attempt found no longer holds.
+	for _, c := range live {
+		c.Replay, c.Err, c.Msg = false, nil, store.Message{}
+	}
+	for i := range w.groups {
+		g := &w.groups[i]
+		g.n, g.missing, g.triggers = 0, false, g.triggers[:0]
+	}
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -183,19 +304,36 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}()
 
+	if err := w.findReplays(ctx, tx, live); err != nil {
+		return err
+	}
+	for i, c := range live {
+		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
+			w.groups[c.Group].n++
+		}
+	}
+
 	// One round trip: the topic locks, in order, then the transaction's id.
 	var b pgx.Batch
 	for i := range w.groups {
 		g := &w.groups[i]
-		b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
+		if g.n > 0 {
+			b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
+		}
+	}
+	if b.Len() == 0 {
+		return nil // every call is a replay or a conflict: nothing to write
 	}
 	b.Queue(xactIDQuery)
 	results := tx.SendBatch(ctx, &b)
 	found := 0
 	for i := range w.groups {
 		g := &w.groups[i]
+		if g.n == 0 {
+			continue
+		}
 		var lastID int64
-		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt)
+		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt, &g.triggers)
 		g.missing = errors.Is(err, pgx.ErrNoRows)
 		if g.missing {
 			continue
@@ -220,40 +358,45 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		return nil // every topic is missing: nothing to write, roll back
 	}
 
-	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
-	for _, c := range live {
-		g := &w.groups[c.Group]
-		if g.missing {
-			continue
-		}
-		body := []byte(c.Req.Body)
-		if body == nil {
-			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
-		}
-		c.Msg = store.Message{
-			AppID:       c.Req.AppID,
-			Topic:       c.Req.Topic,
-			ID:          g.next,
-			Body:        c.Req.Body,
-			PublishedAt: g.publishedAt,
-		}
-		g.next++
-		w.topicIDs = append(w.topicIDs, g.topicID)
-		w.ids = append(w.ids, int64(c.Msg.ID))
-		w.bodies = append(w.bodies, body)
-		w.stamps = append(w.stamps, g.publishedAt)
-	}
+	w.columns(live)
 	defer func() {
 		clear(w.bodies) // drop the references to the bodies
 	}()
-	if _, err := tx.Exec(ctx, insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps); err != nil {
+	// One round trip: the messages with their deliveries, then their keys.
+	b = pgx.Batch{}
+	if len(w.deliveryIDs) == 0 {
+		b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
+	} else {
+		b.Queue(insertWithDeliveriesQuery, w.topicIDs, w.ids, w.bodies, w.stamps,
+			w.deliveryIDs, w.deliveryTriggers, w.deliveryApps, w.deliveryNames, w.deliveryTopics, w.deliveryMsgs)
+	}
+	if len(w.keyKeys) > 0 {
+		b.Queue(putKeysQuery, w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps, store.IdempotencyWindow)
+	}
+	results = tx.SendBatch(ctx, &b)
+	if _, err := results.Exec(); err != nil {
+		_ = results.Close()
+		return w.txError("insert", err)
+	}
+	if len(w.keyKeys) > 0 {
+		tag, err := results.Exec()
+		if err != nil {
+			_ = results.Close()
+			return w.txError("idempotency keys", err)
+		}
+		if tag.RowsAffected() != int64(len(w.keyKeys)) {
+			_ = results.Close()
+			return errKeyRace // run the batch again: it will find the key
+		}
+	}
+	if err := results.Close(); err != nil {
 		return w.txError("insert", err)
 	}
 
 	if f := s.opts.BeforeCommit; f != nil {
 		msgs := make([]store.Message, 0, len(w.ids))
-		for _, c := range live {
-			if !w.groups[c.Group].missing {
+		for i, c := range live {
+			if w.stores(i, c) {
 				msgs = append(msgs, c.Msg)
 			}
 		}
@@ -274,6 +417,129 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		return s.commitFailed(err, xactID)
 	}
 	return nil
+}
+
+// stores reports whether live call i, c, stores a message in this
+// attempt: it is not a replay nor a conflict, and its topic exists.
+func (w *writer) stores(i int, c *groupcommit.Call) bool {
+	return w.replayOf[i] < 0 && !c.Replay && c.Err == nil && !w.groups[c.Group].missing
+}
+
+// findReplays sorts out the batch's idempotency keys: it sets replayOf for
+// a call whose key an earlier call of the batch carries, and reads the
+// keys committed within the window, making their calls replays (c.Replay,
+// c.Msg) or, for another topic, conflicts (c.Err). A batch without keys
+// costs no round trip.
+func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit.Call) error {
+	clear(w.keys)
+	w.replayOf = w.replayOf[:0]
+	var apps, keys []string
+	for i, c := range live {
+		w.replayOf = append(w.replayOf, -1)
+		if c.Req.IdempotencyKey == "" {
+			continue
+		}
+		k := idemKey{c.Req.AppID, c.Req.IdempotencyKey}
+		j, seen := w.keys[k]
+		if !seen {
+			w.keys[k] = i
+			apps, keys = append(apps, k.app), append(keys, k.key)
+			continue
+		}
+		if live[j].Req.Topic != c.Req.Topic {
+			c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", live[j].Req.Topic, store.ErrConflict)
+			continue
+		}
+		w.replayOf[i] = j
+		c.Replay = true
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+
+	rows, err := tx.Query(ctx, getKeysQuery, apps, keys, store.IdempotencyWindow)
+	if err != nil {
+		return w.txError("idempotency keys", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k idemKey
+		var topic string
+		var id int64
+		var published time.Time
+		var body []byte
+		if err := rows.Scan(&k.app, &k.key, &topic, &id, &published, &body); err != nil {
+			return w.txError("idempotency keys", err)
+		}
+		// The first call with the key, and those that repeat it.
+		first := w.keys[k]
+		for i := first; i < len(live); i++ {
+			c := live[i]
+			if i != first && w.replayOf[i] != first {
+				continue
+			}
+			w.replayOf[i] = -1
+			if c.Req.Topic != topic {
+				c.Replay = false
+				c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict)
+				continue
+			}
+			c.Replay = true
+			c.Msg = store.Message{AppID: k.app, Topic: topic, ID: uint64(id), Body: body, PublishedAt: published.UTC()}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return w.txError("idempotency keys", err)
+	}
+	return nil
+}
+
+// columns gives each call that stores a message its id and message, and
+// fills the columns of the batch's inserts: messages, deliveries and keys.
+func (w *writer) columns(live []*groupcommit.Call) {
+	w.topicIDs, w.ids, w.bodies, w.stamps = w.topicIDs[:0], w.ids[:0], w.bodies[:0], w.stamps[:0]
+	w.deliveryIDs, w.deliveryTriggers = w.deliveryIDs[:0], w.deliveryTriggers[:0]
+	w.deliveryApps, w.deliveryNames = w.deliveryApps[:0], w.deliveryNames[:0]
+	w.deliveryTopics, w.deliveryMsgs = w.deliveryTopics[:0], w.deliveryMsgs[:0]
+	w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps = w.keyApps[:0], w.keyKeys[:0], w.keyTopics[:0], w.keyMsgs[:0], w.keyStamps[:0]
+	for i, c := range live {
+		if !w.stores(i, c) {
+			continue
+		}
+		g := &w.groups[c.Group]
+		body := []byte(c.Req.Body)
+		if body == nil {
+			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
+		}
+		c.Msg = store.Message{
+			AppID:       c.Req.AppID,
+			Topic:       c.Req.Topic,
+			ID:          g.next,
+			Body:        c.Req.Body,
+			PublishedAt: g.publishedAt,
+		}
+		g.next++
+		id := int64(c.Msg.ID)
+		w.topicIDs = append(w.topicIDs, g.topicID)
+		w.ids = append(w.ids, id)
+		w.bodies = append(w.bodies, body)
+		w.stamps = append(w.stamps, g.publishedAt)
+		for _, trigger := range g.triggers {
+			w.deliveryIDs = append(w.deliveryIDs, store.NewDeliveryID())
+			w.deliveryTriggers = append(w.deliveryTriggers, trigger)
+			w.deliveryApps = append(w.deliveryApps, c.Req.AppID)
+			w.deliveryNames = append(w.deliveryNames, c.Req.Topic)
+			w.deliveryTopics = append(w.deliveryTopics, g.topicID)
+			w.deliveryMsgs = append(w.deliveryMsgs, id)
+		}
+		if key := c.Req.IdempotencyKey; key != "" {
+			w.keyApps = append(w.keyApps, c.Req.AppID)
+			w.keyKeys = append(w.keyKeys, key)
+			w.keyTopics = append(w.keyTopics, g.topicID)
+			w.keyMsgs = append(w.keyMsgs, id)
+			w.keyStamps = append(w.keyStamps, g.publishedAt)
+		}
+	}
 }
 
 // txError wraps an error of the statement named by what: a retryable one

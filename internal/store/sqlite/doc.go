@@ -1,6 +1,6 @@
 // Package sqlite is Herald's default store: one SQLite file, opened with
-// modernc.org/sqlite (pure Go, no cgo). It implements store.Store and passes
-// storetest.
+// modernc.org/sqlite (pure Go, no cgo). It implements store.Store and
+// store.Outbox and passes storetest.
 //
 // # Durability
 //
@@ -26,8 +26,26 @@
 // the whole batch. The writer calls CommittedFunc after the commit, in batch
 // order, so that calls for one topic come in id order and never overlap.
 //
-// Other writes (apps, topics, Prune) use the write connection directly and
-// take turns with the writer's batches.
+// Other writes (apps, topics, triggers, Claim, Settle, Redrive, Prune,
+// PruneDeliveries) use the write connection directly and take turns with
+// the writer's batches.
+//
+// # Outbox
+//
+// The writer's batch transaction also reads each topic's enabled triggers
+// (one index probe per topic per batch, which is all a topic without
+// triggers costs) and inserts a pending delivery per trigger per message,
+// so a message commits with its deliveries or neither does. Before it
+// gives a publish with an IdempotencyKey an id, it looks the key up in the
+// same transaction: a key recorded within store.IdempotencyWindow makes the
+// publish a replay of the recorded message, which writes nothing. Publishes
+// with one key in one batch find the row the first of them wrote.
+//
+// Claim is one write transaction: it selects the due deliveries and leases
+// them, setting lease_until and next_at to the lease's end and counting an
+// attempt. Nothing else writes meanwhile, so no two Claims lease one
+// delivery. Settle applies an outcome only while lease_until still equals
+// the lease the claim returned.
 //
 // A second goroutine, the checkpointer, copies the WAL back into the
 // database file on a connection of its own, so that the syncs a checkpoint
@@ -45,9 +63,16 @@
 //
 //   - A topic's last id is the greater of topics.last_id and the id of its
 //     newest message (see lastIDExpr). Publish does not write the topics
-//     row, so that a commit only writes pages of messages; Prune raises
-//     topics.last_id before it deletes, so the last id never goes back and a
-//     topic's history is a range of ids that only loses its oldest end.
+//     row, so that a commit only writes pages of messages (and of the
+//     outbox, for topics with triggers or publishes with keys); Prune
+//     raises topics.last_id before it deletes, so the last id never goes
+//     back and a topic's history is a range of ids that only loses its
+//     oldest end.
+//   - A delivery's message committed with it; a replayed publish (a known
+//     IdempotencyKey) wrote nothing.
+//   - From a Claim until its Settle, a delivery has lease_until = next_at
+//     = the end of the lease (a later Claim, once it ran out, moves both);
+//     otherwise lease_until is NULL.
 //   - published_at never decreases along a topic's ids: the writer stamps a
 //     batch with max(now, previous stamp) within the life of a Store.
 //   - Times are stored as INTEGER unix nanoseconds in UTC, so they are exact

@@ -118,6 +118,8 @@ const pruneQuery = `
 // newest r.Keep of its topic (negative values count as 0). Prune deletes
 // in transactions of at most Options.PruneChunk messages, so publishes go
 // on meanwhile; when it fails, what it deleted until then stays deleted.
+// First it forgets the idempotency keys older than store.IdempotencyWindow
+// at now.
 func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (total int64, err error) {
 	if err := s.enter(); err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
@@ -129,6 +131,14 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 		}
 	}()
 
+	// Keys at or before the cutoff, which publishes already treat as
+	// unknown.
+	if _, err := s.pruneChunks(ctx, `
+		DELETE FROM idempotency WHERE (app_id, key) IN (
+			SELECT app_id, key FROM idempotency WHERE created_at <= ?1 LIMIT ?2)`,
+		pruneCutoff(now, store.IdempotencyWindow)); err != nil {
+		return 0, err
+	}
 	keep := int64(max(r.Keep, 0))
 	cutoff := pruneCutoff(now, max(r.MaxAge, 0))
 	var topics []int64

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -35,6 +36,9 @@ type topicGroup struct {
 	err     error
 	// next is the id the next call of the group gets.
 	next uint64
+	// triggers are the ids of the topic's enabled triggers: each message
+	// of the group gets a delivery for each.
+	triggers []string
 }
 
 // writer is the state of the writer goroutine, reused from batch to batch
@@ -89,9 +93,12 @@ func (w *writer) commit(live []*groupcommit.Call) {
 
 	publishedAt := fromUnixNano(stamp)
 	for _, c := range live {
-		if err := w.groups[c.Group].err; err != nil {
-			c.Err = err
-		} else {
+		switch {
+		case c.Err != nil || c.Replay:
+			// Failed alone, or answered with the message it repeats.
+		case w.groups[c.Group].err != nil:
+			c.Err = w.groups[c.Group].err
+		default:
 			c.Msg = store.Message{
 				AppID:       c.Req.AppID,
 				Topic:       c.Req.Topic,
@@ -107,10 +114,16 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	}
 }
 
-// writeTx runs the batch's transaction: it reads the last id of each topic,
-// then inserts the messages in batch order with the ids that follow. A topic
-// that does not exist sets its group's err and fails only that group. The
-// topics table is only read: a commit writes the pages of messages alone.
+// writeTx runs the batch's transaction: it reads the last id and the
+// enabled triggers of each topic, then, in batch order, inserts each message
+// with the id that follows, its idempotency key and a delivery per trigger.
+// A call whose key a publish used within the window is a replay instead: it
+// gets that publish's message (c.Replay) or, for another topic,
+// store.ErrConflict (c.Err), and writes nothing. A later call of the same
+// batch with the same key finds the row the earlier one wrote. A topic that
+// does not exist sets its group's err and fails only that group. The topics
+// table is only read: a commit writes the pages of messages (and of the
+// outbox, when there are triggers) alone.
 func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
@@ -120,11 +133,14 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		head := tx.StmtContext(ctx, s.stmts.head)
 		insert := tx.StmtContext(ctx, s.stmts.insert)
+		// Only batches that need them pay for these.
+		var insertDelivery, getKey, putKey *sql.Stmt
 
 		for i := range w.groups {
 			g := &w.groups[i]
 			var lastID int64
-			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID)
+			var triggers []byte
+			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID, &triggers)
 			if errors.Is(err, sql.ErrNoRows) {
 				g.err = fmt.Errorf("publish: topic %s: %w", g.key.topic, store.ErrNotFound)
 				continue
@@ -133,12 +149,31 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 				return err
 			}
 			g.next = uint64(lastID) + 1
+			if string(triggers) != "[]" {
+				if err := json.Unmarshal(triggers, &g.triggers); err != nil {
+					return fmt.Errorf("triggers of topic %s: %w", g.key.topic, err)
+				}
+			}
 		}
 
+		keyCutoff := stamp - int64(store.IdempotencyWindow)
 		for _, c := range live {
 			g := &w.groups[c.Group]
 			if g.err != nil {
 				continue
+			}
+			if c.Req.IdempotencyKey != "" {
+				if getKey == nil {
+					getKey = tx.StmtContext(ctx, s.stmts.getIdempotencyKey)
+					putKey = tx.StmtContext(ctx, s.stmts.putIdempotencyKey)
+				}
+				replay, err := replayOf(ctx, getKey, c, keyCutoff)
+				if err != nil {
+					return err
+				}
+				if replay {
+					continue
+				}
 			}
 			body := []byte(c.Req.Body)
 			if body == nil {
@@ -150,7 +185,49 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 			if _, err := insert.ExecContext(ctx, g.topicID, int64(c.ID), body, stamp); err != nil {
 				return err
 			}
+			if c.Req.IdempotencyKey != "" {
+				if _, err := putKey.ExecContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, g.topicID, int64(c.ID), stamp); err != nil {
+					return err
+				}
+			}
+			if len(g.triggers) > 0 && insertDelivery == nil {
+				insertDelivery = tx.StmtContext(ctx, s.stmts.insertDelivery)
+			}
+			for _, trigger := range g.triggers {
+				if _, err := insertDelivery.ExecContext(ctx, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, int64(c.ID), body, stamp); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
+}
+
+// replayOf looks c's idempotency key up with getKey and reports whether a
+// publish used it after keyCutoff, in which case c is answered: c.Replay
+// and c.Msg for the same topic, c.Err (store.ErrConflict) for another one.
+func replayOf(ctx context.Context, getKey *sql.Stmt, c *groupcommit.Call, keyCutoff int64) (bool, error) {
+	var topic string
+	var id, published int64
+	var body []byte
+	err := getKey.QueryRowContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, keyCutoff).Scan(&topic, &id, &published, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if topic != c.Req.Topic {
+		c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict)
+		return true, nil
+	}
+	c.Replay = true
+	c.Msg = store.Message{
+		AppID:       c.Req.AppID,
+		Topic:       topic,
+		ID:          uint64(id),
+		Body:        body,
+		PublishedAt: fromUnixNano(published),
+	}
+	return true, nil
 }

@@ -251,7 +251,7 @@ func fromUnixNano(n int64) time.Time {
 // connection's prepared statement.
 type statements struct {
 	// head reads a topic: args app id, topic name; returns the topic's row
-	// id and its last id.
+	// id, its last id and its enabled triggers (see headQuery).
 	head *sql.Stmt
 	// insert stores one message: args topic row id, id, body, published_at.
 	insert *sql.Stmt
@@ -261,6 +261,16 @@ type statements struct {
 	// prune deletes a chunk of a topic's messages outside the retention:
 	// args topic row id, keep, cutoff (unix nanoseconds), chunk size.
 	prune *sql.Stmt
+	// insertDelivery enqueues a delivery, pending and due at once: args id,
+	// trigger id, app id, topic name, message id, body, published_at.
+	insertDelivery *sql.Stmt
+	// getIdempotencyKey reads the publish that used a key after a cutoff:
+	// args app id, key, cutoff; returns topic name, message id,
+	// published_at and body (NULL once pruned).
+	getIdempotencyKey *sql.Stmt
+	// putIdempotencyKey records a publish's key, over an expired record of
+	// it if there is one: args app id, key, topic row id, message id, stamp.
+	putIdempotencyKey *sql.Stmt
 	// getKey reads a key: arg key id.
 	getKey *sql.Stmt
 	// getTopic reads a topic: args app id, name.
@@ -276,10 +286,13 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{wdb, &st.head, `SELECT t.id, ` + lastIDExpr + ` FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`},
+		{wdb, &st.head, headQuery},
 		{wdb, &st.insert, `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?1, ?2, ?3, ?4)`},
 		{wdb, &st.raiseFloor, raiseFloorQuery},
 		{wdb, &st.prune, pruneQuery},
+		{wdb, &st.insertDelivery, insertDeliveryQuery},
+		{wdb, &st.getIdempotencyKey, getIdempotencyKeyQuery},
+		{wdb, &st.putIdempotencyKey, putIdempotencyKeyQuery},
 		{rdb, &st.getKey, `SELECT app_id, secret_hash, scopes, created_at FROM keys WHERE id = ?1`},
 		{rdb, &st.getTopic, `SELECT ` + lastIDExpr + `, t.created_at FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`},
 		{rdb, &st.history, historyQuery},
@@ -296,7 +309,10 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 // close closes the statements that were prepared.
 func (st *statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{st.head, st.insert, st.raiseFloor, st.prune, st.getKey, st.getTopic, st.history} {
+	for _, stmt := range []*sql.Stmt{
+		st.head, st.insert, st.raiseFloor, st.prune, st.insertDelivery,
+		st.getIdempotencyKey, st.putIdempotencyKey, st.getKey, st.getTopic, st.history,
+	} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}

@@ -16,6 +16,17 @@ import (
 // deletes messages (raiseFloorQuery), so that ids never go back.
 const lastIDExpr = `max(t.last_id, coalesce((SELECT max(m.id) FROM messages m WHERE m.topic_id = t.id), 0))`
 
+// headQuery reads what a publish batch needs of topic (?1, ?2): its row
+// id, its last id and the ids of its enabled triggers as a JSON array ("[]"
+// when it has none). The triggers come with the topic, in the same
+// statement, because this runs once per topic per batch on the writer's
+// path: a topic without triggers costs one more index probe, not one more
+// statement.
+const headQuery = `
+	SELECT t.id, ` + lastIDExpr + `,
+		(SELECT json_group_array(tr.id) FROM triggers tr WHERE tr.topic_id = t.id AND tr.disabled = 0)
+	FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`
+
 // CreateTopic creates a topic if it does not exist; created reports whether
 // this call created it. An unknown app gives store.ErrNotFound.
 func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {

@@ -1,5 +1,6 @@
-// Package storetest is the conformance suite for store.Store. Every
-// implementation (sqlite, postgres) runs it from its own tests:
+// Package storetest is the conformance suite for store.Store and
+// store.Outbox, which every store implements. Every implementation (sqlite,
+// postgres) runs it from its own tests:
 //
 //	func TestConformance(t *testing.T) {
 //		t.Parallel()
@@ -54,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, setup) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
+	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
 }
 
 // testBundle is what one test case works with: a fresh store of its own.
