@@ -156,6 +156,10 @@ const putKeysQuery = `
 		published_at = excluded.published_at, created_at = excluded.created_at
 	WHERE i.created_at <= now() - $6::interval`
 
+// errNotSent marks a batch attempt that failed before anything reached the
+// database (its BEGIN), which can always be tried again.
+var errNotSent = errors.New("transaction not begun")
+
 // errKeyRace means another transaction committed an idempotency key of the
 // batch after the batch looked it up: the batch rolls back and runs again.
 var errKeyRace = errors.New("idempotency key committed by another transaction meanwhile")
@@ -216,7 +220,7 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.writeTx(live)
-		again := retryable(err) || errors.Is(err, errKeyRace)
+		again := retryable(err) || errors.Is(err, errKeyRace) || errors.Is(err, errNotSent)
 		if err == nil || !again {
 			break
 		}
@@ -292,7 +296,9 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("publish: begin: %w", interpretError(err))
+		// Nothing was written: the batch may safely try again, on another
+		// connection (a pooled one can be found dead only when used).
+		return fmt.Errorf("publish: begin: %w: %w", errNotSent, interpretError(err))
 	}
 	finished := false
 	defer func() {
