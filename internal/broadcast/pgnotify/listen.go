@@ -162,9 +162,9 @@ func (b *Broadcaster) handle(payload string) {
 			b.remoteDrop(env.App, env.Topic)
 		}
 	case kindMessages:
-		if own {
-			return // delivered by Publish when it committed
-		}
+		// Own messages too: Publish delivered them when they committed, and
+		// the sequencer drops them here as duplicates, unless the commit's
+		// outcome was unknown to this node and Publish was never called.
 		ts := b.lookup(env.App, env.Topic)
 		if ts == nil {
 			return

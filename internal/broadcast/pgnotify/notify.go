@@ -1,6 +1,7 @@
 package pgnotify
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,8 +36,8 @@ const (
 // for inline messages.
 type envelope struct {
 	Kind string `json:"k"`
-	// Node is the sender; a node skips its own messages (it delivered them
-	// when they committed) and hears its own pings.
+	// Node is the sender: a node hears its own pings, and its own messages
+	// are duplicates of what it delivered when they committed.
 	Node  string `json:"n"`
 	App   string `json:"a,omitempty"`
 	Topic string `json:"t,omitempty"`
@@ -132,12 +133,12 @@ func (n *Notifier) messagesPayload(group []store.Message) (string, error) {
 		for i, m := range group {
 			inline[i] = inlineMsg{ID: m.ID, At: m.PublishedAt.UnixMicro(), Body: m.Body}
 		}
-		raw, err := json.Marshal(inline)
+		raw, err := marshal(inline)
 		if err != nil {
 			return "", fmt.Errorf("pgnotify: encode messages of %s/%s: %w", env.App, env.Topic, err)
 		}
 		env.Msgs = raw
-		b, err := json.Marshal(env)
+		b, err := marshal(env)
 		if err != nil {
 			return "", fmt.Errorf("pgnotify: encode notification: %w", err)
 		}
@@ -155,6 +156,20 @@ func (n *Notifier) messagesPayload(group []store.Message) (string, error) {
 		return "", fmt.Errorf("pgnotify: notification for %s/%s is %d bytes, over Postgres's limit", env.App, env.Topic, len(b))
 	}
 	return string(b), nil
+}
+
+// marshal encodes v as JSON without escaping <, > and &: message bodies
+// travel inside notifications, and subscribers on other nodes must get the
+// very bytes that were stored (json.Marshal would rewrite them in
+// RawMessages too).
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // payload encodes a control notification (drop or ping).

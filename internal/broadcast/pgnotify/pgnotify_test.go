@@ -254,15 +254,18 @@ func TestLargeMessagesCrossNodes(t *testing.T) {
 	accents, err := json.Marshal(strings.Repeat("é", 3600)) // 7,200 bytes in 3,600 characters
 	require.NoError(t, err)
 	small := []byte(`{"n":1}`)
-	bodies := [][]byte{big, accents, small}
+	// Travels inline: the bytes must survive the notification unchanged
+	// (no \u003c for <), as they do history and the SSE frame.
+	html := []byte(`{"html":"<a href=\"x\">&amp;</a>"}`)
+	bodies := [][]byte{big, accents, small, html}
 	for _, body := range bodies {
 		_, err := a.publish(t.Context(), "app", topic, body)
 		require.NoError(t, err, "publish %d bytes", len(body))
 	}
-	s.until(t, 10*time.Second, atLeast(3))
-	require.Equal(t, []uint64{1, 2, 3}, s.ids())
+	s.until(t, 10*time.Second, atLeast(len(bodies)))
+	require.Equal(t, []uint64{1, 2, 3, 4}, s.ids())
 	for i, body := range bodies {
-		require.JSONEq(t, string(body), string(s.got[i].Message), "message %d", i+1)
+		require.Equal(t, string(body), string(s.got[i].Message), "message %d", i+1)
 	}
 }
 

@@ -58,10 +58,19 @@ func (b *Broadcaster) hold(app, topic string) *topicState {
 // release counts one holder out and forgets the topic after its last one.
 func (b *Broadcaster) release(ts *topicState) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	ts.subs--
-	if ts.subs <= 0 && b.topics[ts.key] == ts {
+	gone := ts.subs <= 0 && b.topics[ts.key] == ts
+	if gone {
 		delete(b.topics, ts.key)
+	}
+	b.mu.Unlock()
+	if gone {
+		// A fill still running for it must stop: a new subscriber gets a
+		// new state, and two sequencers must never feed one topic.
+		ts.mu.Lock()
+		ts.dropped = true
+		ts.held = nil
+		ts.mu.Unlock()
 	}
 }
 
@@ -189,6 +198,15 @@ func (b *Broadcaster) fill(ts *topicState) {
 		}
 		after, resync := ts.last, ts.resync
 		ts.resync = false
+		// What is known to exist before the read begins is committed, so
+		// the read sees it unless history no longer holds it: a held event
+		// committed after every id before it (ids are taken under the
+		// topic's row lock), and a pointer arrives after its commit.
+		// Anything learnt during the read may be newer than its snapshot.
+		wantAt, heldMax := ts.want, uint64(0)
+		if n := len(ts.held); n > 0 {
+			heldMax = ts.held[n-1].ID
+		}
 		ts.mu.Unlock()
 
 		b.metrics.historyRead.Inc()
@@ -226,17 +244,21 @@ func (b *Broadcaster) fill(ts *topicState) {
 			}
 		}
 		if len(msgs) < b.cfg.FillBatch {
-			// History holds nothing newer than last. Whatever is still
-			// wanted or held beyond a gap is no longer (or never was) in
-			// history: deliver what is held, and the ids tell subscribers
-			// what they lost.
-			ts.want = 0
-			for _, ev := range ts.held {
-				if !ts.dropped && ev.ID > ts.last {
-					b.deliverLocked(ts, ev)
+			// The read saw everything committed before it began, and
+			// history holds nothing newer than last. So what was wanted or
+			// held before the read, beyond a gap, is no longer in history:
+			// deliver what is held, and the ids tell subscribers what they
+			// lost. What arrived during the read waits for another read.
+			if ts.want <= wantAt {
+				ts.want = 0
+			}
+			n := 0
+			for ; n < len(ts.held) && ts.held[n].ID <= heldMax; n++ {
+				if !ts.dropped && ts.held[n].ID > ts.last {
+					b.deliverLocked(ts, ts.held[n])
 				}
 			}
-			ts.held = ts.held[:0]
+			ts.held = slices.Delete(ts.held, 0, n)
 		} else {
 			ts.resync = ts.resync || resync // more to read
 		}
@@ -314,8 +336,13 @@ func (b *Broadcaster) dropState(ts *topicState) {
 		b.mu.Unlock()
 		return
 	}
+	delete(b.topics, ts.key)
 	b.mu.Unlock()
-	b.dropLocal(ts.key.app, ts.key.topic)
+	ts.mu.Lock()
+	ts.dropped = true
+	ts.held = nil
+	ts.mu.Unlock()
+	b.mem.DropTopic(b.ctx, ts.key.app, ts.key.topic)
 }
 
 // dropLocal ends the topic's local subscriptions and forgets its state.
