@@ -153,7 +153,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 // errors, the code the document gives.
 func TestOpenAPIExamplesGetTheirStatus(t *testing.T) {
 	t.Parallel()
-	srv := heraldtest.StartDefault(t)
+	cfg := heraldtest.Config(t)
+	cfg.WebhookRetries = []time.Duration{10 * time.Millisecond} // dead letters at once
+	srv := heraldtest.Start(t, cfg)
 	doc, _ := fetchDocument(t, srv)
 	codes := doc.Components.Schemas.ErrorCode.Enum
 	require.Contains(t, codes, "topic_not_allowed")
@@ -207,8 +209,10 @@ func send(t *testing.T, srv *heraldtest.Server, method, path string, ex example)
 			tr, err := app.Full.CreateTrigger(t.Context(), app.ID, "orders", "http://127.0.0.1:9/hook", "")
 			require.NoError(t, err)
 			v = tr.ID
-		case "$dead_letter": // a dead letter of "stock"
-			v = deadLetter(t, app)
+		case "$dead_letter": // a dead letter of "stock", whose receiver fails
+			v = deadLetter(t, app, "stock", http.StatusInternalServerError)
+		case "$gone_letter": // a dead letter of "gone", whose receiver is gone
+			v = deadLetter(t, app, "gone", http.StatusGone)
 		}
 		params[k] = v
 	}
@@ -266,21 +270,28 @@ func send(t *testing.T, srv *heraldtest.Server, method, path string, ex example)
 }
 
 // deadLetter makes a dead letter in app and returns its id: a trigger on
-// "stock" whose receiver answers 410 Gone, and a message to it.
-func deadLetter(t *testing.T, app heraldtest.App) string {
+// topic whose receiver answers status, and a message to it. The example
+// server retries once, 10 ms later, so a failing receiver makes a dead
+// letter at once; 410 Gone makes one at the first attempt and disables the
+// trigger.
+func deadLetter(t *testing.T, app heraldtest.App, topic string, status int) string {
 	t.Helper()
-	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
-	t.Cleanup(gone.Close)
-	_, err := app.Full.CreateTrigger(t.Context(), app.ID, "stock", gone.URL, "")
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	t.Cleanup(rcv.Close)
+	_, _, err := app.Full.CreateTopic(t.Context(), app.ID, topic)
 	require.NoError(t, err)
-	_, err = app.Full.Publish(t.Context(), app.ID, "stock", []byte(`{"sku":"a1"}`))
+	tr, err := app.Full.CreateTrigger(t.Context(), app.ID, topic, rcv.URL, "")
+	require.NoError(t, err)
+	_, err = app.Full.Publish(t.Context(), app.ID, topic, []byte(`{"sku":"a1"}`))
 	require.NoError(t, err)
 	var id string
 	require.Eventually(t, func() bool {
-		dls, err := app.Full.DeadLetters(t.Context(), app.ID, 1)
+		dls, err := app.Full.DeadLetters(t.Context(), app.ID, 100)
 		require.NoError(t, err)
-		if len(dls) == 1 {
-			id = dls[0].ID
+		for _, dl := range dls {
+			if dl.TriggerID == tr.ID {
+				id = dl.ID
+			}
 		}
 		return id != ""
 	}, 10*time.Second, 10*time.Millisecond)

@@ -174,8 +174,12 @@ func (a *API) redrive(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if err := trs.Redrive(r.Context(), r.PathValue("app"), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			err = &apiError{http.StatusNotFound, "dead_letter_not_found", "no delivery " + strconv.Quote(id) + " in this app"}
+		case errors.Is(err, store.ErrConflict):
+			err = &apiError{http.StatusConflict, "trigger_disabled", "the trigger of delivery " + strconv.Quote(id) +
+				" is disabled (its receiver answered 410 Gone): create a new trigger for that URL"}
 		}
 		a.writeError(w, r, err)
 		return

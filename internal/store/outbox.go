@@ -157,8 +157,8 @@ type Outbox interface {
 	// LastStatus and LastError stay until the next attempt. Redriving one
 	// that is already pending or delivered changes nothing (so two
 	// redrives give one delivery); an unknown id, or one of another app,
-	// gives ErrNotFound. A delivery of a disabled trigger is redriven all
-	// the same, but Claim passes it over while the trigger is disabled.
+	// gives ErrNotFound. A delivery whose trigger is disabled gives
+	// ErrConflict and stays as it is: Claim would pass it over for ever.
 	Redrive(ctx context.Context, appID, id string, now time.Time) error
 	// PruneDeliveries deletes delivered deliveries settled before
 	// deliveredBefore and dead ones settled before deadBefore (by

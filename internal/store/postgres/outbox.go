@@ -380,25 +380,32 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 	}
 	defer s.mu.RUnlock()
 
-	exists := false
+	exists, disabled := false, false
 	if storable(appID) && storable(id) {
-		// The EXISTS reads the snapshot before the update: the delivery is
+		// target reads the snapshot before the update: the delivery is
 		// there whether or not it was dead.
 		err := s.pool.QueryRow(ctx, `
-			WITH redriven AS (
+			WITH target AS (
+				SELECT d.id, t.disabled FROM herald.deliveries d
+				JOIN herald.triggers t ON t.id = d.trigger_id
+				WHERE d.id = $1 AND d.app_id = $2),
+			redriven AS (
 				UPDATE herald.deliveries
 				SET state = 'pending', next_at = coalesce($3::timestamptz, now()), attempts = 0,
 					lease_until = NULL, updated_at = coalesce($3::timestamptz, now())
-				WHERE id = $1 AND app_id = $2 AND state = 'dead'
+				WHERE id IN (SELECT id FROM target WHERE NOT disabled) AND state = 'dead'
 				RETURNING 1)
-			SELECT EXISTS (SELECT 1 FROM herald.deliveries WHERE id = $1 AND app_id = $2)`,
-			id, appID, nullTime(now)).Scan(&exists)
+			SELECT EXISTS (SELECT 1 FROM target), coalesce((SELECT disabled FROM target), false)`,
+			id, appID, nullTime(now)).Scan(&exists, &disabled)
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", id, interpretError(err))
 		}
 	}
 	if !exists {
 		return fmt.Errorf("redrive %s: %w", id, store.ErrNotFound)
+	}
+	if disabled {
+		return fmt.Errorf("redrive %s: its trigger is disabled: %w", id, store.ErrConflict)
 	}
 	return nil
 }

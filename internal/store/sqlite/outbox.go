@@ -382,13 +382,18 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 	defer s.mu.RUnlock()
 
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		var exists bool
-		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1 AND app_id = ?2)`, id, appID).Scan(&exists)
+		var disabled bool
+		err := tx.QueryRowContext(ctx, `
+			SELECT t.disabled FROM deliveries d JOIN triggers t ON t.id = d.trigger_id
+			WHERE d.id = ?1 AND d.app_id = ?2`, id, appID).Scan(&disabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if !exists {
-			return store.ErrNotFound
+		if disabled {
+			return fmt.Errorf("its trigger is disabled: %w", store.ErrConflict)
 		}
 		at := unixNano(now)
 		_, err = tx.ExecContext(ctx, `

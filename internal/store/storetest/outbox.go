@@ -418,6 +418,11 @@ func testOutbox(t *testing.T, setup setupFunc) {
 		stats = listTriggers(t, b, app.ID, "t")
 		requireCounts(t, stats[0], 1, 0, 1)
 		requireCounts(t, stats[1], 3, 0, 0)
+
+		// Its dead letter cannot be redriven: it would never be attempted.
+		err = ob.Redrive(b.ctx, app.ID, deadLetterOf(t, b, app.ID, gone.ID), later())
+		require.ErrorIs(t, err, store.ErrConflict)
+		requireCounts(t, listTriggers(t, b, app.ID, "t")[0], 1, 0, 1)
 	})
 
 	t.Run("DeadLettersAndRedrive", func(t *testing.T) {
@@ -736,4 +741,18 @@ func testOutbox(t *testing.T, setup setupFunc) {
 			require.True(t, errors.Is(err, store.ErrClosed), "%s: want ErrClosed, got %v", name, err)
 		}
 	})
+}
+
+// deadLetterOf returns the id of the newest dead letter of trigger triggerID.
+func deadLetterOf(t *testing.T, b *testBundle, appID, triggerID string) string {
+	t.Helper()
+	dead, err := outboxOf(t, b).DeadLetters(b.ctx, appID, 100)
+	require.NoError(t, err)
+	for _, d := range dead {
+		if d.TriggerID == triggerID {
+			return d.ID
+		}
+	}
+	require.FailNow(t, "no dead letter", "of trigger %s", triggerID)
+	return ""
 }
