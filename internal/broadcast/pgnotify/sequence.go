@@ -39,6 +39,8 @@ type topicState struct {
 	// name this state follows, so that a late notification of an earlier
 	// life's deletion does not end subscriptions of a recreated topic.
 	born time.Time // guarded by mu
+	// primedc is closed once primed is set.
+	primedc chan struct{}
 }
 
 // hold returns the topic's state, creating it, and counts one more holder.
@@ -48,7 +50,7 @@ func (b *Broadcaster) hold(app, topic string) *topicState {
 	defer b.mu.Unlock()
 	ts := b.topics[k]
 	if ts == nil {
-		ts = &topicState{key: k}
+		ts = &topicState{key: k, primedc: make(chan struct{})}
 		b.topics[k] = ts
 	}
 	ts.subs++
@@ -103,6 +105,7 @@ func (b *Broadcaster) prime(ctx context.Context, ts *topicState) error {
 		ts.primed = true
 		ts.last = tp.LastID
 		ts.born = tp.CreatedAt
+		close(ts.primedc)
 		b.advanceLocked(ts)
 	}
 	return nil
@@ -314,14 +317,25 @@ func (b *Broadcaster) remoteDrop(app, topic string) {
 		return
 	}
 	b.goOwned(func() {
+		// This read comes after the deletion committed (its notice was sent
+		// after): it names the life that is current now, if any.
 		tp, err := b.cfg.History.GetTopic(b.ctx, app, topic)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			if b.ctx.Err() == nil {
 				b.log.Warn("postgres listener: check a deleted topic; ending its streams", "app", app, "topic", topic, "err", err)
 			}
 		}
+		// Which life the state follows is known once it is primed; a
+		// state that never is was given up by its subscriber.
+		select {
+		case <-ts.primedc:
+		case <-b.ctx.Done():
+			return
+		case <-time.After(30 * time.Second):
+			return
+		}
 		ts.mu.Lock()
-		current := err == nil && ts.primed && tp.CreatedAt.Equal(ts.born)
+		current := err == nil && tp.CreatedAt.Equal(ts.born)
 		ts.mu.Unlock()
 		if !current {
 			b.dropState(ts)
