@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/storetest"
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
 
@@ -441,7 +441,6 @@ func BenchmarkPublish(b *testing.B) {
 
 func benchmarkPublish(b *testing.B, notify bool, topics int) {
 	b.Helper()
-	const publishers = 8
 	ctx := context.Background()
 	dbURL := pgtest.NewDatabase(b)
 	var opts postgres.Options
@@ -465,30 +464,7 @@ func benchmarkPublish(b *testing.B, notify bool, topics int) {
 	st, err := postgres.Open(ctx, dbURL, opts)
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, st.Close()) })
-	require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
-	for i := range topics {
-		_, _, err = st.CreateTopic(ctx, "app", fmt.Sprintf("bench-%d", i))
-		require.NoError(b, err)
-	}
-	// 128 bytes of compact JSON, as in the SQLite benchmark.
-	body := []byte(`{"order":42,"customer":"c-1234567","total":12.5,"currency":"EUR","items":[{"sku":"A-1","qty":2}],"note":"xxxxxxxxxxxxxxxxxxxxx"}`)
-	require.Len(b, body, 128)
-
-	// RunParallel starts parallelism × GOMAXPROCS goroutines.
-	b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		topic := fmt.Sprintf("bench-%d", next.Add(1)%int64(topics))
-		for pb.Next() {
-			if _, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: topic, Body: body}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+	storetest.BenchPublish(b, st, topics, 0)
 	if n := batches.Load(); n > 0 {
 		b.ReportMetric(float64(b.N)/float64(n), "publishes/batch")
 	}
@@ -500,33 +476,10 @@ func benchmarkPublish(b *testing.B, notify bool, topics int) {
 func BenchmarkPublishTriggers(b *testing.B) {
 	for _, triggers := range []int{0, 1, 10} {
 		b.Run(fmt.Sprintf("triggers=%d", triggers), func(b *testing.B) {
-			const publishers = 8
-			ctx := context.Background()
-			st, err := postgres.Open(ctx, pgtest.NewDatabase(b), postgres.Options{})
+			st, err := postgres.Open(context.Background(), pgtest.NewDatabase(b), postgres.Options{})
 			require.NoError(b, err)
 			b.Cleanup(func() { require.NoError(b, st.Close()) })
-			require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
-			_, _, err = st.CreateTopic(ctx, "app", "bench")
-			require.NoError(b, err)
-			for i := range triggers {
-				require.NoError(b, st.CreateTrigger(ctx, store.Trigger{
-					ID: fmt.Sprint("tr", i), AppID: "app", Topic: "bench", URL: "https://hooks.example.com", Secret: "whsec_x",
-				}))
-			}
-			body := []byte(`{"order":42,"customer":"c-1234567","total":12.5,"currency":"EUR","items":[{"sku":"A-1","qty":2}],"note":"xxxxxxxxxxxxxxxxxxxxx"}`)
-
-			b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "bench", Body: body}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+			storetest.BenchPublish(b, st, 1, triggers)
 		})
 	}
 }
