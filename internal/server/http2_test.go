@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -210,17 +209,7 @@ func TestHTTP2SlowConsumerIsCutOff(t *testing.T) {
 	waitSubscribers(t, app, "t", 1)
 
 	// Never read the body: publish until the server gives up on it.
-	big := fmt.Appendf(nil, `{"pad":%q}`, strings.Repeat("x", 32<<10))
-	require.Eventually(t, func() bool {
-		_, err := app.Full.Publish(t.Context(), app.ID, "t", big)
-		require.NoError(t, err)
-		ts, err := app.Full.ListTopics(t.Context(), app.ID)
-		require.NoError(t, err)
-		return ts[0].Subscribers == 0
-	}, 20*time.Second, 20*time.Millisecond)
-	m := scrape(t, srv.URL)
-	require.Contains(t, m, "herald_slow_consumer_disconnects_total 1")
-	require.Contains(t, m, "herald_sse_connections 0")
+	requireCutOffWhileFlooding(t, srv, app)
 }
 
 func waitSubscribersWith(t *testing.T, c *client.Client, app, topic string, n int) {

@@ -491,9 +491,16 @@ func TestClientThatStopsReadingIsCutOffAtItsDeadline(t *testing.T) {
 	slow := dialTiny(t, srv.Addr())
 	fmt.Fprintf(slow, "GET /v1/apps/%s/topics/t/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", app.ID, app.SubscribeKey)
 	waitSubscribers(t, app, "t", 1)
+	requireCutOffWhileFlooding(t, srv, app)
+}
+
+// requireCutOffWhileFlooding publishes 32 KiB messages to topic "t" of app
+// until the server gives up on the one subscriber that never reads: its
+// subscriber count drops to zero although the client never closed, and the
+// metrics count one slow-consumer disconnect and no connection left.
+func requireCutOffWhileFlooding(t *testing.T, srv *heraldtest.Server, app heraldtest.App) {
+	t.Helper()
 	big := fmt.Appendf(nil, `{"pad":%q}`, strings.Repeat("x", 32<<10))
-	// Publish until the server gives up on the client: its connection count
-	// drops to zero although the client never closed.
 	require.Eventually(t, func() bool {
 		_, err := app.Full.Publish(t.Context(), app.ID, "t", big)
 		require.NoError(t, err)
