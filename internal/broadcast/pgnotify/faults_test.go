@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // metric reads one of the broadcaster's metrics by name.
@@ -81,7 +82,7 @@ func TestCatchUpAfterOutage(t *testing.T) {
 	_, err = a.publish(t.Context(), "app", "t", []byte(`"live"`))
 	require.NoError(t, err)
 	s.until(t, 10*time.Second, atLeast(52))
-	require.Equal(t, seq(1, 52), s.ids())
+	require.Equal(t, storetest.Seq(1, 52), s.ids())
 	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 10*time.Second, 20*time.Millisecond)
 }
 

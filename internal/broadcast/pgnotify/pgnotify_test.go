@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // node is one Herald node's storage: a Postgres store whose publish
@@ -230,14 +231,6 @@ func atLeast(n int) func([]*broadcast.Event) bool {
 	return func(evs []*broadcast.Event) bool { return len(evs) >= n }
 }
 
-func seq(from, to uint64) []uint64 {
-	var out []uint64
-	for i := from; i <= to; i++ {
-		out = append(out, i)
-	}
-	return out
-}
-
 // TestLargeMessagesCrossNodes checks that messages too big for a
 // notification's payload (counted in bytes, not characters) arrive whole on
 // another node, as do names up to the longest topic Herald allows.
@@ -292,7 +285,7 @@ func TestOrderAcrossNodes(t *testing.T) {
 	wg.Wait()
 	for i, s := range sinks {
 		s.until(t, 20*time.Second, atLeast(1000))
-		require.Equal(t, seq(1, 1000), s.ids(), "node %d", i)
+		require.Equal(t, storetest.Seq(1, 1000), s.ids(), "node %d", i)
 	}
 }
 
@@ -312,7 +305,7 @@ func TestOwnPublishDeliveredOnce(t *testing.T) {
 	// Give the notifications time to come back, then check nothing more came.
 	time.Sleep(time.Second)
 	s.until(t, time.Second, atLeast(20))
-	require.Equal(t, seq(1, 20), s.ids())
+	require.Equal(t, storetest.Seq(1, 20), s.ids())
 }
 
 // TestSignalIffCommitted checks the notification is part of the publish

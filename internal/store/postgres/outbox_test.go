@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // addTriggers creates n enabled triggers on a topic and returns their ids.
@@ -84,7 +85,7 @@ func TestOutboxRollsBackWithMessages(t *testing.T) {
 		require.Equal(t, int64(2), total)
 		msgs, err := st.History(ctx, "app", "t", 0, 10)
 		require.NoError(t, err)
-		require.Equal(t, []uint64{1}, ids(msgs))
+		require.Equal(t, []uint64{1}, storetest.IDs(msgs))
 
 		// The key was not kept: the retry is a new publish.
 		fail.Store(false)
@@ -127,7 +128,7 @@ func TestOutboxRollsBackWithMessages(t *testing.T) {
 		require.False(t, called, "CommittedFunc for a rolled-back publish")
 		msgs, err := st.History(ctx, "app", "t", 0, 10)
 		require.NoError(t, err)
-		require.Equal(t, []uint64{1}, ids(msgs))
+		require.Equal(t, []uint64{1}, storetest.IDs(msgs))
 		topic, err := st.GetTopic(ctx, "app", "t")
 		require.NoError(t, err)
 		require.Equal(t, uint64(1), topic.LastID)
@@ -179,7 +180,7 @@ func TestOutboxConcurrentPublishers(t *testing.T) {
 	}
 	msgs, err := nodes[1].History(ctx, "app", "hot", 0, 2*publishers*each)
 	require.NoError(t, err)
-	require.Equal(t, seq(1, publishers*each), ids(msgs))
+	require.Equal(t, storetest.Seq(1, publishers*each), storetest.IDs(msgs))
 	total, distinct := deliveryCounts(t, dbURL)
 	require.Equal(t, int64(publishers*each*len(triggers)), total)
 	require.Equal(t, total, distinct)
@@ -257,7 +258,7 @@ func TestIdempotencyKeyRaceAcrossNodes(t *testing.T) {
 	require.Equal(t, string(msgs[0].Body), string(msgs[1].Body))
 	history, err := second.History(ctx, "app", "t", 0, 10)
 	require.NoError(t, err)
-	require.Equal(t, []uint64{1}, ids(history))
+	require.Equal(t, []uint64{1}, storetest.IDs(history))
 	topic, err := second.GetTopic(ctx, "app", "t")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), topic.LastID, "the second's id was given back")

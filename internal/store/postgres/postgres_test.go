@@ -54,24 +54,6 @@ func setupTopic(t *testing.T, st store.Store, appID, topic string) {
 	require.True(t, created)
 }
 
-// ids returns the ids of msgs in order.
-func ids(msgs []store.Message) []uint64 {
-	out := make([]uint64, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, m.ID)
-	}
-	return out
-}
-
-// seq returns the ids from..to inclusive.
-func seq(from, to uint64) []uint64 {
-	out := make([]uint64, 0, to-from+1)
-	for id := from; id <= to; id++ {
-		out = append(out, id)
-	}
-	return out
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
@@ -285,7 +267,7 @@ func TestOddInput(t *testing.T) {
 		require.Equal(t, topic, topics[0].Name)
 		msgs, err := st.History(ctx, appID, topic, 0, 10)
 		require.NoError(t, err)
-		require.Equal(t, []uint64{1}, ids(msgs))
+		require.Equal(t, []uint64{1}, storetest.IDs(msgs))
 		require.Equal(t, appID, msgs[0].AppID)
 		require.Equal(t, topic, msgs[0].Topic)
 	})
@@ -373,7 +355,7 @@ func TestOddInput(t *testing.T) {
 		}
 		msgs, err := st.History(ctx, "good", "t", 0, 1000)
 		require.NoError(t, err)
-		require.Equal(t, seq(1, publishers*each), ids(msgs))
+		require.Equal(t, storetest.Seq(1, publishers*each), storetest.IDs(msgs))
 	})
 }
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
-	"github.com/heraldhq/herald/internal/store/storetest"
 	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // committedLog records the CommittedFunc calls of one store.
@@ -87,7 +87,7 @@ func TestTwoNodesOneTopic(t *testing.T) {
 		}
 	}
 	slices.Sort(all)
-	require.Equal(t, seq(1, total), all, "ids given")
+	require.Equal(t, storetest.Seq(1, total), all, "ids given")
 
 	var committed []uint64
 	for i, l := range logs {
@@ -99,7 +99,7 @@ func TestTwoNodesOneTopic(t *testing.T) {
 		committed = append(committed, l.ids...)
 	}
 	slices.Sort(committed)
-	require.Equal(t, seq(1, total), committed, "ids seen by CommittedFunc")
+	require.Equal(t, storetest.Seq(1, total), committed, "ids seen by CommittedFunc")
 	// The nodes took turns on the topic rather than one after the other:
 	// otherwise this test would not test the cross-node lock.
 	require.Less(t, logs[0].ids[0], logs[1].ids[len(logs[1].ids)-1])
@@ -108,7 +108,7 @@ func TestTwoNodesOneTopic(t *testing.T) {
 	for _, node := range nodes {
 		msgs, err := node.History(ctx, "app", "hot", 0, 2*total)
 		require.NoError(t, err)
-		require.Equal(t, seq(1, total), ids(msgs))
+		require.Equal(t, storetest.Seq(1, total), storetest.IDs(msgs))
 		for _, m := range msgs {
 			require.Equal(t, bodies[m.ID], string(m.Body))
 		}
@@ -211,7 +211,7 @@ func TestTwoNodesManyTopics(t *testing.T) {
 	for _, tr := range topics {
 		msgs, err := nodes[1].History(ctx, tr.app, tr.name, 0, 1000)
 		require.NoError(t, err)
-		require.Equal(t, seq(1, publishers*rounds), ids(msgs), "%s/%s", tr.app, tr.name)
+		require.Equal(t, storetest.Seq(1, publishers*rounds), storetest.IDs(msgs), "%s/%s", tr.app, tr.name)
 	}
 }
 
@@ -258,7 +258,7 @@ func TestBeforeCommitErrorRollsBack(t *testing.T) {
 	// ...and given back.
 	msgs, err := st.History(ctx, "app", "t", 0, 10)
 	require.NoError(t, err)
-	require.Equal(t, []uint64{1, 2}, ids(msgs))
+	require.Equal(t, []uint64{1, 2}, storetest.IDs(msgs))
 	topic, err := st.GetTopic(ctx, "app", "t")
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), topic.LastID)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/heraldhq/herald/internal/store/storetest"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/store/storetest"
 )
 
 // BenchmarkPublish measures accepted publishes from 8 concurrent publishers

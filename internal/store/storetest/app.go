@@ -122,7 +122,7 @@ func testApps(t *testing.T, setup setupFunc) {
 		requireApp(t, kept, apps[0])
 		_, err = b.st.GetKey(b.ctx, keptKey.ID)
 		require.NoError(t, err)
-		require.Equal(t, []uint64{1, 2}, ids(history(t, b, kept.ID, "orders")))
+		require.Equal(t, []uint64{1, 2}, IDs(history(t, b, kept.ID, "orders")))
 		topics, err := b.st.ListTopics(b.ctx, kept.ID)
 		require.NoError(t, err)
 		require.Len(t, topics, 2)

@@ -134,7 +134,7 @@ func testConcurrency(t *testing.T, setup setupFunc) {
 			}
 		}
 		all := history(t, b, app.ID, "hot")
-		require.Equal(t, seq(1, publishers*each), ids(all))
+		require.Equal(t, Seq(1, publishers*each), IDs(all))
 		for _, m := range all {
 			requireMessage(t, byID[m.ID], m)
 		}
@@ -181,7 +181,7 @@ func testConcurrency(t *testing.T, setup setupFunc) {
 		}
 		for i := range topics {
 			require.Empty(t, checks[i].problems, "topic t%d", i)
-			require.Equal(t, seq(1, publishers*rounds), ids(history(t, b, app.ID, fmt.Sprintf("t%d", i))), "topic t%d", i)
+			require.Equal(t, Seq(1, publishers*rounds), IDs(history(t, b, app.ID, fmt.Sprintf("t%d", i))), "topic t%d", i)
 		}
 	})
 
@@ -219,7 +219,7 @@ func testConcurrency(t *testing.T, setup setupFunc) {
 		for _, err := range errs {
 			require.NoError(t, err)
 		}
-		require.Equal(t, seq(1, publishers/2*each), ids(history(t, b, app.ID, "real")))
+		require.Equal(t, Seq(1, publishers/2*each), IDs(history(t, b, app.ID, "real")))
 		_, err := b.st.GetTopic(b.ctx, app.ID, "missing")
 		requireNotFound(t, err)
 	})
@@ -267,7 +267,7 @@ func testConcurrency(t *testing.T, setup setupFunc) {
 		if topic.LastID == 0 {
 			require.Empty(t, msgs)
 		} else {
-			require.Equal(t, seq(1, topic.LastID), ids(msgs))
+			require.Equal(t, Seq(1, topic.LastID), IDs(msgs))
 		}
 	})
 }

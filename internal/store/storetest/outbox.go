@@ -703,7 +703,7 @@ func testOutbox(t *testing.T, setup setupFunc) {
 			committed.Range(func(any, any) bool { n++; return true })
 			require.Equal(t, 1, n, "CommittedFunc calls")
 		}
-		require.Equal(t, seq(1, rounds), ids(history(t, b, app.ID, "t")))
+		require.Equal(t, Seq(1, rounds), IDs(history(t, b, app.ID, "t")))
 		for _, ts := range listTriggers(t, b, app.ID, "t") {
 			requireCounts(t, ts, rounds, 0, 0)
 		}

@@ -29,8 +29,8 @@ func testPublish(t *testing.T, setup setupFunc) {
 			gotB = append(gotB, publish(t, b, app.ID, "b", `"b"`))
 		}
 		gotA = append(gotA, publish(t, b, app.ID, "a", `"a"`))
-		require.Equal(t, []uint64{1, 2, 3, 4}, ids(gotA))
-		require.Equal(t, []uint64{1, 2, 3}, ids(gotB))
+		require.Equal(t, []uint64{1, 2, 3, 4}, IDs(gotA))
+		require.Equal(t, []uint64{1, 2, 3}, IDs(gotB))
 
 		requireMessages(t, gotA, history(t, b, app.ID, "a"))
 		requireMessages(t, gotB, history(t, b, app.ID, "b"))

@@ -116,8 +116,8 @@ func history(t *testing.T, b *testBundle, appID, topic string) []store.Message {
 	return msgs
 }
 
-// ids returns the ids of msgs in order.
-func ids(msgs []store.Message) []uint64 {
+// IDs returns the ids of msgs in order.
+func IDs(msgs []store.Message) []uint64 {
 	out := make([]uint64, 0, len(msgs))
 	for _, m := range msgs {
 		out = append(out, m.ID)
@@ -125,8 +125,8 @@ func ids(msgs []store.Message) []uint64 {
 	return out
 }
 
-// seq returns the ids from..to inclusive.
-func seq(from, to uint64) []uint64 {
+// Seq returns the ids from..to inclusive: what a gap-free history holds.
+func Seq(from, to uint64) []uint64 {
 	out := make([]uint64, 0, to-from+1)
 	for id := from; id <= to; id++ {
 		out = append(out, id)
@@ -161,7 +161,7 @@ func requireMessage(t *testing.T, want, got store.Message) {
 // requireMessages checks that got is exactly the messages want, in order.
 func requireMessages(t *testing.T, want, got []store.Message) {
 	t.Helper()
-	require.Equal(t, ids(want), ids(got))
+	require.Equal(t, IDs(want), IDs(got))
 	for i := range want {
 		requireMessage(t, want[i], got[i])
 	}

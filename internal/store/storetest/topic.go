@@ -134,7 +134,7 @@ func testTopics(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Len(t, topics, 1)
 		require.Equal(t, "kept", topics[0].Name)
-		require.Equal(t, []uint64{1}, ids(history(t, b, app.ID, "kept")))
+		require.Equal(t, []uint64{1}, IDs(history(t, b, app.ID, "kept")))
 	})
 
 	t.Run("DeleteUnknownIsNotFound", func(t *testing.T) {
