@@ -33,6 +33,18 @@ func metric(t *testing.T, bc *pgnotify.Broadcaster, name string) float64 {
 	return 0
 }
 
+// proxiedPair starts two nodes on a fresh database, b listening through a
+// fault-injecting proxy, and creates topic in app "app".
+func proxiedPair(t *testing.T, topic string) (a, b *node, proxy *pgtest.Proxy) {
+	t.Helper()
+	db := pgtest.NewDatabase(t)
+	proxy = pgtest.NewProxy(t, db)
+	a = newNode(t, db, nodeOptions{})
+	b = newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
+	ensureTopic(t, a.store, "app", topic)
+	return a, b, proxy
+}
+
 // TestListenerTerminated kills the listener's backend: the node reconnects,
 // counts it, and a message published a second later still arrives.
 func TestListenerTerminated(t *testing.T) {
@@ -57,11 +69,7 @@ func TestListenerTerminated(t *testing.T) {
 // in order, then carries on live.
 func TestCatchUpAfterOutage(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
-	proxy := pgtest.NewProxy(t, db)
-	a := newNode(t, db, nodeOptions{})
-	b := newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
-	ensureTopic(t, a.store, "app", "t")
+	a, b, proxy := proxiedPair(t, "t")
 	s := subscribe(t, b.bc, "app", "t")
 
 	_, err := a.publish(t.Context(), "app", "t", []byte(`0`))
@@ -91,11 +99,7 @@ func TestCatchUpAfterOutage(t *testing.T) {
 // listener and is ready again, and messages flow.
 func TestDeafListener(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
-	proxy := pgtest.NewProxy(t, db)
-	a := newNode(t, db, nodeOptions{})
-	b := newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
-	ensureTopic(t, a.store, "app", "t")
+	a, b, proxy := proxiedPair(t, "t")
 	s := subscribe(t, b.bc, "app", "t")
 	require.NoError(t, b.bc.Ready())
 

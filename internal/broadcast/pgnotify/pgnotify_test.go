@@ -373,11 +373,7 @@ func TestDropTopicAcrossNodes(t *testing.T) {
 // created again, and subscribed to, does not end the new subscription.
 func TestLateDropSparesRecreatedTopic(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
-	proxy := pgtest.NewProxy(t, db)
-	a := newNode(t, db, nodeOptions{})
-	b := newNode(t, db, nodeOptions{listenURL: proxy.URL(db)})
-	ensureTopic(t, a.store, "app", "phoenix")
+	a, b, proxy := proxiedPair(t, "phoenix")
 	old := subscribe(t, b.bc, "app", "phoenix")
 
 	proxy.FreezeListeners() // b hears the deletion only later
