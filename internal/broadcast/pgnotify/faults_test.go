@@ -20,8 +20,7 @@ import (
 )
 
 // metric reads one of the broadcaster's metrics by name.
-func metric(t *testing.T, bc *pgnotify.Broadcaster, name string) float64 {
-	t.Helper()
+func metric(t require.TestingT, bc *pgnotify.Broadcaster, name string) float64 {
 	for _, c := range bc.Collectors() {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
