@@ -418,6 +418,13 @@ func TestSlowSubscriberLagsWithoutSlowingOthers(t *testing.T) {
 	t.Parallel()
 	cfg := heraldtest.Config(t)
 	cfg.BufferSize = 64
+	// The slow subscriber stops reading for as long as the 1000 publishes
+	// take, which on a busy machine is longer than the default write
+	// deadline: the server would rightly cut it off (EOF below). Being cut
+	// off at the deadline is TestClientThatStopsReadingIsCutOffAtItsDeadline's
+	// subject; this test is about lag accounting, so its deadline lies
+	// beyond any test run (go test's -timeout ends the run first).
+	cfg.WriteTimeout = 24 * time.Hour
 	srv := heraldtest.Start(t, cfg)
 	app := srv.NewApp(t, "t")
 	// Far more than the socket buffers and the ring hold together.
