@@ -160,6 +160,9 @@ func (s *Stream) Next() (Event, error) {
 		if f.Retry > 0 {
 			s.retry = time.Duration(f.Retry) * time.Millisecond
 		}
+		if f.Type == eventStart {
+			continue // only its id matters, and the frame reader kept it
+		}
 		ev, err := decodeEvent(f)
 		if err != nil {
 			return Event{}, err
@@ -167,6 +170,11 @@ func (s *Stream) Next() (Event, error) {
 		return ev, nil
 	}
 }
+
+// eventStart is the type of the first event of every stream: its id is the
+// stream's starting position, so a reconnect before the first message
+// resumes from there.
+const eventStart = "start"
 
 func (s *Stream) wait() bool {
 	d := s.opts.RetryDelay

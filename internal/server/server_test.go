@@ -37,12 +37,16 @@ func openStream(t *testing.T, url, key, lastID string) (*client.FrameReader, *ht
 	return client.NewFrameReader(resp.Body), resp
 }
 
-// nextData returns the next frame that carries data, skipping id-only frames.
+// nextData returns the next frame after the stream's start event.
 func nextData(t *testing.T, r *client.FrameReader) client.Frame {
 	t.Helper()
-	f, err := r.Next()
-	require.NoError(t, err)
-	return f
+	for {
+		f, err := r.Next()
+		require.NoError(t, err)
+		if f.Type != "start" {
+			return f
+		}
+	}
 }
 
 type wireEvent struct {
@@ -179,10 +183,10 @@ func TestMultiTopicCursorResumesEveryTopic(t *testing.T) {
 func TestFirstFrameIDLetsAnEarlyReconnectResume(t *testing.T) {
 	t.Parallel()
 	srv := heraldtest.StartDefault(t)
-	app := srv.NewApp(t, "t")
+	app := srv.NewApp(t, "t", "u")
 	_, err := app.Full.Publish(t.Context(), app.ID, "t", []byte(`1`))
 	require.NoError(t, err)
-	// Read the stream up to its first id-only frame, then disconnect.
+	// Read the stream up to its start event, then disconnect.
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/apps/"+app.ID+"/topics/t/events", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+app.SubscribeKey)
@@ -190,19 +194,28 @@ func TestFirstFrameIDLetsAnEarlyReconnectResume(t *testing.T) {
 	require.NoError(t, err)
 	br := bufio.NewReader(resp.Body)
 	var head strings.Builder
-	for !strings.HasSuffix(head.String(), "id: 1\n\n") {
+	for !strings.HasSuffix(head.String(), "\n\n") || !strings.Contains(head.String(), "event:") {
 		line, err := br.ReadString('\n')
 		require.NoError(t, err)
 		head.WriteString(line)
 	}
 	resp.Body.Close()
-	require.True(t, strings.HasPrefix(head.String(), "retry: 2000\n"), head.String())
+	// The position is the id of an event with a type and data: clients that
+	// record ids only from events they dispatch keep it too, and onmessage
+	// does not fire for it.
+	require.Equal(t, "retry: 2000\n: connected\n\nevent: start\nid: 1\ndata: {\"id\":\"1\"}\n\n", head.String())
 
 	_, err = app.Full.Publish(t.Context(), app.ID, "t", []byte(`2`))
 	require.NoError(t, err)
 	r, _ := openStream(t, srv.URL+"/v1/apps/"+app.ID+"/topics/t/events", app.SubscribeKey, "1")
 	f := nextData(t, r)
 	require.Equal(t, "2", f.ID)
+
+	// A multi-topic stream starts at its cursor, in the same event.
+	r, _ = openStream(t, srv.URL+"/v1/apps/"+app.ID+"/events?topic=t&topic=u", app.SubscribeKey, "")
+	f, err = r.Next()
+	require.NoError(t, err)
+	require.Equal(t, client.Frame{Type: "start", ID: "t:2,u:0", Data: `{"id":"t:2,u:0"}`}, f)
 }
 
 func TestReplayOlderThanHistorySignalsLag(t *testing.T) {
@@ -588,7 +601,10 @@ func TestShutdownEndsStreams(t *testing.T) {
 	r, _ := openStream(t, srv.URL+"/v1/apps/"+app.ID+"/topics/t/events", app.SubscribeKey, "")
 	waitSubscribers(t, app, "t", 1)
 	require.NoError(t, srv.Stop(), "a clean shutdown with an open stream")
-	_, err := r.Next()
+	f, err := r.Next()
+	require.NoError(t, err)
+	require.Equal(t, "start", f.Type, "only the start event came before the end")
+	_, err = r.Next()
 	require.Error(t, err, "the stream ended")
 }
 

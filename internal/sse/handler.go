@@ -273,13 +273,15 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	}()
 
 	// retry once, a comment so that onopen fires on an idle topic, and the
-	// starting position as an id: a reconnect before the first event then
-	// resumes from here instead of from whatever is new by then.
+	// starting position as the id of an event of its own: a reconnect before
+	// the first message then resumes from here instead of from whatever is
+	// new by then. The event has a type (onmessage ignores it) and data:
+	// some client libraries record an id only from an event they dispatch,
+	// and one without data is never dispatched.
 	s.buf = append(s.buf, "retry: "...)
 	s.buf = strconv.AppendInt(s.buf, h.opts.Retry.Milliseconds(), 10)
-	s.buf = append(s.buf, "\n: connected\n\nid: "...)
-	s.buf = s.appendID(s.buf, 0)
-	s.buf = append(s.buf, "\n\n"...)
+	s.buf = append(s.buf, "\n: connected\n\n"...)
+	s.buf = s.appendStart(s.buf)
 	if !s.flush() {
 		return nil
 	}
@@ -525,6 +527,22 @@ func (s *stream) appendLagged(i int, missed uint64) {
 	s.buf = append(s.buf, "\"}\n\n"...)
 	s.h.metrics.Lagged.Add(float64(missed))
 	s.h.metrics.LagEpisodes.Inc()
+}
+
+// appendStart appends the start event, the stream's starting position:
+//
+//	event: start
+//	id: 1842
+//	data: {"id":"1842"}
+//
+// The id is digits or a cursor of topic names and digits, so it needs no
+// JSON escaping.
+func (s *stream) appendStart(b []byte) []byte {
+	b = append(b, "event: start\nid: "...)
+	b = s.appendID(b, 0)
+	b = append(b, "\ndata: {\"id\":\""...)
+	b = s.appendID(b, 0)
+	return append(b, "\"}\n\n"...)
 }
 
 // appendID appends the stream's current id: the message id on a
