@@ -120,7 +120,7 @@ export async function record(page, name, path, opts = {}) {
     ({ name, path, opts }) => {
       window.__streams ??= {};
       const es = new EventSource(path, opts);
-      const r = { es, opens: 0, errors: [], events: [] };
+      const r = { es, opens: 0, errors: [], events: [], starts: [] };
       window.__streams[name] = r;
       es.onopen = () => r.opens++;
       es.onerror = () => r.errors.push(es.readyState);
@@ -137,6 +137,9 @@ export async function record(page, name, path, opts = {}) {
       es.addEventListener("lagged", keep);
       es.addEventListener("topic_deleted", keep);
       es.addEventListener("token_expired", keep);
+      // The start event of each connection, kept apart: its id is where
+      // that connection began.
+      es.addEventListener("start", (e) => r.starts.push({ lastEventId: e.lastEventId, data: e.data }));
     },
     { name, path, opts },
   );
@@ -146,7 +149,7 @@ export async function record(page, name, path, opts = {}) {
 export function snapshot(page, name) {
   return page.evaluate((name) => {
     const r = window.__streams[name];
-    return { opens: r.opens, errors: [...r.errors], events: r.events, readyState: r.es.readyState };
+    return { opens: r.opens, errors: [...r.errors], events: r.events, starts: r.starts, readyState: r.es.readyState };
   }, name);
 }
 

@@ -66,6 +66,10 @@ export default {
       assert.equal(e.parsed.message.n, Number(e.parsed.id), `message ${e.parsed.topic}#${e.parsed.id} carries its own body`);
     }
     assert.equal(snap.events.length, 11, "no lagged or other event: history covered the gap");
+    // Each connection began with a start event (onmessage did not see it)
+    // whose id is where it began: nothing, then the position before the restart.
+    const at = (na, nb) => ({ lastEventId: `${a}:${na},${b}:${nb}`, data: JSON.stringify({ id: `${a}:${na},${b}:${nb}` }) });
+    assert.deepEqual(snap.starts, [at(0, 0), at(3, 2)], "the start events of both connections");
     const cursor = Object.fromEntries(messages(snap).at(-1).lastEventId.split(",").map((p) => p.split(":")));
     assert.deepEqual(cursor, { [a]: "6", [b]: "5" }, "the last id is a cursor over both topics");
 

@@ -385,6 +385,11 @@ function openTail(topics, lastEventID) {
     setStatus("live", "Live: " + names());
     refreshTopics(); // the subscriber counts now include this tab
   };
+  // The stream's starting position: a reopen before the first message
+  // resumes from it.
+  es.addEventListener("start", (e) => {
+    if (state.tail === tail) tail.lastId = e.lastEventId;
+  });
   es.onmessage = (e) => {
     if (state.tail !== tail) return;
     tail.lastId = e.lastEventId;
