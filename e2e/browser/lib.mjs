@@ -4,6 +4,7 @@
 // started; nothing is mocked.
 
 import assert from "node:assert/strict";
+import http from "node:http";
 
 // env is what the Go test passes in HERALD_E2E (see browser_test.go).
 export const env = JSON.parse(process.env.HERALD_E2E ?? "null");
@@ -17,20 +18,32 @@ export const uniqueTopic = (prefix) => `${prefix}-${process.pid}-${++seq}`;
 
 // api calls the Herald API of server s from Node with s's full key (or
 // opts.key) and returns {status, body} with body decoded when it is JSON.
-export async function api(s, method, path, { key = s.fullKey, body } = {}) {
-  const res = await fetch(s.url + path, {
-    method,
-    headers: { Authorization: `Bearer ${key}` },
-    body,
+// Each call has a connection of its own (agent: false): a server restarts
+// under some cases, and a kept-alive connection to the process that shut
+// down fails the next request ("fetch failed") when Node has not yet seen
+// it close.
+export function api(s, method, path, { key = s.fullKey, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = { Authorization: `Bearer ${key}` };
+    if (body !== undefined) headers["Content-Length"] = Buffer.byteLength(body);
+    const req = http.request(s.url + path, { method, headers, agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("error", reject);
+      res.on("end", () => {
+        let json = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch {
+          json = text;
+        }
+        resolve({ status: res.statusCode, body: json });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
   });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = text;
-  }
-  return { status: res.status, body: json };
 }
 
 export const appPath = (s) => `/v1/apps/${encodeURIComponent(s.app)}`;
