@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -23,7 +25,8 @@ type Config struct {
 	Addr string
 	// DataDir holds the SQLite file and generated secrets.
 	DataDir string
-	// DatabaseURL, when set to a postgres:// URL, selects the Postgres store.
+	// DatabaseURL, when set to a postgres:// URL or a libpq key=value
+	// string, selects the Postgres store.
 	// Empty means embedded SQLite in DataDir.
 	DatabaseURL string
 	// AdminToken manages apps. Empty means generate one on first start and
@@ -131,7 +134,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	var level string
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
-	str(&c.DatabaseURL, "database-url", "", "postgres:// URL for the Postgres store; empty uses embedded SQLite")
+	str(&c.DatabaseURL, "database-url", "", "postgres:// URL or key=value string for the Postgres store (cluster mode); empty uses embedded SQLite")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
 	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
@@ -209,8 +212,13 @@ func (c Config) validate() []error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
 	}
-	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, errors.New("--database-url must be a postgres:// URL"))
+	if c.DatabaseURL != "" {
+		// What the Postgres store will accept, parsed by the same driver: a
+		// postgres:// URL or a libpq key=value string. pgconn's errors
+		// hide the password.
+		if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("--database-url must be a postgres:// URL or a key=value string (host=… dbname=…): %w", err))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

@@ -47,6 +47,27 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	require.Equal(t, "postgres://x/y", c.DatabaseURL)
 }
 
+func TestDatabaseURLTakesEitherForm(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{
+		"postgres://herald@db.internal:5432/herald",
+		"postgresql://herald@db.internal/herald?sslmode=disable",
+		"host=db.internal port=5432 dbname=herald user=herald",
+		"host=/var/run/postgresql dbname='my db'",
+	} {
+		c, err := config.Parse([]string{"--database-url", dsn}, env(nil), io.Discard)
+		require.NoError(t, err, dsn)
+		require.Equal(t, dsn, c.DatabaseURL)
+	}
+}
+
+func TestDatabaseURLErrorHidesThePassword(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse([]string{"--database-url", "postgres://u:hunter2@db:notaport/x"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "--database-url")
+	require.NotContains(t, err.Error(), "hunter2")
+}
+
 func TestInvalidConfigSaysWhat(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -58,6 +79,8 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{nil, map[string]string{"HERALD_BUFFER_SIZE": "lots"}, "HERALD_BUFFER_SIZE"},
 		{nil, map[string]string{"HERALD_WRITE_TIMEOUT": "30"}, "HERALD_WRITE_TIMEOUT"},
 		{[]string{"--database-url", "mysql://x"}, nil, "postgres://"},
+		{[]string{"--database-url", "host=db dbname"}, nil, "key=value"},
+		{[]string{"--database-url", "postgres://u:hunter2@db:notaport/x"}, nil, "--database-url"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"extra"}, nil, "unexpected argument"},

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -295,4 +297,28 @@ func TestClusterOrderUnderConcurrentPublishers(t *testing.T) {
 			require.Equal(t, fmt.Sprint(want), ev.Message.ID, "node %d", i)
 		}
 	}
+}
+
+// The README's --database-url also takes libpq's key=value form; a node
+// started with one stores in Postgres like one given a URL.
+func TestDatabaseURLInKeyValueForm(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	cc, err := pgconn.ParseConfig(db)
+	require.NoError(t, err)
+	cfg := heraldtest.Config(t)
+	cfg.DatabaseURL = fmt.Sprintf("host=%s port=%d dbname=%s user=%s", cc.Host, cc.Port, cc.Database, cc.User)
+	if cc.Password != "" {
+		cfg.DatabaseURL += " password=" + cc.Password
+	}
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "t")
+	_, err = app.Full.Publish(t.Context(), app.ID, "t", []byte(`"kv"`))
+	require.NoError(t, err)
+	var n int
+	conn, err := pgx.Connect(t.Context(), db)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM herald.messages").Scan(&n))
+	require.Equal(t, 1, n, "the message is in Postgres")
 }
