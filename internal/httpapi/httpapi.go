@@ -367,7 +367,7 @@ func topicErr(topic string, err error) error {
 type appJSON struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt timestamp `json:"created_at"`
 	Keys      []keyJSON `json:"keys,omitempty"`
 }
 
@@ -389,7 +389,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	resp := appJSON{ID: out.App.ID, Name: out.App.Name, CreatedAt: out.App.CreatedAt}
+	resp := appJSON{ID: out.App.ID, Name: out.App.Name, CreatedAt: timestamp(out.App.CreatedAt)}
 	for _, k := range out.Keys {
 		resp.Keys = append(resp.Keys, keyJSON{Key: k.Key, Scopes: k.Scopes})
 	}
@@ -404,7 +404,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := make([]appJSON, 0, len(apps))
 	for _, app := range apps {
-		resp = append(resp, appJSON{ID: app.ID, Name: app.Name, CreatedAt: app.CreatedAt})
+		resp = append(resp, appJSON{ID: app.ID, Name: app.Name, CreatedAt: timestamp(app.CreatedAt)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"apps": resp})
 }
@@ -422,12 +422,12 @@ type topicJSON struct {
 	Name        string    `json:"name"`
 	LastID      string    `json:"last_id"`
 	Subscribers int       `json:"subscribers"`
-	CreatedAt   time.Time `json:"created_at"`
+	CreatedAt   timestamp `json:"created_at"`
 }
 
 func (a *API) topicJSON(t store.Topic) topicJSON {
 	return topicJSON{
-		Name: t.Name, LastID: strconv.FormatUint(t.LastID, 10), CreatedAt: t.CreatedAt,
+		Name: t.Name, LastID: strconv.FormatUint(t.LastID, 10), CreatedAt: timestamp(t.CreatedAt),
 		Subscribers: a.cfg.Streams.Subscribers(t.AppID, t.Name),
 	}
 }
@@ -467,11 +467,22 @@ func (a *API) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// timestamp is a time as the API writes it: sse.TimeLayout, the layout of
+// published_at in events and webhook bodies too.
+type timestamp time.Time
+
+// MarshalJSON writes t in sse.TimeLayout.
+func (t timestamp) MarshalJSON() ([]byte, error) {
+	b := append(make([]byte, 0, 30), '"')
+	b = time.Time(t).UTC().AppendFormat(b, sse.TimeLayout)
+	return append(b, '"'), nil
+}
+
 type messageJSON struct {
 	ID          string          `json:"id"`
 	Topic       string          `json:"topic"`
 	Message     json.RawMessage `json:"message,omitempty"`
-	PublishedAt time.Time       `json:"published_at"`
+	PublishedAt timestamp       `json:"published_at"`
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
@@ -498,7 +509,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	m := p.Message
-	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})
+	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: timestamp(m.PublishedAt)})
 }
 
 // MaxHistoryPage is the most messages one history request returns.
@@ -536,7 +547,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := make([]messageJSON, 0, len(msgs))
 	for _, m := range msgs {
-		resp = append(resp, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, Message: m.Body, PublishedAt: m.PublishedAt})
+		resp = append(resp, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, Message: m.Body, PublishedAt: timestamp(m.PublishedAt)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": resp})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/store"
@@ -26,7 +25,7 @@ type triggerJSON struct {
 	Pending   int64     `json:"pending"`
 	Delivered int64     `json:"delivered"`
 	Dead      int64     `json:"dead"`
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt timestamp `json:"created_at"`
 }
 
 func newTriggerJSON(t store.TriggerStats) triggerJSON {
@@ -35,7 +34,7 @@ func newTriggerJSON(t store.TriggerStats) triggerJSON {
 		state = "disabled"
 	}
 	return triggerJSON{
-		ID: t.ID, Topic: t.Topic, URL: t.URL, State: state, CreatedAt: t.CreatedAt,
+		ID: t.ID, Topic: t.Topic, URL: t.URL, State: state, CreatedAt: timestamp(t.CreatedAt),
 		Pending: t.Pending, Delivered: t.Delivered, Dead: t.Dead,
 	}
 }
@@ -127,8 +126,8 @@ type deadLetterJSON struct {
 	// LastStatus is null when the last attempt got no answer.
 	LastStatus *int      `json:"last_status"`
 	LastError  string    `json:"last_error"`
-	CreatedAt  time.Time `json:"created_at"`
-	FailedAt   time.Time `json:"failed_at"`
+	CreatedAt  timestamp `json:"created_at"`
+	FailedAt   timestamp `json:"failed_at"`
 }
 
 func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +155,7 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		dl := deadLetterJSON{
 			ID: d.ID, TriggerID: d.TriggerID, Topic: d.Topic, MessageID: strconv.FormatUint(d.MessageID, 10),
 			Message: d.Body, URL: d.URL, Attempts: d.Attempts, LastError: d.LastError,
-			CreatedAt: d.CreatedAt, FailedAt: d.UpdatedAt,
+			CreatedAt: timestamp(d.CreatedAt), FailedAt: timestamp(d.UpdatedAt),
 		}
 		if d.LastStatus != 0 {
 			dl.LastStatus = &d.LastStatus

@@ -2,10 +2,15 @@ package sse
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/heraldhq/herald/internal/broadcast"
 )
+
+// TimeLayout is how Herald writes the times of messages and records, in
+// events, webhook bodies and API answers alike: RFC 3339 in UTC with exactly
+// six fractional digits (microseconds, what Postgres keeps), so every
+// published_at has one length and compares as a string.
+const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // EncodeEvent returns the SSE frame of a message event:
 //
@@ -43,7 +48,7 @@ func AppendData(b []byte, ev *broadcast.Event) []byte {
 	b = append(b, "\",\"message\":"...)
 	b = append(b, ev.Message...)
 	b = append(b, ",\"published_at\":\""...)
-	b = ev.PublishedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = ev.PublishedAt.UTC().AppendFormat(b, TimeLayout)
 	b = append(b, "\"}"...)
 	return b
 }
