@@ -284,11 +284,24 @@ func credential(r *http.Request, stream bool) (token string, fromCookie bool) {
 func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token, _ := credential(r, false)
-		if !a.cfg.Admin.Verify(token) {
-			a.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthenticated", "the admin token is required: Authorization: Bearer <admin token>"})
+		if a.cfg.Admin.Verify(token) {
+			next(w, r)
 			return
 		}
-		next(w, r)
+		// A valid app key or browser token is a credential that may not do
+		// this (403), as the error list says; anything else is none (401).
+		valid := false
+		if auth.LooksLikeToken(token) {
+			_, err := a.verifyToken(token)
+			valid = err == nil
+		} else if _, err := a.cfg.Keys.Verify(r.Context(), token); err == nil {
+			valid = true
+		}
+		if valid {
+			a.writeError(w, r, fmt.Errorf("%w: only the admin token manages apps; an app's key or token cannot", auth.ErrForbidden))
+			return
+		}
+		a.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthenticated", "the admin token is required: Authorization: Bearer <admin token>"})
 	}
 }
 

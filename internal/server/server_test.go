@@ -321,8 +321,19 @@ func TestTenantIsolation(t *testing.T) {
 	msgs, err := b.Full.History(t.Context(), b.ID, "shared", "", 10)
 	require.NoError(t, err)
 	require.Empty(t, msgs)
-	// An app key never manages apps.
+	// An app key never manages apps: a valid credential that may not (403),
+	// where a key that is not one gets 401.
 	_, err = a.Full.ListApps(t.Context())
+	requireAPIError(t, err, http.StatusForbidden, "forbidden")
+	_, err = a.SubscribeOnly.CreateApp(t.Context(), "x")
+	requireAPIError(t, err, http.StatusForbidden, "forbidden")
+	tok, err := a.Full.CreateToken(t.Context(), a.ID, []string{"shared"}, "1m")
+	require.NoError(t, err)
+	_, err = client.New(srv.URL, tok.Token).ListApps(t.Context())
+	requireAPIError(t, err, http.StatusForbidden, "forbidden")
+	_, err = client.New(srv.URL, "hk_nope_nope").ListApps(t.Context())
+	requireAPIError(t, err, http.StatusUnauthorized, "unauthenticated")
+	_, err = client.New(srv.URL, "").ListApps(t.Context())
 	requireAPIError(t, err, http.StatusUnauthorized, "unauthenticated")
 }
 
