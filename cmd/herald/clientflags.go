@@ -64,13 +64,25 @@ func (cf *clientFlags) client() (*client.Client, error) {
 	return client.New(cf.url, tok), nil
 }
 
-// parseArgs parses flags and checks the positional argument count.
+// parseArgs parses flags and checks the positional argument count; usage,
+// the command's synopsis ("herald topic create APP TOPIC"), heads what -h
+// and a wrong count print.
 func parseArgs(fs *flag.FlagSet, args []string, want int, usage string) ([]string, error) {
+	return parseArgsMin(fs, args, want, want, usage)
+}
+
+// parseArgsMin is parseArgs for commands that take from min to max
+// positional arguments (max < 0: no limit).
+func parseArgsMin(fs *flag.FlagSet, args []string, minArgs, maxArgs int, usage string) ([]string, error) {
+	config.SetUsage(fs, usage)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage // reported, with the usage, by the flag package
 	}
-	if fs.NArg() != want {
-		fmt.Fprintf(fs.Output(), "usage: %s\n", usage)
+	if fs.NArg() < minArgs || (maxArgs >= 0 && fs.NArg() > maxArgs) {
+		fs.Usage()
 		return nil, errUsage
 	}
 	return fs.Args(), nil

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -27,6 +28,7 @@ Usage:
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
   herald token [--ttl 15m] APP TOPIC...   mint a browser token for those topics (needs a manage key)
   herald bench [flags]                    load-test a server (starts its own unless --url is given)
+  herald version                          the module version and VCS revision of this binary (also --version)
 
 Run "herald COMMAND -h" for a command's flags. Every flag has a HERALD_* variable
 that mirrors it (--data-dir and HERALD_DATA_DIR).
@@ -36,19 +38,31 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "herald:", err)
-		}
-		os.Exit(exitCode(err))
+	if code := report(err, os.Stderr); code != 0 {
+		os.Exit(code)
 	}
 }
 
-func exitCode(err error) int {
-	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
+// report prints err for the user, once, and returns the exit status: 0 for
+// success and for help that was asked for (-h), 2 for a usage error, 1 for
+// anything else.
+func report(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		// The usage was printed where the error was found; a bare errUsage
+		// has nothing to add to it.
+		if msg := strings.TrimSuffix(err.Error(), ": "+errUsage.Error()); err != errUsage { //nolint:errorlint // the bare sentinel, not a wrap of it
+			fmt.Fprintln(stderr, "herald:", msg)
+		}
 		return 2
+	default:
+		// The client's errors say "herald: …" already, for programs that
+		// use the package; say it once.
+		fmt.Fprintln(stderr, "herald:", strings.TrimPrefix(err.Error(), "herald: "))
+		return 1
 	}
-	return 1
 }
 
 var errUsage = errors.New("usage")
@@ -62,6 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version())
+		return nil
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "app":

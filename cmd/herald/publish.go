@@ -9,7 +9,7 @@ import (
 func publishCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlagSet("publish", getenv, stderr)
 	key := fs.String("idempotency-key", "", "makes a retry of this publish within 24 h return the first one's id and store nothing")
-	pos, err := parseArgs(fs, args, 3, "herald publish [--idempotency-key K] APP TOPIC JSON")
+	pos, err := parseArgs(fs, args, 3, "herald publish [--idempotency-key K] [flags] APP TOPIC JSON")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,9 @@ import (
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args, getenv, stderr)
+	if errors.Is(err, config.ErrCommandLine) {
+		return errUsage // reported, with the usage, by the flag package
+	}
 	if err != nil {
 		return err
 	}

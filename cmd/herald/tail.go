@@ -12,12 +12,8 @@ import (
 func tailCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlagSet("tail", getenv, stderr)
 	from := fs.String("last-event-id", "", "resume after this position instead of starting with new events")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgsMin(fs, args, 2, -1, "herald tail [flags] APP TOPIC [TOPIC...]"); err != nil {
 		return err
-	}
-	if fs.NArg() < 2 {
-		fmt.Fprintln(stderr, "usage: herald tail [flags] APP TOPIC [TOPIC...]")
-		return errUsage
 	}
 	c, err := cf.client()
 	if err != nil {

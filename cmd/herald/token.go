@@ -12,12 +12,8 @@ import (
 func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlagSet("token", getenv, stderr)
 	ttl := fs.String("ttl", "", "how long the token lives, 1s to 24h (default 15m)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgsMin(fs, args, 2, -1, "herald token [--ttl 15m] [flags] APP TOPIC [TOPIC...]"); err != nil {
 		return err
-	}
-	if fs.NArg() < 2 {
-		fmt.Fprintln(stderr, "usage: herald token [--ttl 15m] APP TOPIC [TOPIC...]")
-		return errUsage
 	}
 	c, err := cf.client()
 	if err != nil {

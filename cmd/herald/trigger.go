@@ -108,12 +108,8 @@ func deadLettersCmd(ctx context.Context, args []string, getenv func(string) stri
 		}
 		return tw.Flush()
 	case "redrive":
-		if err := fs.Parse(args[1:]); err != nil {
+		if _, err := parseArgsMin(fs, args[1:], 2, -1, "herald dead-letters redrive [flags] APP ID..."); err != nil {
 			return err
-		}
-		if fs.NArg() < 2 {
-			fmt.Fprintln(stderr, "usage: herald dead-letters redrive APP ID...")
-			return errUsage
 		}
 		c, err := cf.client()
 		if err != nil {

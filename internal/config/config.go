@@ -100,12 +100,18 @@ const (
 	DefaultDataDir = "./herald-data"
 )
 
+// ErrCommandLine wraps an error in the flags themselves (an unknown flag, a
+// value of the wrong kind), which the flag package has already reported to
+// Parse's usage writer, followed by the usage.
+var ErrCommandLine = errors.New("command line")
+
 // Parse reads the serve flags from args, with getenv supplying the HERALD_*
 // variables. It returns flag.ErrHelp after printing usage for -h.
 func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
 	fs.SetOutput(usage)
+	SetUsage(fs, "herald serve [flags]")
 	var errs []error
 	str := func(p *string, name, def, help string) {
 		if v := getenv(envName(name)); v != "" {
@@ -160,7 +166,10 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.WebhookRetention, "webhook-retention", 24*time.Hour, "how long delivered webhook deliveries are kept")
 	dur(&c.DeadLetterRetention, "dead-letter-retention", MinDeadLetterRetention, "how long dead letters are kept (at least 168h)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %w", ErrCommandLine, err)
 	}
 	var err error
 	if c.WebhookAllowNets, err = webhook.ParseNets(allowNets); err != nil {
