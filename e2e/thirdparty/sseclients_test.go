@@ -38,6 +38,7 @@ type follower func(t *testing.T, url string) <-chan received
 // r3labs/sse reconnect by themselves, and fetch-event-source only because
 // its onclose throws (sse.mjs).
 func TestSSEClientLibrariesResumeAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	libs := []struct {
 		name   string
 		follow follower
