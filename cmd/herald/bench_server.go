@@ -109,7 +109,7 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 // where n should be 1 (each server would have a store of its own). On
 // error, those already started are stopped.
 func startChildServers(ctx context.Context, n int, databaseURL string) ([]*childServer, error) {
-	opts := childOptions{token: rand.Text(), databaseURL: databaseURL}
+	opts := childOptions{token: rand.Text() + rand.Text(), databaseURL: databaseURL} // 52 characters: --admin-token takes 32 or more
 	servers := make([]*childServer, 0, n)
 	for i := range n {
 		s, err := startChildServer(ctx, opts)

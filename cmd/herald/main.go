@@ -27,6 +27,7 @@ Usage:
                                           webhook deliveries that failed every attempt
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
   herald token [--ttl 15m] APP TOPIC...   mint a browser token for those topics (needs a manage key)
+  herald admin-token [--rotate]           print the admin token the server keeps (--rotate: a new one)
   herald bench [flags]                    load-test a server (starts its own unless --url is given)
   herald version                          the module version and VCS revision of this binary (also --version)
 
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tailCmd(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return tokenCmd(ctx, rest, getenv, stdout, stderr)
+	case "admin-token":
+		return adminTokenCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":

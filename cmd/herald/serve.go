@@ -37,7 +37,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if cfg.DatabaseURL != "" {
 			where = "the database, for every node"
 		}
-		fmt.Fprintf(stdout, "admin token (generated, kept in %s): %s\n", where, srv.AdminToken)
+		fmt.Fprintf(stdout, "admin token (generated, kept in %s; herald admin-token prints it again): %s\n", where, srv.AdminToken)
 	}
 	return srv.Serve(ctx)
 }

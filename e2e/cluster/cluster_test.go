@@ -23,7 +23,7 @@ import (
 	"github.com/heraldhq/herald/internal/pgtest"
 )
 
-const adminToken = "cluster-test-admin"
+const adminToken = "cluster-test-admin-0123456789abcdef"
 
 // binary is the herald binary the tests run, built once by TestMain.
 var binary string

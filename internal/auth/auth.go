@@ -136,6 +136,52 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 	return token, true, nil
 }
 
+// ReadAdminToken returns the admin token kept in dataDir, or "" when there
+// is none.
+func ReadAdminToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, adminTokenFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// RotateAdminToken replaces the admin token kept in dataDir (creating the
+// directory and the token when there are none) with a new one and returns
+// it. The file is replaced whole (written aside, then renamed), mode 0600,
+// so a server starting meanwhile reads the old token or the new one.
+func RotateAdminToken(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	token := GenerateAdminToken()
+	f, err := os.CreateTemp(dataDir, adminTokenFile+".*")
+	if err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	defer os.Remove(f.Name()) // after the rename, there is nothing left to remove
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dataDir, adminTokenFile)); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return token, nil
+}
+
+// MinAdminTokenLength is the shortest admin token Herald accepts from
+// --admin-token: the generated ones are far longer, and the admin token
+// also keys browser tokens unless --token-secret is set.
+const MinAdminTokenLength = 32
+
 // GenerateAdminToken returns a new random admin token.
 func GenerateAdminToken() string { return "ha_" + randomHex(32) }
 

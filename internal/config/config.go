@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -231,6 +232,9 @@ func (c Config) validate() []error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < auth.MinAdminTokenLength {
+		errs = append(errs, fmt.Errorf("--admin-token must be at least %d characters (openssl rand -hex 32 makes one; empty generates one)", auth.MinAdminTokenLength))
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		errs = append(errs, errors.New("--token-secret must be at least 32 characters (openssl rand -hex 32 makes one)"))

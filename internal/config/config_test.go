@@ -3,6 +3,7 @@ package config_test
 import (
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,14 +35,14 @@ func TestDefaults(t *testing.T) {
 func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	t.Parallel()
 	e := env(map[string]string{
-		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok",
+		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok-0123456789abcdef0123456789abcdef",
 		"HERALD_BUFFER_SIZE": "64", "HERALD_HEARTBEAT": "-1s", "HERALD_DATABASE_URL": "postgres://x/y",
 	})
 	c, err := config.Parse([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9001", c.Addr, "a flag wins over its variable")
 	require.Equal(t, "/d", c.DataDir)
-	require.Equal(t, "tok", c.AdminToken)
+	require.Equal(t, "tok-0123456789abcdef0123456789abcdef", c.AdminToken)
 	require.Equal(t, 64, c.BufferSize)
 	require.Equal(t, -time.Second, c.Heartbeat, "a negative heartbeat disables it")
 	require.Equal(t, "postgres://x/y", c.DatabaseURL)
@@ -86,6 +87,8 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--nope"}, nil, "not defined"},
 		{[]string{"--token-secret", "short"}, nil, "--token-secret must be at least 32"},
+		{[]string{"--admin-token", "hunter2"}, nil, "--admin-token must be at least 32"},
+		{nil, map[string]string{"HERALD_ADMIN_TOKEN": strings.Repeat("x", 31)}, "--admin-token must be at least 32"},
 		{[]string{"--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
 		{nil, map[string]string{"HERALD_TLS_KEY": "k.pem"}, "--tls-cert and --tls-key go together"},
 		{[]string{"--cors-origins", "https://a.example/"}, nil, "write https://a.example"},

@@ -21,7 +21,7 @@ import (
 )
 
 // AdminToken is the admin token of every test server.
-const AdminToken = "test-admin-token"
+const AdminToken = "test-admin-token-0123456789abcdef"
 
 // Server is a running test server.
 type Server struct {

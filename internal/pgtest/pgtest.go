@@ -47,10 +47,16 @@ var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
 // these tests are never skipped.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Only reaching the server has a deadline, so that a Postgres that is
+	// down fails fast with the hint. CREATE and DROP DATABASE wait for
+	// checkpoints and other sessions' locks, which on a busy machine takes
+	// longer than any fixed deadline would allow; go test's -timeout
+	// bounds them.
+	ctx := context.Background()
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
-	admin, err := pgx.Connect(ctx, ServerURL())
+	admin, err := pgx.Connect(connectCtx, ServerURL())
 	if err != nil {
 		tb.Fatalf("pgtest: connect to %s: %v\n%s", redact(ServerURL()), err, howToStart)
 	}
@@ -74,9 +80,9 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("pgtest: configure database %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(ctx, ServerURL())
+		c, err := pgx.Connect(connectCtx, ServerURL())
 		if err != nil {
 			tb.Errorf("pgtest: drop database %s: %v", name, err)
 			return

@@ -97,15 +97,23 @@ func (f *freshConns) closeAll() {
 
 // New builds a server from cfg and binds its listener.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	// Bind first: a port in use then fails the start before anything is
+	// created, such as a first admin token that would never be shown.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
+	bound := false
+	defer func() {
+		if !bound {
+			ln.Close()
+		}
+	}()
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 
 	var (
-		st  store.Store
-		bc  broadcast.Broadcaster
-		err error
+		st store.Store
+		bc broadcast.Broadcaster
 	)
 	if cfg.DatabaseURL != "" {
 		st, bc, err = s.openCluster(ctx)
@@ -181,12 +189,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		_ = s.closeStorage()
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	s.ln = ln
+	s.ln, bound = ln, true
 	return s, nil
 }
 
@@ -241,7 +244,15 @@ func (s *Server) closeDispatcher(ctx context.Context) {
 // directory and the in-process broadcaster. The admin token, unless given,
 // lives in the data directory too.
 func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Broadcaster, error) {
-	if err := s.adminToken(func() (string, bool, error) { return auth.LoadOrCreateAdminToken(s.cfg.DataDir) }); err != nil {
+	// Only here: in cluster mode nothing is kept in the data directory.
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := s.adminToken(
+		func() (string, bool, error) { return auth.LoadOrCreateAdminToken(s.cfg.DataDir) },
+		func() (string, error) { return auth.ReadAdminToken(s.cfg.DataDir) },
+		filepath.Join(s.cfg.DataDir, "admin-token"),
+	); err != nil {
 		return nil, nil, err
 	}
 	st, err := sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "herald.db"), sqlite.Options{})
@@ -269,9 +280,11 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadc
 	if err != nil {
 		return nil, nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	if err := s.adminToken(func() (string, bool, error) {
-		return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken())
-	}); err != nil {
+	if err := s.adminToken(
+		func() (string, bool, error) { return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken()) },
+		func() (string, error) { return st.Setting(ctx, "admin_token") },
+		"the database",
+	); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
@@ -297,10 +310,20 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadc
 }
 
 // adminToken sets the admin token in force: the configured one, else the
-// one load returns (created on first start, and then shown once).
-func (s *Server) adminToken(load func() (string, bool, error)) error {
+// one load returns (created on first start, and then shown once). A
+// configured one that differs from the one kept (peek, in where) wins, and
+// the log says so: the kept one is not accepted while --admin-token is set.
+func (s *Server) adminToken(load func() (string, bool, error), peek func() (string, error), where string) error {
 	s.AdminToken = s.cfg.AdminToken
 	if s.AdminToken != "" {
+		kept, err := peek()
+		if err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		if kept != "" && kept != s.AdminToken {
+			s.log.Warn("--admin-token differs from the admin token kept in "+where+
+				": --admin-token wins, the kept one is refused while it is set", "kept_in", where)
+		}
 		return nil
 	}
 	tok, created, err := load()
