@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
 // runCLI runs the program as main would, returning its exit status and
@@ -109,4 +111,24 @@ func TestVersion(t *testing.T) {
 		}}
 	require.Equal(t, "herald v0.0.0-20261204184654-a8ca4f2f5633 revision a8ca4f2f5633fe7f5e999097639eab9691f09d18 (2026-12-04T18:46:54Z) with uncommitted changes go1.26.8", describeBuild(bi))
 	require.Equal(t, "herald (devel) (no VCS revision recorded) go1.26.8", describeBuild(&debug.BuildInfo{GoVersion: "go1.26.8"}))
+}
+
+// Two apps may share a name; app list tells them apart by id (and the
+// dashboard connects by id, never by name).
+func TestAppListTellsApartAppsWithOneName(t *testing.T) {
+	t.Parallel()
+	srv := heraldtest.StartDefault(t)
+	a, err := srv.Admin.CreateApp(t.Context(), "shop")
+	require.NoError(t, err)
+	b, err := srv.Admin.CreateApp(t.Context(), "shop")
+	require.NoError(t, err)
+	require.NotEqual(t, a.ID, b.ID)
+	code, stdout, stderr := runCLI(t, "app", "list", "--url", srv.URL, "--token", heraldtest.AdminToken)
+	require.Equal(t, 0, code, stderr)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Len(t, lines, 3)
+	require.Regexp(t, `^ID\s+NAME\s+CREATED$`, lines[0])
+	require.ElementsMatch(t, []string{a.ID, b.ID}, []string{strings.Fields(lines[1])[0], strings.Fields(lines[2])[0]})
+	require.Equal(t, "shop", strings.Fields(lines[1])[1])
+	require.Equal(t, "shop", strings.Fields(lines[2])[1])
 }

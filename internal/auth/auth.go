@@ -163,7 +163,7 @@ func RotateAdminToken(dataDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	defer os.Remove(f.Name()) // after the rename, there is nothing left to remove
+	defer func() { _ = os.Remove(f.Name()) }() // after the rename there is nothing to remove, and that error says nothing
 	if _, err := f.WriteString(token + "\n"); err != nil {
 		f.Close()
 		return "", fmt.Errorf("write admin token: %w", err)

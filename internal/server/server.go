@@ -281,7 +281,9 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadc
 		return nil, nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	if err := s.adminToken(
-		func() (string, bool, error) { return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken()) },
+		func() (string, bool, error) {
+			return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken())
+		},
 		func() (string, error) { return st.Setting(ctx, "admin_token") },
 		"the database",
 	); err != nil {
