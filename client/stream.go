@@ -126,7 +126,9 @@ func (s *Stream) connect() error {
 	return nil
 }
 
-// Next returns the next event, reconnecting as needed. It returns an *Error
+// Next returns the next event, reconnecting as needed. The start event
+// that opens every connection is not returned: its id is kept (it is what
+// LastEventID reports until the first message). It returns an *Error
 // when the server refuses the stream, and ctx's error once ctx ends.
 func (s *Stream) Next() (Event, error) {
 	for {

@@ -11,6 +11,11 @@
 //	id: 1842
 //	data: {"id":"1842","topic":"orders","message":{"total":12},"published_at":"..."}
 //
+// Every stream opens with "start" (data {"id":P}) whose id is the starting
+// position P: a client that reconnects before the first message resumes from
+// there. It is a named event with data, not an id: line alone, because some
+// client libraries keep an id only from an event they dispatch.
+//
 // Control events are named: "lagged" (data {"missed":N,"topic":T}) when the
 // subscriber lost N events, and "topic_deleted" before the stream ends (or,
 // on a multi-topic stream, stops carrying that topic). A stream opened with
