@@ -47,6 +47,9 @@ type Config struct {
 	// Triggers manages webhook triggers and dead letters. Nil answers their
 	// routes with 404.
 	Triggers *webhook.Triggers
+	// KeyStore issues, lists and revokes app keys. Nil answers the key
+	// routes with 404.
+	KeyStore KeyStore
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get
@@ -124,6 +127,9 @@ func (a *API) routes() []route {
 		{"GET /v1/apps/{app}/dead-letters", a.scoped(store.ScopeManage, a.listDeadLetters)},
 		{"POST /v1/apps/{app}/dead-letters/{id}/redrive", a.scoped(store.ScopeManage, a.redrive)},
 		{"POST /v1/apps/{app}/tokens", a.scoped(store.ScopeManage, a.createToken)},
+		{"GET /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.listKeys)},
+		{"POST /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.createKey)},
+		{"DELETE /v1/apps/{app}/keys/{id}", a.scoped(store.ScopeManage, a.revokeKey)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},
@@ -329,6 +335,10 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			case !stream:
 				a.writeError(w, r, fmt.Errorf("%w: a browser token only opens event streams (GET …/events); use an app key here", auth.ErrForbidden))
 			default:
+				if err := a.cfg.Keys.KeyValid(r.Context(), bt.KeyID); err != nil {
+					a.writeError(w, r, err)
+					return
+				}
 				next(w, r.WithContext(context.WithValue(r.Context(), browserTokenKey{}, bt)))
 			}
 			return
@@ -346,7 +356,7 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			a.writeError(w, r, fmt.Errorf("%w: this key lacks the %q scope", auth.ErrForbidden, scope))
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, k)))
 	}
 }
 
@@ -566,7 +576,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 		}
 	}
 	var until time.Time
+	var keyID string
+	if k, ok := caller(r); ok {
+		keyID = k.ID
+	}
 	if bt, ok := r.Context().Value(browserTokenKey{}).(auth.BrowserToken); ok {
+		keyID = bt.KeyID
 		for _, t := range topics {
 			if !bt.Allows(t) {
 				a.writeError(w, r, &apiError{http.StatusForbidden, "topic_not_allowed",
@@ -580,7 +595,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until})
+	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until, KeyID: keyID})
 	if err != nil {
 		var name string
 		if len(topics) == 1 {

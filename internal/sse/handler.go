@@ -86,6 +86,7 @@ type Handler struct {
 	closed  bool             // guarded by mu; Close was called
 	streams sync.WaitGroup   // Add guarded by mu (so none follows Wait)
 	counts  map[topicRef]int // guarded by mu; live subscriptions per topic
+	keys    keyWatch         // guarded by mu; streams by the key that opened them
 	_       struct{}         // keeps the field block above readable
 }
 
@@ -184,6 +185,10 @@ type Request struct {
 	// stream. The stream then sends "event: token_expired" and ends
 	// cleanly. The zero time means no deadline.
 	Until time.Time
+	// KeyID is the app key the stream was opened with, or that minted its
+	// browser token: EndKey(KeyID) ends the stream with "event:
+	// key_revoked". Empty for the admin token.
+	KeyID string
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -225,9 +230,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	// Subscribe before reading positions, so nothing committed in between is
 	// missed: events already covered by the positions are skipped below.
 	wake := make(chan struct{}, 1)
+	revoked, unwatch := h.watchKey(req.KeyID)
+	defer func() {
+		if !handedOff {
+			unwatch()
+		}
+	}()
 	s := &stream{
 		h: h, topics: topics, multi: len(topics) > 1, until: req.Until,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
+		keyID: req.KeyID, revoked: revoked,
 	}
 	for i, t := range topics {
 		if s.subs[i], err = h.subscriber.Subscribe(ctx, req.App, t, wake); err != nil {
@@ -307,6 +319,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	handedOff = true
 	go func() {
 		defer h.leave()
+		defer unwatch()
 		defer h.count(req.App, topics, -1)
 		defer cancel()
 		defer s.out.close()
@@ -417,6 +430,10 @@ type stream struct {
 	deadline time.Time
 	// until is when the stream must end (Request.Until); zero means never.
 	until time.Time
+	// keyID is Request.KeyID; revoked closes when that key is revoked
+	// (nil, never, when there is no key).
+	keyID   string
+	revoked <-chan struct{}
 }
 
 func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
@@ -439,6 +456,9 @@ func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
 			return
 		case <-expiry:
 			s.endExpired()
+			return
+		case <-s.revoked:
+			s.endRevoked()
 			return
 		case <-tick:
 			s.buf = append(s.buf, ": ping\n\n"...)
