@@ -24,6 +24,8 @@ Usage:
                                           app keys: issue, list, revoke (rotate without downtime)
   herald trigger create APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID
                                           webhook triggers: POST each message of TOPIC to URL
+  herald trigger enable|disable|test|attempts APP TOPIC ID | rotate-secret APP TOPIC ID
+                                          re-enable, pause, send a test, show attempts, rotate the secret
   herald dead-letters list APP | redrive APP ID...
                                           webhook deliveries that failed every attempt
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID

@@ -54,6 +54,9 @@ type Server struct {
 	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
 	outbox     store.Outbox
 	dispatcher *webhook.Dispatcher
+	// triggers is the trigger service; its test deliveries' connections
+	// are closed at shutdown.
+	triggers *webhook.Triggers
 	// keySync hears key revocations (from any node) and writes last-used
 	// times.
 	keySync *auth.KeySync
@@ -239,12 +242,19 @@ func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
 		}
 		s.dispatcher = d
 	}
-	return webhook.NewTriggers(webhook.TriggersOptions{
-		Store:     outbox,
+	admin, ok := st.(webhook.TriggerStore)
+	if !ok {
+		return nil, fmt.Errorf("store %T cannot manage webhook triggers", st)
+	}
+	trs, err := webhook.NewTriggers(webhook.TriggersOptions{
+		Store:     admin,
 		Guard:     guard,
 		WakeFunc:  s.wakeDispatcher,
 		NewIDFunc: func() string { return "trg_" + auth.NewID() },
+		Timeout:   s.cfg.WebhookTimeout,
 	})
+	s.triggers = trs
+	return trs, err
 }
 
 func (s *Server) wakeDispatcher() {
@@ -404,6 +414,9 @@ func (s *Server) shutdown(stopBackground func()) error {
 		s.http.Close()
 	}
 	dispatcher.Wait()
+	if s.triggers != nil {
+		s.triggers.Close() // HTTP is down: no test delivery is running
+	}
 	stopBackground()
 	if err := s.closeStorage(); err != nil {
 		errs = append(errs, err)

@@ -352,7 +352,7 @@ func (d *Dispatcher) attempt(del *store.Delivery) time.Time {
 // connection) retries it on the schedule, or kills it after the last
 // attempt.
 func (d *Dispatcher) outcome(del *store.Delivery, res Result, now time.Time) store.Outcome {
-	o := store.Outcome{DeliveryID: del.ID, LeaseUntil: del.LeaseUntil, Status: res.Status, At: now}
+	o := store.Outcome{DeliveryID: del.ID, LeaseUntil: del.LeaseUntil, Status: res.Status, At: now, Duration: res.Duration}
 	switch {
 	case res.Delivered():
 		o.State = store.DeliveryDelivered
