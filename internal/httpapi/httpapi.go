@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/internal/dashboard"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/stats"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	// KeyStore issues, lists and revokes app keys. Nil answers the key
 	// routes with 404.
 	KeyStore KeyStore
+	// Stats keeps each app's recent figures for GET …/stats and counts its
+	// publishes. Nil answers that route with 404.
+	Stats *stats.Recorder
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get
@@ -133,6 +137,7 @@ func (a *API) routes() []route {
 		{"GET /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.listKeys)},
 		{"POST /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.createKey)},
 		{"DELETE /v1/apps/{app}/keys/{id}", a.scoped(store.ScopeManage, a.revokeKey)},
+		{"GET /v1/apps/{app}/stats", a.scoped(store.ScopeManage, a.appStats)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},
@@ -509,6 +514,8 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	} else if a.cfg.Stats != nil {
+		a.cfg.Stats.Published(p.Message.AppID)
 	}
 	m := p.Message
 	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})

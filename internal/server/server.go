@@ -34,6 +34,7 @@ import (
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/stats"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -54,6 +55,8 @@ type Server struct {
 	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
 	outbox     store.Outbox
 	dispatcher *webhook.Dispatcher
+	// stats keeps each app's recent figures for the dashboard.
+	stats *stats.Recorder
 	// triggers is the trigger service; its test deliveries' connections
 	// are closed at shutdown.
 	triggers *webhook.Triggers
@@ -106,7 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), stats: stats.New(nil)}
 
 	var (
 		st  store.Store
@@ -147,6 +150,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		WriteTimeout: cfg.WriteTimeout,
 		Metrics:      s.metrics,
 		Logger:       log,
+		Stats:        s.stats,
 	})
 	// Browser tokens are signed with --token-secret, or a key derived from
 	// the admin token: either way every node of a cluster agrees.
@@ -189,6 +193,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ReadyFunc: s.ready,
 		Metrics:   s.metrics.Handler(),
 		Tokens:    tokens,
+		Stats:     s.stats,
 		Triggers:  triggers,
 		CORS:      cfg.CORSOrigins,
 		Logger:    log,
@@ -228,14 +233,15 @@ func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
 	guard := webhook.NewGuard(s.cfg.WebhookAllowNets)
 	if s.cfg.WebhookConcurrency > 0 {
 		d, err := webhook.NewDispatcher(webhook.DispatcherOptions{
-			Queue:        outbox,
-			Guard:        guard,
-			Timeout:      s.cfg.WebhookTimeout,
-			Concurrency:  s.cfg.WebhookConcurrency,
-			PollInterval: s.cfg.WebhookPollInterval,
-			Retries:      s.cfg.WebhookRetries,
-			Metrics:      s.metrics,
-			Logger:       s.log,
+			Queue:         outbox,
+			Guard:         guard,
+			Timeout:       s.cfg.WebhookTimeout,
+			Concurrency:   s.cfg.WebhookConcurrency,
+			PollInterval:  s.cfg.WebhookPollInterval,
+			Retries:       s.cfg.WebhookRetries,
+			Metrics:       s.metrics,
+			Logger:        s.log,
+			AttemptedFunc: s.stats.Attempted,
 		})
 		if err != nil {
 			return nil, err

@@ -62,6 +62,16 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger logs slow-consumer disconnects. Nil discards.
 	Logger *slog.Logger
+	// Stats, if not nil, counts each app's live streams, lag episodes and
+	// slow disconnects (the dashboard's health view).
+	Stats Stats
+}
+
+// Stats is what a Handler reports per app. Its methods must not block.
+type Stats interface {
+	Connections(app string, delta int)
+	Lagged(app, topic string, missed uint64)
+	SlowDisconnect(app string)
 }
 
 // Handler serves text/event-stream responses. It is safe for concurrent use.
@@ -163,6 +173,9 @@ func (h *Handler) leave() { h.streams.Done() }
 // counted once it is subscribed and knows its positions, so a count that
 // includes it means events published from then on reach it.
 func (h *Handler) count(app string, topics []string, delta int) {
+	if h.opts.Stats != nil {
+		h.opts.Stats.Connections(app, delta)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range topics {
@@ -237,7 +250,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		}
 	}()
 	s := &stream{
-		h: h, topics: topics, multi: len(topics) > 1, until: req.Until,
+		h: h, app: req.App, topics: topics, multi: len(topics) > 1, until: req.Until,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
 		keyID: req.KeyID, revoked: revoked,
 	}
@@ -418,6 +431,7 @@ func (s *responseSink) close() {}
 // that is released between bursts.
 type stream struct {
 	h      *Handler
+	app    string
 	out    sink
 	topics []string
 	multi  bool
@@ -545,6 +559,9 @@ func (s *stream) appendLagged(i int, missed uint64) {
 	s.buf = append(s.buf, "\"}\n\n"...)
 	s.h.metrics.Lagged.Add(float64(missed))
 	s.h.metrics.LagEpisodes.Inc()
+	if s.h.opts.Stats != nil {
+		s.h.opts.Stats.Lagged(s.app, s.topics[i], missed)
+	}
 }
 
 // appendID appends the stream's current id: the message id on a
@@ -602,6 +619,9 @@ func (s *stream) flush() bool {
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.h.metrics.SlowDisconnects.Inc()
+			if s.h.opts.Stats != nil {
+				s.h.opts.Stats.SlowDisconnect(s.app)
+			}
 			s.h.log.Info("slow consumer disconnected: a write missed its deadline", "timeout", s.h.opts.WriteTimeout)
 		}
 		return false

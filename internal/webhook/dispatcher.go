@@ -71,6 +71,10 @@ type DispatcherOptions struct {
 	// (or failed to be, with the error). It must not block; tests use it
 	// to see attempts end.
 	SettledFunc func(store.Outcome, error)
+	// AttemptedFunc, if not nil, is called with the app of each attempt
+	// whose outcome was recorded, and whether the receiver took it. It must
+	// not block (the dashboard's per-app counts).
+	AttemptedFunc func(appID string, delivered bool)
 }
 
 // Dispatcher delivers due deliveries: it claims them from the queue, makes
@@ -90,6 +94,7 @@ type Dispatcher struct {
 	metrics     *metrics.Metrics
 	log         *slog.Logger
 	settled     func(store.Outcome, error)
+	attempted   func(appID string, delivered bool)
 
 	wake chan struct{} // buffered 1: Wake never blocks
 
@@ -159,6 +164,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		metrics:     opts.Metrics,
 		log:         opts.Logger,
 		settled:     opts.SettledFunc,
+		attempted:   opts.AttemptedFunc,
 		wake:        make(chan struct{}, 1),
 	}, nil
 }
@@ -329,6 +335,9 @@ func (d *Dispatcher) attempt(del *store.Delivery) time.Time {
 			d.log.Error("webhook dispatcher: settle delivery", "delivery", del.ID, "err", err)
 		}
 		return time.Time{}
+	}
+	if d.attempted != nil {
+		d.attempted(del.AppID, o.State == store.DeliveryDelivered)
 	}
 	switch o.State {
 	case store.DeliveryDelivered:
