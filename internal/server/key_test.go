@@ -231,6 +231,21 @@ func TestClusterKeyRevocation(t *testing.T) {
 		f := nextNamed(t, stream, "key_revoked")
 		require.JSONEq(t, `{"key":"`+k.ID+`"}`, f.Data)
 	}
+	// A browser token minted with a key, used on the other node, stops
+	// verifying there too, and its stream there ends.
+	k, err := nodes[0].Admin.CreateKey(ctx, app.ID, []string{"subscribe", "manage"})
+	require.NoError(t, err)
+	tok, err := client.New(nodes[0].URL, k.Key).CreateToken(ctx, app.ID, []string{"orders"}, "1h")
+	require.NoError(t, err)
+	tokURL := topicURL + "/events?access_token=" + url.QueryEscape(tok.Token)
+	r := send(t, http.MethodGet, tokURL, "", "")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	tokStream := client.NewFrameReader(r.Body)
+	require.NoError(t, client.New(nodes[0].URL, app.FullKey).RevokeKey(ctx, app.ID, k.ID))
+	f := nextNamed(t, tokStream, "key_revoked")
+	require.JSONEq(t, `{"key":"`+k.ID+`"}`, f.Data)
+	requireErrorBody(t, send(t, http.MethodGet, tokURL, "", ""), http.StatusUnauthorized, "token_invalid")
+
 	sorted := slices.Clone(took)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	median := (sorted[4] + sorted[5]) / 2
