@@ -20,6 +20,7 @@ type statsBody struct {
 	Points        []struct {
 		Published, Delivered, Failed, Connections int64
 	}
+	SlowDisconnects []struct{ At time.Time } `json:"slow_disconnects"`
 }
 
 func getStats(t *testing.T, srv *heraldtest.Server, app, key string) statsBody {
