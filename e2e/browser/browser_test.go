@@ -37,6 +37,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 // chromiumPath is Debian's Chromium. Browser downloads are not possible on
@@ -227,6 +228,17 @@ func startHarness(t *testing.T) *harness {
 	cors, corsApp, corsLog, pages := startCORS(t)
 	h.corsLog = corsLog
 
+	// cluster: two nodes on one Postgres database, for the dashboard's
+	// view of every node.
+	db := pgtest.NewDatabase(t)
+	var cluster [2]*heraldtest.Server
+	for i := range cluster {
+		cfg := heraldtest.Config(t)
+		cfg.DatabaseURL = db
+		cluster[i] = heraldtest.Start(t, cfg)
+	}
+	clusterApp := cluster[0].NewApp(t, "orders")
+
 	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := controlRequest{path: r.URL.Path, query: r.URL.Query(), reply: make(chan controlReply, 1)}
 		var rep controlReply
@@ -262,6 +274,8 @@ func startHarness(t *testing.T) *harness {
 			"webhooks":  info(main, main.NewApp(t)),
 			"keys":      info(main, main.NewApp(t)),
 			"health":    info(lag, lag.NewApp(t)),
+			"cluster":   info(cluster[0], clusterApp),
+			"cluster2":  info(cluster[1], clusterApp),
 			"lag":       info(lag, lag.NewApp(t)),
 			"restart":   info(h.restart, h.restart.NewApp(t)),
 			"proxy":     {URL: proxy, App: mainApp.ID, FullKey: mainApp.FullKey, SubscribeKey: mainApp.SubscribeKey},

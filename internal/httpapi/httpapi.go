@@ -54,6 +54,10 @@ type Config struct {
 	// Stats keeps each app's recent figures for GET …/stats and counts its
 	// publishes. Nil answers that route with 404.
 	Stats *stats.Recorder
+	// Nodes, in cluster mode, reads every node's report for GET …/stats;
+	// NodeID is this node's id in them. Nil leaves the nodes out.
+	Nodes  NodeReports
+	NodeID string
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get

@@ -15,6 +15,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,8 +56,11 @@ type Server struct {
 	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
 	outbox     store.Outbox
 	dispatcher *webhook.Dispatcher
-	// stats keeps each app's recent figures for the dashboard.
-	stats *stats.Recorder
+	// stats keeps each app's recent figures for the dashboard; in cluster
+	// mode nodes reports them to the store as node nodeID.
+	stats  *stats.Recorder
+	nodes  store.Nodes
+	nodeID string
 	// triggers is the trigger service; its test deliveries' connections
 	// are closed at shutdown.
 	triggers *webhook.Triggers
@@ -109,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), stats: stats.New(nil)}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), stats: stats.New(nil), nodeID: "node_" + auth.NewID()}
 
 	var (
 		st  store.Store
@@ -183,6 +187,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		_ = s.closeStorage()
 		return nil, err
 	}
+	var nodeReports httpapi.NodeReports
+	if ns, ok := st.(store.Nodes); ok && s.cluster != nil {
+		s.nodes, nodeReports = ns, ns
+	}
 	api := httpapi.New(httpapi.Config{
 		Service:   svc,
 		Streams:   s.streams,
@@ -194,6 +202,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Metrics:   s.metrics.Handler(),
 		Tokens:    tokens,
 		Stats:     s.stats,
+		Nodes:     nodeReports,
+		NodeID:    s.nodeID,
 		Triggers:  triggers,
 		CORS:      cfg.CORSOrigins,
 		Logger:    log,
@@ -376,6 +386,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopBackground()
 	wg.Go(func() { s.prune(bgCtx) })
 	wg.Go(func() { _ = s.keySync.Run(bgCtx) }) // returns nil when bgCtx ends
+	if s.nodes != nil {
+		wg.Go(func() { s.reportNode(bgCtx) })
+	}
 	if s.dispatcher != nil {
 		s.dispatcher.Start(bgCtx)
 	}
@@ -468,5 +481,37 @@ func (s *Server) prune(ctx context.Context) {
 			s.log.Warn("prune webhook deliveries", "err", err)
 		}
 		s.metrics.WebhookPruned.Add(float64(n))
+	}
+}
+
+// reportNode writes this node's readiness and its apps' recent figures to
+// the store every stats.Bucket until ctx ends, so that every node's
+// dashboard shows every node (store.Nodes). A failed report is logged once
+// per run of failures: the figures are advisory.
+func (s *Server) reportNode(ctx context.Context) {
+	t := time.NewTicker(stats.Bucket)
+	defer t.Stop()
+	failing := false
+	for {
+		r := store.NodeReport{NodeID: s.nodeID, Addr: s.Addr(), Ready: true, At: time.Now(), Apps: make(map[string][]byte)}
+		if err := s.ready(); err != nil {
+			r.Ready, r.Reason = false, err.Error()
+		}
+		for _, app := range s.stats.Apps() {
+			r.Apps[app], _ = json.Marshal(s.stats.Snapshot(app)) // plain data always encodes
+		}
+		err := s.nodes.ReportNode(ctx, r, r.At.Add(-httpapi.NodeReportMaxAge))
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			s.log.Warn("report this node's figures", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

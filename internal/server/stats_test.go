@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhq/herald/client"
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
@@ -74,4 +75,41 @@ func TestAppStatsAreTheAppsOwn(t *testing.T) {
 	published, delivered := sum(o)
 	require.Zero(t, published+delivered+o.Connections, "another app's numbers are its own")
 	requireErrorBody(t, send(t, http.MethodGet, srv.URL+"/v1/apps/"+app.ID+"/stats", other.FullKey, ""), http.StatusForbidden, "forbidden")
+}
+
+// TestClusterStatsShowEveryNode: in cluster mode each node reports its
+// figures to the database, so any node's stats show every node, with the
+// app's figures on each.
+func TestClusterStatsShowEveryNode(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 2)
+	app := nodes[0].NewApp(t, "orders")
+	for range 3 {
+		_, err := client.New(nodes[1].URL, app.FullKey).Publish(t.Context(), app.ID, "orders", []byte(`{}`))
+		require.NoError(t, err)
+	}
+	type nodeJSON struct {
+		Addr  string
+		Self  bool
+		Ready bool
+		Stats *statsBody
+	}
+	var got []nodeJSON
+	require.Eventually(t, func() bool {
+		resp := send(t, http.MethodGet, nodes[0].URL+"/v1/apps/"+app.ID+"/stats", app.FullKey, "")
+		var body struct{ Nodes []nodeJSON }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		got = body.Nodes
+		for _, n := range got {
+			if n.Addr == nodes[1].Addr() && n.Stats != nil {
+				published, _ := sum(*n.Stats)
+				return len(got) == 2 && published == 3
+			}
+		}
+		return false
+	}, 30*time.Second, 100*time.Millisecond, "node 1's figures, seen from node 0")
+	for _, n := range got {
+		require.True(t, n.Ready)
+		require.Equal(t, n.Addr == nodes[0].Addr(), n.Self)
+	}
 }

@@ -198,6 +198,21 @@ func pushEvent(evs []Event, e Event) []Event {
 	return append(evs, e)
 }
 
+// Apps returns the apps with a record in the last Window or a live stream,
+// in no particular order: those whose figures are worth reporting.
+func (r *Recorder) Apps() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	out := make([]string, 0, len(r.apps))
+	for app, s := range r.apps {
+		if s.conns > 0 || now.Sub(s.last) <= Window {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
 // Snapshot returns app's figures now. An app with no record has all zeros.
 func (r *Recorder) Snapshot(app string) Snapshot {
 	r.mu.Lock()

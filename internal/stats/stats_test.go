@@ -50,10 +50,12 @@ func TestSeriesPerAppAndWindow(t *testing.T) {
 	require.True(t, last.At.Before(c.now()) || last.At.Equal(c.now()))
 
 	require.Equal(t, int64(1), r.Snapshot("b").Points[stats.Buckets-2].Published, "apps are apart")
+	require.ElementsMatch(t, []string{"a", "b"}, r.Apps())
 	require.Zero(t, r.Snapshot("nobody").Connections)
 
 	// Fifteen minutes later the old buckets are gone; the live stream is not.
 	c.add(stats.Window)
+	require.Equal(t, []string{"a"}, r.Apps(), "b went quiet; a has a live stream")
 	s = r.Snapshot("a")
 	for _, p := range s.Points {
 		require.Zero(t, p.Published)

@@ -15,5 +15,6 @@ import dashboardHealth from "./dashboard_health.mjs";
 import dashboardWebhooks from "./dashboard_webhooks.mjs";
 import dashboardKeys from "./dashboard_keys.mjs";
 import dashboardAdmin from "./dashboard_admin.mjs";
+import dashboardCluster from "./dashboard_cluster.mjs";
 
-export default [payloads, lagged, topicDeleted, reconnect, refused, crossOrigin, expiredToken, dashboard, dashboardHealth, dashboardWebhooks, dashboardKeys, dashboardAdmin];
+export default [payloads, lagged, topicDeleted, reconnect, refused, crossOrigin, expiredToken, dashboard, dashboardHealth, dashboardWebhooks, dashboardKeys, dashboardAdmin, dashboardCluster];

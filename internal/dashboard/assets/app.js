@@ -653,7 +653,53 @@ async function refreshHealth() {
   };
   events(s.lag_episodes, "health-lag", "health-lag-empty", (e) => e.topic + ": missed " + e.missed);
   events(s.slow_disconnects, "health-slow", "health-slow-empty", () => "a stream that stopped reading was cut off");
+  renderNodes(s.nodes || [], per);
   $("health-updated").textContent = "updated " + new Date().toLocaleTimeString([], { hour12: false });
+}
+
+// sparkline is a small inline SVG of values, for a table cell.
+function sparkline(values, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 100 20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  const top = Math.max(...values, 0);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("class", "line");
+  line.setAttribute(
+    "points",
+    values.map((v, i) => `${((i / Math.max(values.length - 1, 1)) * 100).toFixed(2)},${(19 - (top > 0 ? (v * 18) / top : 0)).toFixed(2)}`).join(" "),
+  );
+  svg.append(line);
+  return svg;
+}
+
+// renderNodes shows each node of a cluster with the app's figures on it, as
+// the nodes last reported them; a single node has no such list.
+function renderNodes(nodes, per) {
+  $("health-nodes").hidden = nodes.length === 0;
+  $("node-rows").replaceChildren(
+    ...nodes.map((n) => {
+      const pts = n.stats ? n.stats.points : [];
+      const lastDone = pts.length > 1 ? pts[pts.length - 2] : { published: 0, delivered: 0 };
+      const rate = (v) => (v / per).toFixed(1) + "/s";
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono nowrap", textContent: n.addr + (n.self ? " (this node)" : "") }),
+        el("td", { className: n.ready ? "state-active" : "state-disabled", textContent: n.ready ? "ready" : "not ready: " + (n.reason || "?") }),
+        el("td", { className: "num conns", textContent: String(n.stats ? n.stats.connections : 0) }),
+        el("td", { className: "num pubs", textContent: rate(lastDone.published) }),
+        el("td", { className: "num", textContent: rate(lastDone.delivered) }),
+        el("td", {}, sparkline(pts.slice(0, -1).map((p) => p.published / per), "Publishes per second on " + n.addr + " over 15 minutes")),
+        el("td", {}, el("time", { dateTime: n.reported_at, textContent: shortTime(n.reported_at) })),
+      );
+      tr.dataset.node = n.addr;
+      return tr;
+    }),
+  );
 }
 
 // ---- webhooks ----------------------------------------------------------------

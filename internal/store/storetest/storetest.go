@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
 	t.Run("TriggerAdmin", func(t *testing.T) { t.Parallel(); testTriggerAdmin(t, setup) })
+	t.Run("Nodes", func(t *testing.T) { t.Parallel(); testNodes(t, setup) })
 }
 
 // testBundle is what one test case works with: a fresh store of its own.
