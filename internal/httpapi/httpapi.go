@@ -591,11 +591,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	}
 	var until time.Time
 	var keyID string
+	viaToken := false
 	if k, ok := caller(r); ok {
 		keyID = k.ID
 	}
 	if bt, ok := r.Context().Value(browserTokenKey{}).(auth.BrowserToken); ok {
-		keyID = bt.KeyID
+		keyID, viaToken = bt.KeyID, true
 		for _, t := range topics {
 			if !bt.Allows(t) {
 				a.writeError(w, r, &apiError{http.StatusForbidden, "topic_not_allowed",
@@ -609,7 +610,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until, KeyID: keyID})
+	err := a.cfg.Streams.Serve(w, r, sse.Request{
+		App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until,
+		KeyID: keyID, KeyValidFunc: a.keyStillValid(keyID, viaToken),
+	})
 	if err != nil {
 		var name string
 		if len(topics) == 1 {
@@ -618,6 +622,22 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 			name = strings.Join(topics, ", ")
 		}
 		a.writeError(w, r, topicErr(name, err))
+	}
+}
+
+// keyStillValid is the check a stream opened with key keyID (or with a
+// browser token it minted, viaToken) makes once it is registered for
+// revocations. Nil when there is no key.
+func (a *API) keyStillValid(keyID string, viaToken bool) func(context.Context) error {
+	if keyID == "" {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		err := a.cfg.Keys.KeyValid(ctx, keyID)
+		if !viaToken && errors.Is(err, auth.ErrKeyRevoked) {
+			return auth.ErrUnauthenticated
+		}
+		return err
 	}
 }
 

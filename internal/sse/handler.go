@@ -202,6 +202,11 @@ type Request struct {
 	// browser token: EndKey(KeyID) ends the stream with "event:
 	// key_revoked". Empty for the admin token.
 	KeyID string
+	// KeyValidFunc, if not nil, is asked once the stream is registered
+	// under KeyID whether the key is still valid: a revocation that came
+	// between the request's authentication and the registration would
+	// otherwise miss the stream. Its error is Serve's.
+	KeyValidFunc func(context.Context) error
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -249,6 +254,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			unwatch()
 		}
 	}()
+	if req.KeyValidFunc != nil {
+		if err := req.KeyValidFunc(ctx); err != nil {
+			return err
+		}
+	}
 	s := &stream{
 		h: h, app: req.App, topics: topics, multi: len(topics) > 1, until: req.Until,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
