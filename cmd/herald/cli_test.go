@@ -32,6 +32,7 @@ func TestHelpThatWasAskedForExitsZero(t *testing.T) {
 		{"serve", "-h"}, {"serve", "--help"}, {"app", "create", "-h"}, {"app", "list", "-h"},
 		{"topic", "create", "-h"}, {"publish", "-h"}, {"tail", "-h"}, {"token", "-h"},
 		{"trigger", "create", "-h"}, {"dead-letters", "redrive", "-h"}, {"bench", "-h"}, {"help"},
+		{"key", "create", "-h"}, {"key", "list", "-h"}, {"trigger", "attempts", "-h"}, {"admin-token", "-h"},
 	} {
 		code, stdout, stderr := runCLI(t, args...)
 		require.Equal(t, 0, code, "%v: %s", args, stderr)
