@@ -26,7 +26,7 @@ func TestTimesHaveSixFractionalDigitsEverywhere(t *testing.T) {
 	r, _ := openStream(t, srv.URL+"/v1/apps/"+app.ID+"/topics/t/events", app.SubscribeKey, "")
 	waitSubscribers(t, app, "t", 1)
 
-	stamp := regexp.MustCompile(`"(published_at|created_at|failed_at)":"([^"]*)"`)
+	stamp := regexp.MustCompile(`"(published_at|created_at|failed_at|last_used_at|reported_at|at)":"([^"]*)"`)
 	layout := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 	check := func(where string, body []byte) {
 		t.Helper()
@@ -57,4 +57,5 @@ func TestTimesHaveSixFractionalDigitsEverywhere(t *testing.T) {
 	check("app list", call(http.MethodGet, "/v1/apps", heraldtest.AdminToken, nil))
 	check("topic list", call(http.MethodGet, "/v1/apps/"+app.ID+"/topics", app.FullKey, nil))
 	check("trigger list", call(http.MethodGet, "/v1/apps/"+app.ID+"/topics/t/triggers", app.FullKey, nil))
+	check("key list", call(http.MethodGet, "/v1/apps/"+app.ID+"/keys", app.FullKey, nil))
 }
