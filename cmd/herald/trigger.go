@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heraldhq/herald/client"
 )
 
 func triggerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -121,6 +124,12 @@ func deadLettersCmd(ctx context.Context, args []string, getenv func(string) stri
 		app := fs.Arg(0)
 		for _, id := range fs.Args()[1:] {
 			if err := c.Redrive(ctx, app, id); err != nil {
+				// Delivered since it died: nothing to do, and not a failure.
+				var he *client.Error
+				if errors.As(err, &he) && he.Code == "already_delivered" {
+					fmt.Fprintf(stdout, "%s was delivered already: nothing to redrive\n", id)
+					continue
+				}
 				return fmt.Errorf("redrive %s: %w", id, err)
 			}
 			fmt.Fprintf(stdout, "queued %s again\n", id)

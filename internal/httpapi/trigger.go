@@ -185,6 +185,9 @@ func (a *API) redrive(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			err = &apiError{http.StatusNotFound, "dead_letter_not_found", "no delivery " + strconv.Quote(id) + " in this app"}
+		case errors.Is(err, store.ErrDelivered):
+			err = &apiError{http.StatusConflict, "already_delivered", "delivery " + strconv.Quote(id) +
+				" was delivered already (after a redrive or a retry): there is nothing to redrive"}
 		case errors.Is(err, store.ErrConflict):
 			err = &apiError{http.StatusConflict, "trigger_disabled", "the trigger of delivery " + strconv.Quote(id) +
 				" is disabled (its receiver answered 410 Gone): create a new trigger for that URL"}

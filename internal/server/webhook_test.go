@@ -303,7 +303,11 @@ func TestDeadLetterRedriveOverHTTP(t *testing.T) {
 
 	healthy.Store(true)
 	require.NoError(t, app.Full.Redrive(t.Context(), app.ID, dl.ID))
-	require.NoError(t, app.Full.Redrive(t.Context(), app.ID, dl.ID))
+	// Again at once: still queued (nothing changes), or delivered already
+	// if the dispatcher was quicker (and then it says so).
+	if err := app.Full.Redrive(t.Context(), app.ID, dl.ID); err != nil {
+		requireAPIError(t, err, http.StatusConflict, "already_delivered")
+	}
 	requireAPIError(t, app.Full.Redrive(t.Context(), app.ID, "msg_ghost"), http.StatusNotFound, "dead_letter_not_found")
 	require.Eventually(t, func() bool {
 		ts, err := app.Full.ListTriggers(t.Context(), app.ID, "orders")
@@ -313,6 +317,7 @@ func TestDeadLetterRedriveOverHTTP(t *testing.T) {
 	ts, err := app.Full.ListTriggers(t.Context(), app.ID, "orders")
 	require.NoError(t, err)
 	require.Equal(t, [3]int64{0, 1, 0}, [3]int64{ts[0].Pending, ts[0].Delivered, ts[0].Dead})
+	requireAPIError(t, app.Full.Redrive(t.Context(), app.ID, dl.ID), http.StatusConflict, "already_delivered")
 	hits := []heraldtest.Hit{rcv.Next(t), rcv.Next(t), rcv.Next(t)}
 	require.Empty(t, rcv.Hits, "two failed attempts and one delivery")
 	for _, h := range hits {

@@ -167,10 +167,11 @@ type Outbox interface {
 	// Redrive makes a dead delivery pending again, due at now, keeping its
 	// id, with Attempts back to 0 (a full retry schedule) and no lease;
 	// LastStatus and LastError stay until the next attempt. Redriving one
-	// that is already pending or delivered changes nothing (so two
-	// redrives give one delivery); an unknown id, or one of another app,
-	// gives ErrNotFound. A delivery whose trigger is disabled gives
-	// ErrConflict and stays as it is: Claim would pass it over for ever.
+	// that is already pending changes nothing (so two redrives give one
+	// delivery); one that was delivered gives ErrDelivered and stays
+	// delivered; an unknown id, or one of another app, gives ErrNotFound. A
+	// delivery whose trigger is disabled gives ErrConflict and stays as it
+	// is: Claim would pass it over for ever.
 	Redrive(ctx context.Context, appID, id string, now time.Time) error
 	// PruneDeliveries deletes delivered deliveries settled before
 	// deliveredBefore and dead ones settled before deadBefore (by

@@ -22,6 +22,10 @@ var ErrNotFound = errors.New("not found")
 // key id that already exists). App names need not be unique.
 var ErrConflict = errors.New("conflict")
 
+// ErrDelivered means a delivery asked to be redriven was delivered
+// already: there is nothing to send again.
+var ErrDelivered = errors.New("delivered already")
+
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store closed")
 

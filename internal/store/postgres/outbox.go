@@ -388,13 +388,13 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 	}
 	defer s.mu.RUnlock()
 
-	exists, disabled := false, false
+	exists, disabled, state := false, false, ""
 	if storable(appID) && storable(id) {
 		// target reads the snapshot before the update: the delivery is
 		// there whether or not it was dead.
 		err := s.pool.QueryRow(ctx, `
 			WITH target AS (
-				SELECT d.id, t.disabled FROM herald.deliveries d
+				SELECT d.id, d.state, t.disabled FROM herald.deliveries d
 				JOIN herald.triggers t ON t.id = d.trigger_id
 				WHERE d.id = $1 AND d.app_id = $2),
 			redriven AS (
@@ -403,14 +403,18 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 					lease_until = NULL, updated_at = coalesce($3::timestamptz, now())
 				WHERE id IN (SELECT id FROM target WHERE NOT disabled) AND state = 'dead'
 				RETURNING 1)
-			SELECT EXISTS (SELECT 1 FROM target), coalesce((SELECT disabled FROM target), false)`,
-			id, appID, nullTime(now)).Scan(&exists, &disabled)
+			SELECT EXISTS (SELECT 1 FROM target), coalesce((SELECT disabled FROM target), false),
+				coalesce((SELECT state FROM target), '')`,
+			id, appID, nullTime(now)).Scan(&exists, &disabled, &state)
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", id, interpretError(err))
 		}
 	}
 	if !exists {
 		return fmt.Errorf("redrive %s: %w", id, store.ErrNotFound)
+	}
+	if state == string(store.DeliveryDelivered) {
+		return fmt.Errorf("redrive %s: %w", id, store.ErrDelivered)
 	}
 	if disabled {
 		return fmt.Errorf("redrive %s: its trigger is disabled: %w", id, store.ErrConflict)

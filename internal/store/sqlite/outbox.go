@@ -395,15 +395,21 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 	defer s.mu.RUnlock()
 
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		var disabled bool
+		var (
+			disabled bool
+			state    string
+		)
 		err := tx.QueryRowContext(ctx, `
-			SELECT t.disabled FROM deliveries d JOIN triggers t ON t.id = d.trigger_id
-			WHERE d.id = ?1 AND d.app_id = ?2`, id, appID).Scan(&disabled)
+			SELECT t.disabled, d.state FROM deliveries d JOIN triggers t ON t.id = d.trigger_id
+			WHERE d.id = ?1 AND d.app_id = ?2`, id, appID).Scan(&disabled, &state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
 		if err != nil {
 			return err
+		}
+		if state == string(store.DeliveryDelivered) {
+			return store.ErrDelivered
 		}
 		if disabled {
 			return fmt.Errorf("its trigger is disabled: %w", store.ErrConflict)

@@ -507,13 +507,14 @@ func testOutbox(t *testing.T, setup setupFunc) {
 		require.Equal(t, 1, got[0].Attempts, "redrive starts the count again")
 		require.Equal(t, tr.Secret, got[0].Secret)
 
-		// Redriving a pending (leased) or delivered one changes nothing.
+		// Redriving a pending (leased) one changes nothing; a delivered one
+		// says so, and stays delivered.
 		require.NoError(t, ob.Redrive(b.ctx, app.ID, oldest.ID, redriveAt))
 		none, err = ob.Claim(b.ctx, redriveAt.Add(2*time.Second), time.Minute, 10)
 		require.NoError(t, err)
 		require.Empty(t, none, "the redrive of a leased delivery released it")
 		settle(t, b, got[0], store.DeliveryDelivered, redriveAt.Add(3*time.Second))
-		require.NoError(t, ob.Redrive(b.ctx, app.ID, oldest.ID, redriveAt))
+		require.ErrorIs(t, ob.Redrive(b.ctx, app.ID, oldest.ID, redriveAt), store.ErrDelivered)
 		require.Empty(t, claimAll(t, b, redriveAt.Add(time.Hour)))
 		requireCounts(t, listTriggers(t, b, app.ID, "t")[0], 0, 1, 2)
 	})
