@@ -196,7 +196,7 @@ const (
 	metricPGReconnects    = "herald_pg_listener_reconnects_total"
 	metricPGQueueUsage    = "herald_pg_notification_queue_usage"
 	metricPGReceived      = "herald_pg_notifications_received_total"
-	metricPGHistoryReads  = "herald_pg_history_reads_total"
+	metricPGHistoryReads  = "herald_cluster_history_reads_total"
 )
 
 // promSnapshot is one scrape of /metrics; nil when the scrape failed.

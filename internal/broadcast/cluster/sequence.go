@@ -1,4 +1,4 @@
-package pgnotify
+package cluster
 
 import (
 	"context"
@@ -41,6 +41,13 @@ type topicState struct {
 	born time.Time // guarded by mu
 	// primedc is closed once primed is set.
 	primedc chan struct{}
+
+	// watchOnce has the transport watch the topic for the state's first
+	// subscriber; every later one waits for it. unwatch and watchErr are
+	// set inside it.
+	watchOnce sync.Once
+	unwatch   func()
+	watchErr  error
 }
 
 // hold returns the topic's state, creating it, and counts one more holder.
@@ -73,7 +80,24 @@ func (b *Broadcaster) release(ts *topicState) {
 		ts.dropped = true
 		ts.held = nil
 		ts.mu.Unlock()
+		// Every holder went through watch, so watchOnce has run.
+		if ts.unwatch != nil {
+			ts.unwatch()
+		}
 	}
+}
+
+// watch has the transport watch the topic, once per state, before the
+// state is primed: a notice sent after the topic's last id is read is then
+// heard, and held or delivered in order.
+func (b *Broadcaster) watch(ctx context.Context, ts *topicState) error {
+	ts.watchOnce.Do(func() {
+		ts.unwatch, ts.watchErr = b.tr.Watch(ctx, ts.key.app, ts.key.topic)
+	})
+	if ts.watchErr != nil {
+		return fmt.Errorf("%w: subscribe %s/%s: %w", broadcast.ErrUnavailable, ts.key.app, ts.key.topic, ts.watchErr)
+	}
+	return nil
 }
 
 func (b *Broadcaster) lookup(app, topic string) *topicState {
@@ -212,7 +236,7 @@ func (b *Broadcaster) fill(ts *topicState) {
 		}
 		ts.mu.Unlock()
 
-		b.metrics.historyRead.Inc()
+		b.historyReads.Inc()
 		msgs, err := b.readAfter(ts, after, resync)
 		<-b.fills
 		if errors.Is(err, store.ErrNotFound) {
@@ -224,14 +248,14 @@ func (b *Broadcaster) fill(ts *topicState) {
 			if b.ctx.Err() != nil {
 				return
 			}
-			b.log.Warn("postgres listener: read history", "app", ts.key.app, "topic", ts.key.topic, "err", err)
+			b.log.Warn("cluster: read history", "app", ts.key.app, "topic", ts.key.topic, "err", err)
 			ts.mu.Lock()
 			ts.resync = ts.resync || resync
 			ts.mu.Unlock()
 			select {
 			case <-b.ctx.Done():
 				return
-			case <-time.After(backoff(attempt, b.cfg.MaxBackoff)):
+			case <-time.After(Backoff(attempt, b.cfg.MaxBackoff)):
 			}
 			attempt++
 			continue
@@ -322,7 +346,7 @@ func (b *Broadcaster) remoteDrop(app, topic string) {
 		tp, err := b.cfg.History.GetTopic(b.ctx, app, topic)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			if b.ctx.Err() == nil {
-				b.log.Warn("postgres listener: check a deleted topic; ending its streams", "app", app, "topic", topic, "err", err)
+				b.log.Warn("cluster: check a deleted topic; ending its streams", "app", app, "topic", topic, "err", err)
 			}
 		}
 		// Which life the state follows is known once it is primed; a
@@ -373,4 +397,64 @@ func (b *Broadcaster) dropLocal(app, topic string) {
 		ts.mu.Unlock()
 	}
 	b.mem.DropTopic(b.ctx, app, topic)
+}
+
+// checkLoop reads, every CheckInterval, each locally subscribed topic's
+// last id and has the sequencer fill what it has not delivered: a notice
+// lost on the way (or never sent, its node having died after the commit)
+// is found within one interval of the commit. A topic found deleted, or in
+// another life, ends its streams.
+func (b *Broadcaster) checkLoop() {
+	t := time.NewTicker(b.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		states := make([]*topicState, 0, len(b.topics))
+		for _, ts := range b.topics {
+			states = append(states, ts)
+		}
+		b.mu.Unlock()
+		for _, ts := range states {
+			if b.ctx.Err() != nil {
+				return
+			}
+			b.check(ts)
+		}
+	}
+}
+
+// check compares one topic's last id in the store with what was delivered.
+func (b *Broadcaster) check(ts *topicState) {
+	ts.mu.Lock()
+	skip := !ts.primed || ts.dropped || ts.filling
+	born := ts.born
+	ts.mu.Unlock()
+	if skip {
+		return // a fill running now reads to the end anyway
+	}
+	select {
+	case b.fills <- struct{}{}:
+	case <-b.ctx.Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, max(b.cfg.CheckInterval, time.Second))
+	tp, err := b.cfg.History.GetTopic(ctx, ts.key.app, ts.key.topic)
+	cancel()
+	<-b.fills
+	b.historyReads.Inc()
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && !tp.CreatedAt.Equal(born):
+		b.dropState(ts)
+	case err != nil:
+		if b.ctx.Err() == nil {
+			b.log.Warn("cluster: check a topic's last id", "app", ts.key.app, "topic", ts.key.topic, "err", err)
+		}
+	default:
+		b.want(ts, tp.LastID)
+	}
 }
