@@ -29,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/broadcast/cluster"
+	"github.com/heraldhq/herald/internal/broadcast/natsbus"
 	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
@@ -288,7 +289,10 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 			})
 		}
 	default:
-		return nil, nil, fmt.Errorf("--broadcast-url %q: no transport for it yet", s.cfg.BroadcastURL)
+		newTransport = func(*postgres.Store) (cluster.Transport, error) {
+			return natsbus.New(natsbus.Config{URL: s.cfg.BroadcastURL, Logger: s.log})
+		}
+		check = time.Second
 	}
 	st, err := postgres.Open(ctx, s.cfg.DatabaseURL, opts)
 	if err != nil {

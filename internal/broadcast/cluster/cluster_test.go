@@ -268,8 +268,13 @@ func TestWatchFollowsSubscribers(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Eventually(t, func() bool { return tr.watchers("a/missing") == 0 }, 5*time.Second, time.Millisecond, "a failed subscribe unwatches")
 
+	ctx3, cancel3 := context.WithCancel(t.Context())
+	_, err = bc.Subscribe(ctx3, "a", "t", make(chan struct{}, 1))
+	require.NoError(t, err)
 	bc.DropTopic(t.Context(), "a", "t")
 	require.Equal(t, []string{"a/t"}, tr.dropped)
+	cancel3()
+	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, 5*time.Second, time.Millisecond, "a dropped topic's last subscriber unwatches")
 }
 
 // TestTenantsApart: a notice for app b's topic never reaches app a's

@@ -65,10 +65,13 @@ func (b *Broadcaster) hold(app, topic string) *topicState {
 }
 
 // release counts one holder out and forgets the topic after its last one.
+// The last holder also ends the transport's watch, whether or not the
+// state is still the topic's (a drop removes it from the map first).
 func (b *Broadcaster) release(ts *topicState) {
 	b.mu.Lock()
 	ts.subs--
-	gone := ts.subs <= 0 && b.topics[ts.key] == ts
+	last := ts.subs <= 0
+	gone := last && b.topics[ts.key] == ts
 	if gone {
 		delete(b.topics, ts.key)
 	}
@@ -80,10 +83,10 @@ func (b *Broadcaster) release(ts *topicState) {
 		ts.dropped = true
 		ts.held = nil
 		ts.mu.Unlock()
-		// Every holder went through watch, so watchOnce has run.
-		if ts.unwatch != nil {
-			ts.unwatch()
-		}
+	}
+	// Every holder went through watch, so watchOnce has run.
+	if last && ts.unwatch != nil {
+		ts.unwatch()
 	}
 }
 
