@@ -54,3 +54,22 @@ func MarshalJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// HandOver gives r what a messages notice of (app, topic) carries: its
+// inline events, or, when it carries none, a pointer to last, which r
+// resolves from history. Inline events that cannot be decoded are handed
+// over as the pointer too, since the range still exists in history; the
+// error says what was wrong with them.
+func HandOver(r Receiver, app, topic string, last uint64, inline json.RawMessage) error {
+	if len(inline) == 0 {
+		r.Pointer(app, topic, last)
+		return nil
+	}
+	evs, err := DecodeEvents(app, topic, inline)
+	if err != nil {
+		r.Pointer(app, topic, last)
+		return err
+	}
+	r.Messages(app, topic, evs)
+	return nil
+}

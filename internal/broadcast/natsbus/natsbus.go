@@ -475,17 +475,9 @@ func (t *Transport) handle(m *nats.Msg) {
 	case kindDrop:
 		t.recv.Dropped(n.App, n.Topic)
 	case kindMessages:
-		if len(n.Msgs) == 0 {
-			t.recv.Pointer(n.App, n.Topic, n.Last)
-			return
-		}
-		evs, err := cluster.DecodeEvents(n.App, n.Topic, n.Msgs)
-		if err != nil {
+		if err := cluster.HandOver(t.recv, n.App, n.Topic, n.Last, n.Msgs); err != nil {
 			t.metrics.bad.Inc()
-			t.recv.Pointer(n.App, n.Topic, n.Last) // the range still exists in history
-			return
 		}
-		t.recv.Messages(n.App, n.Topic, evs)
 	default:
 		t.metrics.bad.Inc()
 	}

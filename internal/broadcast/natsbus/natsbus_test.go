@@ -117,19 +117,14 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"across nodes", "one node"} {
-		for _, size := range []int{16, 128} {
-			t.Run(fmt.Sprintf("%s/buffer %d", mode, size), func(t *testing.T) {
-				t.Parallel()
-				_, ns := nodes(t, 2, nodeOptions{bufferSize: size})
-				pub, sub := ns[0], ns[1]
-				if mode == "one node" {
-					sub = pub
-				}
-				clustertest.Conformance(t, pub.Node, sub.Node, barrier(t, pub, sub), size)
-			})
+	clustertest.ConformanceModes(t, func(t *testing.T, size int, oneNode bool) (pub, sub *clustertest.Node, bar func(context.Context)) {
+		_, ns := nodes(t, 2, nodeOptions{bufferSize: size})
+		a, b := ns[0], ns[1]
+		if oneNode {
+			b = a
 		}
-	}
+		return a.Node, b.Node, barrier(t, a, b)
+	})
 }
 
 // TestSubjectEscape: escaped names are one token each, with no wildcard,

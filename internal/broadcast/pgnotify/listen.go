@@ -159,17 +159,9 @@ func (t *Transport) handle(payload string) {
 		if !t.recv.Watching(env.App, env.Topic) {
 			return
 		}
-		if len(env.Msgs) == 0 {
-			t.recv.Pointer(env.App, env.Topic, env.Last)
-			return
-		}
-		evs, err := cluster.DecodeEvents(env.App, env.Topic, env.Msgs)
-		if err != nil {
+		if err := cluster.HandOver(t.recv, env.App, env.Topic, env.Last, env.Msgs); err != nil {
 			t.metrics.bad.Inc()
-			t.recv.Pointer(env.App, env.Topic, env.Last) // the range still exists in history
-			return
 		}
-		t.recv.Messages(env.App, env.Topic, evs)
 	default:
 		t.metrics.bad.Inc()
 	}

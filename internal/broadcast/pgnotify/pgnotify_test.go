@@ -100,20 +100,15 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"across nodes", "one node"} {
-		for _, size := range []int{16, 128} {
-			t.Run(fmt.Sprintf("%s/buffer %d", mode, size), func(t *testing.T) {
-				t.Parallel()
-				db := pgtest.NewDatabase(t)
-				pub := newNode(t, db, nodeOptions{bufferSize: size})
-				sub := pub
-				if mode == "across nodes" {
-					sub = newNode(t, db, nodeOptions{bufferSize: size})
-				}
-				clustertest.Conformance(t, pub.ct, sub.ct, barrier(t, pub, sub), size)
-			})
+	clustertest.ConformanceModes(t, func(t *testing.T, size int, oneNode bool) (pub, sub *clustertest.Node, bar func(context.Context)) {
+		db := pgtest.NewDatabase(t)
+		a := newNode(t, db, nodeOptions{bufferSize: size})
+		b := a
+		if !oneNode {
+			b = newNode(t, db, nodeOptions{bufferSize: size})
 		}
-	}
+		return a.ct, b.ct, barrier(t, a, b)
+	})
 }
 
 var (

@@ -64,6 +64,22 @@ func Conformance(t *testing.T, pub, sub *Node, barrier func(ctx context.Context)
 	broadcasttest.Run(t, func(*testing.T) broadcast.Broadcaster { return p }, broadcasttest.Options{BufferSize: bufferSize})
 }
 
+// ConformanceModes runs Conformance as parallel subtests: across two nodes
+// and on one node (pub == sub), each with subscriber buffers of 16 and 128
+// events. nodes starts what a subtest needs (on a database of its own) and
+// returns it with its barrier.
+func ConformanceModes(t *testing.T, nodes func(t *testing.T, bufferSize int, oneNode bool) (pub, sub *Node, barrier func(context.Context))) {
+	for _, mode := range []string{"across nodes", "one node"} {
+		for _, size := range []int{16, 128} {
+			t.Run(fmt.Sprintf("%s/buffer %d", mode, size), func(t *testing.T) {
+				t.Parallel()
+				pub, sub, barrier := nodes(t, size, mode == "one node")
+				Conformance(t, pub, sub, barrier, size)
+			})
+		}
+	}
+}
+
 // pair is the conformance suite's view of two nodes as one broadcaster.
 //
 // The suite numbers each topic's events itself, 1, 2, 3, …, and expects a
