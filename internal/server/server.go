@@ -276,8 +276,8 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 		newTransport func(*postgres.Store) (cluster.Transport, error)
 		check        time.Duration
 	)
-	switch {
-	case s.cfg.BroadcastURL == "":
+	switch s.cfg.BroadcastURL {
+	case "":
 		notifier, err := pgnotify.NewNotifier("", 0)
 		if err != nil {
 			return nil, nil, err

@@ -348,3 +348,56 @@ func TestStartFailsClearly(t *testing.T) {
 	require.ErrorIs(t, err, nats.ErrNoServers)
 	require.NoError(t, tr.Close())
 }
+
+// committedProbe records, for each notice the broadcaster hands the
+// transport, whether the store already shows the message committed.
+type committedProbe struct {
+	cluster.Transport
+	st *postgres.Store
+
+	mu  sync.Mutex
+	ids []uint64
+	ok  []bool
+}
+
+func (p *committedProbe) Committed(ev *broadcast.Event) {
+	// A read on another connection sees only what committed.
+	tp, err := p.st.GetTopic(context.Background(), ev.App, ev.Topic)
+	p.mu.Lock()
+	p.ids = append(p.ids, ev.ID)
+	p.ok = append(p.ok, err == nil && tp.LastID >= ev.ID)
+	p.mu.Unlock()
+	p.Transport.Committed(ev)
+}
+
+// TestNoticeOnlyAfterCommit: the transport is handed a message only once
+// it committed, in commit order, and never one whose publish failed.
+func TestNoticeOnlyAfterCommit(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	probe := &committedProbe{}
+	n := newNode(t, db, nodeOptions{natsURL: natstest.URL(t), prefix: natstest.Prefix(), wrap: func(tr cluster.Transport) cluster.Transport {
+		probe.Transport = tr
+		return probe
+	}})
+	probe.st = n.Store
+	clustertest.EnsureTopic(t, n.Store, "app", "t")
+	_, err := n.Publish(t.Context(), "app", "missing", []byte(`1`))
+	require.Error(t, err)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 25 {
+				_, err := n.Publish(t.Context(), "app", "t", []byte(`1`))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	require.Equal(t, storetest.Seq(1, 100), probe.ids, "every committed message once, in commit order, and nothing for the failed publish")
+	for i, ok := range probe.ok {
+		require.True(t, ok, "message %d was handed to the transport before it committed", i+1)
+	}
+}

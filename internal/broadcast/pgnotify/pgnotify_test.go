@@ -69,7 +69,7 @@ func newNode(t *testing.T, dbURL string, o nodeOptions) *node {
 		Transport: tr, History: st, BufferSize: o.bufferSize, MaxBackoff: time.Second,
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { bc.Close() })
+	t.Cleanup(func() { require.NoError(t, bc.Close()) })
 	return &node{store: st, bc: bc, ct: &clustertest.Node{Store: st, BC: bc}}
 }
 
