@@ -297,6 +297,9 @@ func (t *Transport) Flush(ctx context.Context) error {
 
 // Ready implements cluster.Transport.
 func (t *Transport) Ready() error {
+	if t.nc == nil {
+		return errors.New("nats: not started")
+	}
 	if st := t.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats at %s is not connected (%s)", redact(t.cfg.URL), st)
 	}
