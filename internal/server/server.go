@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,7 +277,8 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 		newTransport func(*postgres.Store) (cluster.Transport, error)
 		check        time.Duration
 	)
-	switch s.cfg.BroadcastURL {
+	scheme, _, _ := strings.Cut(s.cfg.BroadcastURL, "://")
+	switch scheme {
 	case "":
 		notifier, err := pgnotify.NewNotifier("", 0)
 		if err != nil {
@@ -288,11 +290,13 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 				DatabaseURL: s.cfg.DatabaseURL, Pool: st.Pool(), Notifier: notifier, Logger: s.log,
 			})
 		}
-	default:
+	case "nats", "tls":
 		newTransport = func(*postgres.Store) (cluster.Transport, error) {
 			return natsbus.New(natsbus.Config{URL: s.cfg.BroadcastURL, Logger: s.log})
 		}
 		check = time.Second
+	default:
+		return nil, nil, fmt.Errorf("--broadcast-url: no cluster transport for %q URLs", scheme)
 	}
 	st, err := postgres.Open(ctx, s.cfg.DatabaseURL, opts)
 	if err != nil {
