@@ -17,7 +17,8 @@
 // event it handed them. Events come from two places, this node's own commits
 // (Publish) and other nodes' notices, and can arrive out of order. The
 // sequencer delivers only id last+1, holds later ones, and reads a gap from
-// history; anything at or below last is a duplicate and dropped, which is
+// history if its notice has not come within Config.GapGrace; anything at or
+// below last is a duplicate and dropped, which is
 // why a node's own publish is delivered once. When history no longer holds
 // a gap (retention pruned it), the later events are delivered anyway and the
 // SSE stream, which watches ids, tells the subscriber what it lost.
@@ -58,6 +59,10 @@ import (
 const (
 	// DefaultFillBatch is how many messages one history read fetches.
 	DefaultFillBatch = 256
+	// DefaultGapGrace is how long a gap waits for its notice before it is
+	// read from history: notices of commits made a moment apart on two
+	// nodes often arrive after the later commit.
+	DefaultGapGrace = 50 * time.Millisecond
 	// DefaultMaxBackoff caps the wait between history reads that fail.
 	DefaultMaxBackoff = 5 * time.Second
 	// fillConcurrency bounds the history reads running at once, so a
@@ -143,6 +148,10 @@ type Config struct {
 	// FillBatch is how many messages one history read fetches.
 	// 0 means DefaultFillBatch.
 	FillBatch int
+	// GapGrace is how long a gap (an id held while an earlier one has not
+	// arrived) may wait for its notice before it is read from history.
+	// 0 means DefaultGapGrace; negative reads at once.
+	GapGrace time.Duration
 	// MaxBackoff caps the wait between failed history reads.
 	// 0 means DefaultMaxBackoff.
 	MaxBackoff time.Duration
@@ -159,6 +168,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.FillBatch == 0 {
 		c.FillBatch = DefaultFillBatch
+	}
+	if c.GapGrace == 0 {
+		c.GapGrace = DefaultGapGrace
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = DefaultMaxBackoff

@@ -311,3 +311,24 @@ func TestConfigRequired(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, "cluster: durations and sizes must not be negative", fmt.Sprint(err))
 }
+
+// TestGapWaitsForItsNotice: a gap whose notices arrive within GapGrace is
+// filled by them, without reading history.
+func TestGapWaitsForItsNotice(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	h.create("a", "t")
+	tr := &fakeTransport{}
+	bc, err := cluster.Open(t.Context(), cluster.Config{Transport: tr, History: h, GapGrace: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, bc.Close()) })
+	s := clustertest.Subscribe(t, bc, "a", "t")
+	evs := []*broadcast.Event{h.commit("a", "t"), h.commit("a", "t"), h.commit("a", "t")}
+	tr.recv.Messages("a", "t", evs[2:])
+	tr.recv.Messages("a", "t", evs[:2])
+	s.Until(t, 5*time.Second, clustertest.AtLeast(3))
+	require.Equal(t, []uint64{1, 2, 3}, s.IDs())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Zero(t, h.reads, "no history read for a gap its notices filled")
+}

@@ -201,7 +201,15 @@ func (b *Broadcaster) advanceLocked(ts *topicState) {
 	}
 	ts.held = slices.Delete(ts.held, 0, n)
 	if b.needsFillLocked(ts) && !ts.filling {
-		ts.filling = b.goOwned(func() { b.fill(ts) })
+		// A gap alone is most often a notice still on its way (another
+		// node committed the id just before this one, and its notice
+		// travels after the commit): give it GapGrace before reading
+		// history. A pointer or a catch-up is read at once.
+		wait := time.Duration(0)
+		if ts.want <= ts.last && !ts.resync {
+			wait = b.cfg.GapGrace
+		}
+		ts.filling = b.goOwned(func() { b.fill(ts, wait) })
 	}
 }
 
@@ -212,7 +220,16 @@ func (b *Broadcaster) needsFillLocked(ts *topicState) bool {
 // fill reads history after the topic's last delivered id until the gap, the
 // pointer or the catch-up that started it is resolved. It retries while the
 // store is unreachable, and ends at Close.
-func (b *Broadcaster) fill(ts *topicState) {
+func (b *Broadcaster) fill(ts *topicState, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	for attempt := 0; ; {
 		select {
 		case b.fills <- struct{}{}:

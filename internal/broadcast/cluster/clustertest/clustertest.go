@@ -42,17 +42,17 @@ func EventOf(m store.Message) *broadcast.Event {
 }
 
 // EnsureTopic creates the app and topic if they do not exist.
-func EnsureTopic(t *testing.T, st store.Store, app, topic string) {
-	t.Helper()
+func EnsureTopic(tb testing.TB, st store.Store, app, topic string) {
+	tb.Helper()
 	ctx := context.Background()
 	if _, err := st.GetApp(ctx, app); errors.Is(err, store.ErrNotFound) {
 		err = st.CreateApp(ctx, store.App{ID: app, Name: app, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}, nil)
 		if !errors.Is(err, store.ErrConflict) {
-			require.NoError(t, err)
+			require.NoError(tb, err)
 		}
 	}
 	_, _, err := st.CreateTopic(ctx, app, topic)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 }
 
 // Conformance runs broadcasttest with events published (and topics
