@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/natstest"
 	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/internal/server"
 )
 
 // transports are the cluster transports every cluster test runs over: by
@@ -411,4 +413,19 @@ func TestClusterTenantsApartOnTheWire(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterNATSUnreachableFailsAtStart: a --broadcast-url where no NATS
+// answers stops the node at start, with an error naming the URL.
+func TestClusterNATSUnreachableFailsAtStart(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	url := srv.URL()
+	srv.Stop()
+	cfg := heraldtest.Config(t)
+	cfg.DatabaseURL = pgtest.NewDatabase(t)
+	cfg.BroadcastURL = url
+	_, err := server.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, url)
+	require.ErrorContains(t, err, "--broadcast-url")
 }
