@@ -401,3 +401,38 @@ func TestNoticeOnlyAfterCommit(t *testing.T) {
 		require.True(t, ok, "message %d was handed to the transport before it committed", i+1)
 	}
 }
+
+// TestForgedNoticesIgnored: what arrives on a topic's subject reaches its
+// subscribers only as a notice of that very app and topic; anything else,
+// or a notice whose messages do not decode, delivers nothing that is not
+// in the store.
+func TestForgedNoticesIgnored(t *testing.T) {
+	t.Parallel()
+	_, ns := nodes(t, 1, nodeOptions{})
+	n := ns[0]
+	clustertest.EnsureTopic(t, n.Store, "app1", "t")
+	s := clustertest.Subscribe(t, n.bc, "app1", "t")
+	nc, err := nats.Connect(natstest.URL(t))
+	require.NoError(t, err)
+	defer nc.Close()
+	subject := n.tr.subject("app1", "t")
+	inline := `[{"i":1,"p":0,"b":"\"forged\""}]`
+	for _, data := range []string{
+		`not json`,
+		`{"k":"m","a":"app2","t":"t","l":1,"m":` + inline + `}`, // another app's notice on app1's subject
+		`{"k":"m","a":"app1","t":"u","l":1,"m":` + inline + `}`, // another topic's
+		`{"k":"x","a":"app1","t":"t"}`,                          // an unknown kind
+		`{"k":"m","a":"app1","t":"t","l":1,"m":"garbage"}`,      // messages that do not decode: a pointer
+	} {
+		require.NoError(t, nc.Publish(subject, []byte(data)))
+	}
+	require.NoError(t, nc.Flush())
+	require.Eventually(t, func() bool {
+		return metric(t, n.tr.Collectors(), "herald_nats_notices_invalid_total") == 5
+	}, 10*time.Second, time.Millisecond)
+	_, err = n.Publish(t.Context(), "app1", "t", []byte(`"real"`))
+	require.NoError(t, err)
+	s.Until(t, 10*time.Second, clustertest.AtLeast(1))
+	require.Len(t, s.Got, 1)
+	require.Equal(t, `"real"`, string(s.Got[0].Message))
+}
