@@ -135,7 +135,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
 	str(&c.DatabaseURL, "database-url", "", "postgres:// URL for the Postgres store; empty uses embedded SQLite")
-	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL(s, comma-separated) carrying cluster notices between nodes; empty uses Postgres LISTEN/NOTIFY (needs --database-url)")
+	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL (several comma-separated) carrying cluster notices between nodes instead of Postgres LISTEN/NOTIFY; needs --database-url")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
 	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
