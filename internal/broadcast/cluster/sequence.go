@@ -334,16 +334,21 @@ func (b *Broadcaster) readAfter(ts *topicState, after uint64, resync bool) ([]st
 	return b.cfg.History.History(b.ctx, ts.key.app, ts.key.topic, after, b.cfg.FillBatch)
 }
 
-// catchUp makes every subscribed topic read what it missed while the
-// listener was not listening.
-func (b *Broadcaster) catchUp() {
+// states returns the states of the topics with local subscribers now.
+func (b *Broadcaster) states() []*topicState {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	states := make([]*topicState, 0, len(b.topics))
 	for _, ts := range b.topics {
 		states = append(states, ts)
 	}
-	b.mu.Unlock()
-	for _, ts := range states {
+	return states
+}
+
+// catchUp makes every subscribed topic read what it missed while the
+// transport was not listening.
+func (b *Broadcaster) catchUp() {
+	for _, ts := range b.states() {
 		ts.mu.Lock()
 		ts.resync = true
 		b.advanceLocked(ts)
@@ -433,13 +438,7 @@ func (b *Broadcaster) checkLoop() {
 			return
 		case <-t.C:
 		}
-		b.mu.Lock()
-		states := make([]*topicState, 0, len(b.topics))
-		for _, ts := range b.topics {
-			states = append(states, ts)
-		}
-		b.mu.Unlock()
-		for _, ts := range states {
+		for _, ts := range b.states() {
 			if b.ctx.Err() != nil {
 				return
 			}
