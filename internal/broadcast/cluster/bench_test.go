@@ -21,6 +21,9 @@ import (
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
 
+// The Postgres store reads the periodic check's heads in one statement.
+var _ cluster.HeadsReader = (*postgres.Store)(nil)
+
 // BenchmarkClusterPublish measures what each transport costs the publish
 // path: 8 publishers, half on each of two nodes, commit 128-byte messages
 // through their node's store and hand them to its broadcaster, as the

@@ -79,6 +79,15 @@ type History interface {
 	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]store.Message, error)
 }
 
+// HeadsReader is what a History may add: many topics' heads in one read.
+// The periodic check uses it when History has it (the Postgres store does),
+// so that checking a node's subscribed topics is a read per 500 topics
+// rather than per topic. Topics that do not exist are left out of the
+// result.
+type HeadsReader interface {
+	TopicHeads(ctx context.Context, appIDs, names []string) ([]store.Topic, error)
+}
+
 // Transport carries notices between the nodes of a cluster. It is safe for
 // concurrent use. Every method but Start and Close must return promptly:
 // Committed runs on the store's writer, the others on request paths.

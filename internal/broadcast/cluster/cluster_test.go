@@ -78,6 +78,34 @@ func (h *fakeHistory) History(_ context.Context, app, topic string, after uint64
 	return append([]store.Message(nil), out[:min(limit, len(out))]...), nil
 }
 
+// batchedHistory is fakeHistory with many topics' heads in one read.
+type batchedHistory struct{ *fakeHistory }
+
+func (h batchedHistory) TopicHeads(ctx context.Context, apps, names []string) ([]store.Topic, error) {
+	var out []store.Topic
+	for i := range apps {
+		if tp, err := h.GetTopic(ctx, apps[i], names[i]); err == nil {
+			out = append(out, tp)
+		}
+	}
+	return out, nil
+}
+
+// histories runs a check test against a History with and without
+// HeadsReader.
+func histories(t *testing.T, test func(t *testing.T, h *fakeHistory, hist cluster.History)) {
+	t.Run("per topic", func(t *testing.T) {
+		t.Parallel()
+		h := newHistory()
+		test(t, h, h)
+	})
+	t.Run("batched", func(t *testing.T) {
+		t.Parallel()
+		h := newHistory()
+		test(t, h, batchedHistory{h})
+	})
+}
+
 // fakeTransport records what the sequencer asks of it and lets a test play
 // the other nodes through its Receiver.
 type fakeTransport struct {
@@ -128,7 +156,7 @@ func (f *fakeTransport) watchers(key string) int {
 	return f.watching[key]
 }
 
-func open(t *testing.T, h *fakeHistory, check time.Duration) (*cluster.Broadcaster, *fakeTransport) {
+func open(t *testing.T, h cluster.History, check time.Duration) (*cluster.Broadcaster, *fakeTransport) {
 	t.Helper()
 	tr := &fakeTransport{}
 	bc, err := cluster.Open(t.Context(), cluster.Config{Transport: tr, History: h, CheckInterval: check, MaxBackoff: 100 * time.Millisecond})
@@ -185,33 +213,41 @@ func TestGapFilledFromHistory(t *testing.T) {
 // a burst included, arrive through the periodic check.
 func TestCheckFindsLostNotices(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	h.create("a", "t")
-	bc, _ := open(t, h, 20*time.Millisecond)
-	s := clustertest.Subscribe(t, bc, "a", "t")
-	for range 7 {
-		h.commit("a", "t")
-	}
-	s.Until(t, 5*time.Second, clustertest.AtLeast(7))
-	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7}, s.IDs())
+	histories(t, func(t *testing.T, h *fakeHistory, hist cluster.History) {
+		h.create("a", "t")
+		bc, _ := open(t, hist, 20*time.Millisecond)
+		s := clustertest.Subscribe(t, bc, "a", "t")
+		for range 7 {
+			h.commit("a", "t")
+		}
+		s.Until(t, 5*time.Second, clustertest.AtLeast(7))
+		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7}, s.IDs())
+	})
 }
 
 // TestCheckFindsDeletion: a deletion whose notice never came ends the
-// streams at the next check, as does a deletion and re-creation.
+// streams at the next check, as does a deletion and re-creation; a topic
+// left alone keeps its stream.
 func TestCheckFindsDeletion(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	h.create("a", "gone")
-	h.create("a", "again")
-	bc, _ := open(t, h, 20*time.Millisecond)
-	gone := clustertest.Subscribe(t, bc, "a", "gone")
-	again := clustertest.Subscribe(t, bc, "a", "again")
-	h.delete("a", "gone")
-	h.create("a", "again")
-	gone.Until(t, 5*time.Second, clustertest.Never)
-	again.Until(t, 5*time.Second, clustertest.Never)
-	require.ErrorIs(t, gone.Err, broadcast.ErrTopicDropped)
-	require.ErrorIs(t, again.Err, broadcast.ErrTopicDropped)
+	histories(t, func(t *testing.T, h *fakeHistory, hist cluster.History) {
+		h.create("a", "gone")
+		h.create("a", "again")
+		h.create("a", "kept")
+		bc, tr := open(t, hist, 20*time.Millisecond)
+		gone := clustertest.Subscribe(t, bc, "a", "gone")
+		again := clustertest.Subscribe(t, bc, "a", "again")
+		kept := clustertest.Subscribe(t, bc, "a", "kept")
+		h.delete("a", "gone")
+		h.create("a", "again")
+		gone.Until(t, 5*time.Second, clustertest.Never)
+		again.Until(t, 5*time.Second, clustertest.Never)
+		require.ErrorIs(t, gone.Err, broadcast.ErrTopicDropped)
+		require.ErrorIs(t, again.Err, broadcast.ErrTopicDropped)
+		tr.recv.Messages("a", "kept", []*broadcast.Event{h.commit("a", "kept")})
+		kept.Until(t, 5*time.Second, clustertest.AtLeast(1))
+		require.NoError(t, kept.Err)
+	})
 }
 
 // TestLateDropSparesNewLife: another node's deletion, heard after the topic

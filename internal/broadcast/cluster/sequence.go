@@ -428,52 +428,90 @@ func (b *Broadcaster) dropLocal(app, topic string) {
 // last id and has the sequencer fill what it has not delivered: a notice
 // lost on the way (or never sent, its node having died after the commit)
 // is found within one interval of the commit. A topic found deleted, or in
-// another life, ends its streams.
+// another life, ends its streams. With a HeadsReader it is one read per
+// checkChunk topics, else one per topic.
 func (b *Broadcaster) checkLoop() {
 	t := time.NewTicker(b.cfg.CheckInterval)
 	defer t.Stop()
+	heads, batched := b.cfg.History.(HeadsReader)
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
 		}
+		var due []*topicState
 		for _, ts := range b.states() {
-			if b.ctx.Err() != nil {
-				return
+			ts.mu.Lock()
+			// A fill running now reads to the end anyway.
+			if ts.primed && !ts.dropped && !ts.filling {
+				due = append(due, ts)
 			}
-			b.check(ts)
+			ts.mu.Unlock()
+		}
+		for len(due) > 0 && b.ctx.Err() == nil {
+			n := 1
+			if batched {
+				n = min(len(due), checkChunk)
+			}
+			b.check(heads, due[:n])
+			due = due[n:]
 		}
 	}
 }
 
-// check compares one topic's last id in the store with what was delivered.
-func (b *Broadcaster) check(ts *topicState) {
-	ts.mu.Lock()
-	skip := !ts.primed || ts.dropped || ts.filling
-	born := ts.born
-	ts.mu.Unlock()
-	if skip {
-		return // a fill running now reads to the end anyway
-	}
+// checkChunk is the most topics one batched check reads.
+const checkChunk = 500
+
+// check reads the heads of states' topics and compares each with what was
+// delivered. heads is nil for a History without HeadsReader; states then
+// holds one topic.
+func (b *Broadcaster) check(heads HeadsReader, states []*topicState) {
 	select {
 	case b.fills <- struct{}{}:
 	case <-b.ctx.Done():
 		return
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, max(b.cfg.CheckInterval, time.Second))
-	tp, err := b.cfg.History.GetTopic(ctx, ts.key.app, ts.key.topic)
+	found := make(map[topicKey]store.Topic, len(states))
+	var err error
+	if heads != nil {
+		apps, names := make([]string, len(states)), make([]string, len(states))
+		for i, ts := range states {
+			apps[i], names[i] = ts.key.app, ts.key.topic
+		}
+		var tps []store.Topic
+		tps, err = heads.TopicHeads(ctx, apps, names)
+		for _, tp := range tps {
+			found[topicKey{tp.AppID, tp.Name}] = tp
+		}
+	} else {
+		var tp store.Topic
+		tp, err = b.cfg.History.GetTopic(ctx, states[0].key.app, states[0].key.topic)
+		if err == nil {
+			found[states[0].key] = tp
+		} else if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	}
 	cancel()
 	<-b.fills
 	b.historyReads.Inc()
-	switch {
-	case errors.Is(err, store.ErrNotFound), err == nil && !tp.CreatedAt.Equal(born):
-		b.dropState(ts)
-	case err != nil:
+	if err != nil {
 		if b.ctx.Err() == nil {
-			b.log.Warn("cluster: check a topic's last id", "app", ts.key.app, "topic", ts.key.topic, "err", err)
+			b.log.Warn("cluster: check topics' last ids", "topics", len(states), "err", err)
 		}
-	default:
+		return
+	}
+	for _, ts := range states {
+		tp, ok := found[ts.key]
+		ts.mu.Lock()
+		born := ts.born
+		ts.mu.Unlock()
+		if !ok || !tp.CreatedAt.Equal(born) {
+			b.dropState(ts) // deleted, or deleted and created again
+			continue
+		}
 		b.want(ts, tp.LastID)
 	}
 }
