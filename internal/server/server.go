@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	var nodeReports httpapi.NodeReports
-	if ns, ok := st.(store.Nodes); ok && s.cluster != nil {
+	if ns, ok := st.(store.Nodes); ok && cfg.DatabaseURL != "" {
 		s.nodes, nodeReports = ns, ns
 	}
 	api := httpapi.New(httpapi.Config{
