@@ -37,6 +37,7 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	e := env(map[string]string{
 		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok-0123456789abcdef0123456789abcdef",
 		"HERALD_BUFFER_SIZE": "64", "HERALD_HEARTBEAT": "-1s", "HERALD_DATABASE_URL": "postgres://x/y",
+		"HERALD_BROADCAST_URL": "nats://127.0.0.1:4222",
 	})
 	c, err := config.Parse([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
 	require.NoError(t, err)
@@ -46,6 +47,7 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	require.Equal(t, 64, c.BufferSize)
 	require.Equal(t, -time.Second, c.Heartbeat, "a negative heartbeat disables it")
 	require.Equal(t, "postgres://x/y", c.DatabaseURL)
+	require.Equal(t, "nats://127.0.0.1:4222", c.BroadcastURL)
 }
 
 func TestDatabaseURLTakesEitherForm(t *testing.T) {
@@ -82,6 +84,8 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{[]string{"--database-url", "mysql://x"}, nil, "postgres://"},
 		{[]string{"--database-url", "host=db dbname"}, nil, "key=value"},
 		{[]string{"--database-url", "postgres://u:hunter2@db:notaport/x"}, nil, "--database-url"},
+		{[]string{"--broadcast-url", "nats://127.0.0.1:4222"}, nil, "--broadcast-url needs --database-url"},
+		{[]string{"--database-url", "postgres://x/y", "--broadcast-url", "redis://x"}, nil, "nats://"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"extra"}, nil, "unexpected argument"},
