@@ -40,6 +40,32 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	return s.queue.Submit(ctx, req)
 }
 
+// PublishBatch stores reqs in one transaction, all or nothing (see
+// store.Store). The writer commits them, next to each other, in a batch
+// with other publishes; when one of them fails, the writer answers the
+// batch publish and runs the transaction again without it, so that it takes
+// no ids. An error wrapping ErrCommitUnknown means the messages may have
+// been stored all the same.
+func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) ([]store.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	select {
+	case <-s.closing:
+		return nil, fmt.Errorf("publish: %w", store.ErrClosed)
+	default:
+	}
+	for i, req := range reqs {
+		if !storable(req.AppID) || !storable(req.Topic) {
+			return nil, &store.ItemError{Index: i, Err: fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)}
+		}
+		if !storable(req.IdempotencyKey) {
+			return nil, &store.ItemError{Index: i, Err: errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")}
+		}
+	}
+	return s.queue.SubmitBatch(ctx, reqs)
+}
+
 // topicKey names a topic.
 type topicKey struct{ app, topic string }
 
@@ -160,6 +186,11 @@ const putKeysQuery = `
 // database (its BEGIN), which can always be tried again.
 var errNotSent = errors.New("transaction not begun")
 
+// errUnitFailed means a batch publish of the batch failed (Call.Fail) after
+// the transaction began: the writer answers it and runs the transaction
+// again without it.
+var errUnitFailed = errors.New("a batch publish failed")
+
 // errKeyRace means another transaction committed an idempotency key of the
 // batch after the batch looked it up: the batch rolls back and runs again.
 var errKeyRace = errors.New("idempotency key committed by another transaction meanwhile")
@@ -220,6 +251,16 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.writeTx(live)
+		if errors.Is(err, errUnitFailed) {
+			// Not counted as an attempt: each run drops at least one
+			// batch publish.
+			live = w.dropFailed(live)
+			attempt--
+			if len(live) == 0 {
+				return
+			}
+			continue
+		}
 		again := retryable(err) || errors.Is(err, errKeyRace) || errors.Is(err, errNotSent)
 		if err == nil || !again {
 			break
@@ -313,6 +354,17 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if err := w.findReplays(ctx, tx, live); err != nil {
 		return err
 	}
+	// A conflict in a batch publish fails all of it.
+	failed := false
+	for _, c := range live {
+		if c.Err != nil && c.Batched() && !c.Failed() {
+			c.Fail(c.Err)
+			failed = true
+		}
+	}
+	if failed {
+		return errUnitFailed
+	}
 	for i, c := range live {
 		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
 			w.groups[c.Group].n++
@@ -359,6 +411,17 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	}
 	if err := results.Close(); err != nil {
 		return w.txError("lock topics", err)
+	}
+	// A batch publish to a missing topic fails all of it, and the ids
+	// taken for the rest of it must be given back: roll back, run again.
+	for _, c := range live {
+		if g := &w.groups[c.Group]; g.missing && c.Batched() && c.Err == nil {
+			c.Fail(fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound))
+			failed = true
+		}
+	}
+	if failed {
+		return errUnitFailed
 	}
 	if found == 0 {
 		return nil // every topic is missing: nothing to write, roll back
@@ -423,6 +486,21 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		return s.commitFailed(err, xactID)
 	}
 	return nil
+}
+
+// dropFailed answers the calls of live whose batch publish failed and
+// returns the others, in order, in live's array.
+func (w *writer) dropFailed(live []*groupcommit.Call) []*groupcommit.Call {
+	kept := live[:0]
+	for _, c := range live {
+		if c.Failed() {
+			c.Answer()
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(live[len(kept):])
+	return kept
 }
 
 // stores reports whether live call i, c, stores a message in this
