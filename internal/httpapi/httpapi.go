@@ -229,7 +229,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
 			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
 	case errors.Is(err, pubsub.ErrInvalid):
-		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
+		// Replace, not TrimPrefix: a batch's error starts "message N: ".
+		status, code, msg = http.StatusBadRequest, "invalid_request", strings.Replace(err.Error(), "invalid: ", "", 1)
 	case errors.As(err, &refused):
 		status, code, msg = http.StatusBadRequest, "address_refused", refused.Error()
 	case errors.Is(err, webhook.ErrInvalidURL):
