@@ -219,10 +219,14 @@ type writer struct {
 	keyApps, keyKeys   []string
 	keyTopics, keyMsgs []int64
 	keyStamps          []time.Time
+	// ticket is the batch's place in the order of CommittedFunc calls
+	// across writers, when ticketed (see sequencer).
+	ticket   uint64
+	ticketed bool
 }
 
-// write is the writer goroutine: it commits batches of publishes until
-// Close. It is the only goroutine of the store that publishes.
+// write is a writer goroutine: it commits batches of publishes until Close.
+// Options.Writers of them share the queue.
 func (s *Store) write() {
 	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
 	s.queue.Run(w.commit)
@@ -293,8 +297,12 @@ func (w *writer) commit(live []*groupcommit.Call) {
 			}
 		}
 	}
-	// Batch order is id order within each topic, and this is the only
-	// goroutine that calls CommittedFunc.
+	// Batch order is id order within each topic, and the sequencer puts
+	// the writers' batches in commit order per topic.
+	if w.ticketed {
+		w.s.seq.await(w.ticket)
+		defer w.finishTicket()
+	}
 	for _, c := range live {
 		g := &w.groups[c.Group]
 		switch {
@@ -307,7 +315,19 @@ func (w *writer) commit(live []*groupcommit.Call) {
 				f(c.Msg)
 			}
 		}
+	}
+	// Answered once the whole batch is handed over (see the SQLite store).
+	w.finishTicket()
+	for _, c := range live {
 		c.Answer()
+	}
+}
+
+// finishTicket lets the batches after this one hand their messages over.
+func (w *writer) finishTicket() {
+	if w.ticketed {
+		w.s.seq.finish(w.ticket)
+		w.ticketed = false
 	}
 }
 
@@ -341,6 +361,12 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		// connection (a pooled one can be found dead only when used).
 		return fmt.Errorf("publish: begin: %w: %w", errNotSent, interpretError(err))
 	}
+	defer func() {
+		if err != nil {
+			// Not committed: nothing of this attempt is handed over.
+			w.finishTicket()
+		}
+	}()
 	finished := false
 	defer func() {
 		if !finished {
@@ -426,6 +452,9 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if found == 0 {
 		return nil // every topic is missing: nothing to write, roll back
 	}
+	// The batch holds its topics' locks: any batch that shares a topic
+	// with it and commits later takes a later ticket.
+	w.ticket, w.ticketed = s.seq.take(), true
 
 	w.columns(live)
 	defer func() {

@@ -124,6 +124,11 @@ func (w *writer) commit(live []*groupcommit.Call) {
 				f(c.Msg)
 			}
 		}
+	}
+	// Answered only once the whole batch is handed over: a subscriber
+	// woken by the first message then finds the others too and writes
+	// them in one go, and no woken publisher competes with the hand-over.
+	for _, c := range live {
 		c.Answer()
 	}
 }
