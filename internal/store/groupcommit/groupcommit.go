@@ -224,14 +224,43 @@ func (q *Queue) recycle(c *Call) {
 // callers still wait to commit, which must Answer every one of them. It
 // returns once closing is closed, after its current batch.
 func (q *Queue) Run(commit func(live []*Call)) {
+	q.RunTurns(nil, func(live []*Call, _ func()) { commit(live) })
+}
+
+// RunTurns is Run for one of several writers that share q and take turns
+// to gather a batch, so that they do not split the waiting calls into
+// small batches that then wait for each other: turns holds one token
+// among them (a channel with room for one, filled once), and a writer
+// takes a batch only while it holds it. commit gets pass, which hands the
+// turn to the next writer; the writer calls it once its batch no longer
+// keeps the next one from starting (its locks are held, say). Run passes
+// the turn itself after commit, if commit did not. A nil turns runs
+// without turns.
+func (q *Queue) RunTurns(turns chan struct{}, commit func(live []*Call, pass func())) {
 	batch := make([]*Call, 0, q.opts.MaxBatch)
 	live := make([]*Call, 0, q.opts.MaxBatch)
+	held := false
+	pass := func() {
+		if held {
+			held = false
+			turns <- struct{}{}
+		}
+	}
 	for {
+		if turns != nil {
+			select {
+			case <-turns:
+				held = true
+			case <-q.closing:
+				return
+			}
+		}
 		var first *Call
 		select {
 		case first = <-q.calls:
 			q.sending.Add(-1)
 		case <-q.closing:
+			pass()
 			return
 		}
 		batch = q.gather(batch[:0], first)
@@ -254,8 +283,9 @@ func (q *Queue) Run(commit func(live []*Call)) {
 			i += n
 		}
 		if len(live) > 0 {
-			commit(live)
+			commit(live, pass)
 		}
+		pass()
 		clear(batch)
 		clear(live)
 	}

@@ -28,10 +28,11 @@
 // of Options.Writers goroutines owned by the Store, which takes the first
 // request waiting and every other already on its way (up to
 // Options.MaxBatch requests and Options.MaxBatchBytes of bodies) and writes
-// them all in one transaction. While one writer waits for its commit, the
-// next batch is already being written by another, on its own connection,
-// so the database is not left idle for a round trip per batch. Each
-// transaction:
+// them all in one transaction. With several writers, while one waits for
+// its commit the next batch is already being written by another, on its
+// own connection, so the database is not left idle for a round trip per
+// batch; the writers take turns to gather, and a writer passes the turn
+// when only its COMMIT is left. Each transaction:
 //
 //  1. if requests carry idempotency keys, read those committed within
 //     store.IdempotencyWindow (one round trip, only then): their requests

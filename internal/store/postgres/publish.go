@@ -223,13 +223,22 @@ type writer struct {
 	// across writers, when ticketed (see sequencer).
 	ticket   uint64
 	ticketed bool
+	// pass hands the turn to gather a batch to the next writer once only
+	// this one's COMMIT is left (see groupcommit.Queue.RunTurns): the next
+	// batch gathers what arrived meanwhile, and its BEGIN and lock
+	// requests overlap this one's commit.
+	pass func()
 }
 
 // write is a writer goroutine: it commits batches of publishes until Close.
 // Options.Writers of them share the queue.
 func (s *Store) write() {
 	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
-	s.queue.Run(w.commit)
+	s.queue.RunTurns(s.turns, func(live []*groupcommit.Call, pass func()) {
+		w.pass = pass
+		w.commit(live)
+		w.pass = nil
+	})
 }
 
 // commit writes live in one transaction and answers every call in it.
@@ -510,6 +519,8 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}
 
+	// Only the commit is left: the next batch may gather and start.
+	w.pass()
 	finished = true
 	if err := tx.Commit(ctx); err != nil {
 		return s.commitFailed(err, xactID)

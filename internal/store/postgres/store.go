@@ -26,7 +26,10 @@ type Options struct {
 	// Writers is how many batches of publishes may be in flight at once,
 	// each on its own connection: while one commits, the next is already
 	// being written, so the round trips of a commit do not leave the
-	// database idle. 0 means 4, at most MaxConns-1.
+	// database idle. That pays when publishes spread over many topics; when
+	// they go to a few hot ones, the batches wait for each other's topic
+	// locks, and one writer with larger batches does better (see
+	// BenchmarkPublish). 0 means 1; it must be below MaxConns.
 	Writers int
 	// MaxBatch is the most publishes a writer commits in one transaction.
 	// 0 means 512.
@@ -69,7 +72,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("options: MaxConns must be at least 2 (the writer, and a reader or the commit check)")
 	}
 	if o.Writers == 0 {
-		o.Writers = min(4, int(o.MaxConns)-1)
+		o.Writers = 1
 	}
 	if o.Writers >= int(o.MaxConns) {
 		return o, errors.New("options: Writers must be below MaxConns (a connection is left for the rest)")
@@ -100,6 +103,9 @@ type Store struct {
 	queue *groupcommit.Queue
 	// seq orders the writers' CommittedFunc calls (see sequencer).
 	seq *sequencer
+	// turns holds the token of the writer whose turn it is to gather a
+	// batch (see groupcommit.Queue.RunTurns).
+	turns chan struct{}
 	// closing is closed by Close; the writer then returns after its
 	// current batch.
 	closing chan struct{}
@@ -171,7 +177,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (_ *Store, err 
 		pool:    pool,
 		closing: make(chan struct{}),
 		seq:     newSequencer(),
+		turns:   make(chan struct{}, 1),
 	}
+	s.turns <- struct{}{}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch, MaxBatchBytes: opts.MaxBatchBytes})
 	for range opts.Writers {
 		s.wg.Go(s.write)
