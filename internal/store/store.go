@@ -180,8 +180,9 @@ type Store interface {
 	// oldest first. A topic that does not exist gives ErrNotFound.
 	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]Message, error)
 	// Prune deletes messages outside the retention and returns how many.
-	// It also forgets idempotency keys older than IdempotencyWindow at now
-	// (not counted).
+	// It also forgets the idempotency keys whose window has ended at now
+	// (not counted): those of messages published at now-IdempotencyWindow
+	// or before, which a publish would no longer replay.
 	Prune(ctx context.Context, r Retention, now time.Time) (int64, error)
 
 	// Close releases the store. It is safe to call more than once.

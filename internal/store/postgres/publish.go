@@ -166,14 +166,15 @@ const getKeysQuery = `
 
 // putKeysQuery records the keys of a batch's publishes, from arrays of
 // app ids, keys, topic row ids, message ids and stamps, in key order, so
-// that two batches wait for each other's keys in one order. A row for a
-// key that has expired is taken over; one that has not (another node
-// committed the key since getKeysQuery, or commits it while this waits) is
-// left alone, and the writer, seeing fewer rows than keys, runs the batch
-// again: it then finds the key and replays it.
+// that two batches wait for each other's keys in one order. A key's window
+// starts at its message's stamp (created_at), as in the SQLite store. A
+// row for a key that has expired is taken over; one that has not (another
+// node committed the key since getKeysQuery, or commits it while this
+// waits) is left alone, and the writer, seeing fewer rows than keys, runs
+// the batch again: it then finds the key and replays it.
 const putKeysQuery = `
 	INSERT INTO herald.idempotency AS i (app_id, key, topic_id, message_id, published_at, created_at)
-	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, now()
+	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, k.published_at
 	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
 		AS k(app, key, topic_id, message_id, published_at)
 	ORDER BY k.app, k.key
