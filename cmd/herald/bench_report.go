@@ -46,11 +46,10 @@ type benchReportConfig struct {
 	Rate        float64 `json:"rate"` // 0: as fast as possible
 	Publishers  int     `json:"publishers"`
 	Size        int     `json:"size"`
-	// Batch is the messages per publish request (1: single publishes).
-	Batch     int     `json:"batch"`
-	DurationS float64 `json:"duration_seconds"`
-	WarmupS   float64 `json:"warmup_seconds"`
-	Idle      bool    `json:"idle"`
+	Batch       int     `json:"batch"` // messages per publish request (1: single publishes)
+	DurationS   float64 `json:"duration_seconds"`
+	WarmupS     float64 `json:"warmup_seconds"`
+	Idle        bool    `json:"idle"`
 }
 
 // benchReportConnect is how long the subscribers took to connect, until the
@@ -85,15 +84,13 @@ func newLatencyMs(h *latencyHistogram) latencyMs {
 type benchReportPublish struct {
 	// BehindSchedule is set when the publishers, each waiting for a 202
 	// before its next request, sent less than 95% of what --rate asked.
-	BehindSchedule bool `json:"behind_schedule,omitempty"`
-	// Accepted and Errors count messages; Requests counts the requests that
-	// carried the accepted ones (as many, unless --batch).
-	Accepted   uint64    `json:"accepted"`
-	Requests   uint64    `json:"requests"`
-	Errors     uint64    `json:"errors"`
-	FirstError string    `json:"first_error,omitempty"`
-	PerSecond  float64   `json:"per_second"`
-	Latency    latencyMs `json:"latency_ms"`
+	BehindSchedule bool      `json:"behind_schedule,omitempty"`
+	Accepted       uint64    `json:"accepted"` // messages, as Errors
+	Requests       uint64    `json:"requests"` // that carried the accepted messages (as many, unless --batch)
+	Errors         uint64    `json:"errors"`
+	FirstError     string    `json:"first_error,omitempty"`
+	PerSecond      float64   `json:"per_second"`
+	Latency        latencyMs `json:"latency_ms"`
 }
 
 // benchReportDelivery covers the messages accepted inside the measured
@@ -151,28 +148,26 @@ type benchReportNodeDelivery struct {
 // figures (PG…) exist on the Postgres store only: reconnects and queue usage
 // as they stand at the end, notifications and history reads over the window.
 type benchReportServer struct {
-	WindowS              float64  `json:"window_seconds"`
-	CPUSeconds           *float64 `json:"cpu_seconds,omitempty"`
-	CPUCores             *float64 `json:"cpu_cores,omitempty"` // CPU seconds per second of the window
-	RSSBefore            *float64 `json:"rss_before_bytes,omitempty"`
-	RSSWithSubscribers   *float64 `json:"rss_with_subscribers_bytes,omitempty"`
-	RSSAfter             *float64 `json:"rss_after_bytes,omitempty"`
-	RSSPerConnection     *float64 `json:"rss_per_connection_bytes,omitempty"`
-	HeapBefore           *float64 `json:"heap_inuse_before_bytes,omitempty"`
-	HeapWithSubscribers  *float64 `json:"heap_inuse_with_subscribers_bytes,omitempty"`
-	HeapPerConnection    *float64 `json:"heap_inuse_per_connection_bytes,omitempty"`
-	StackWithSubscribers *float64 `json:"stack_inuse_with_subscribers_bytes,omitempty"`
-	StackPerConnection   *float64 `json:"stack_inuse_per_connection_bytes,omitempty"`
-	Goroutines           *float64 `json:"goroutines_with_subscribers,omitempty"`
-	EventsDelivered      *float64 `json:"events_delivered,omitempty"`
-	EventsLagged         *float64 `json:"events_lagged,omitempty"`
-	SlowDisconnects      *float64 `json:"slow_consumer_disconnects,omitempty"`
-	MessagesPublished    *float64 `json:"messages_published,omitempty"`
-	// CPUPerPublishMicros is CPUSeconds over MessagesPublished: what a
-	// published message costs the server, its deliveries included.
-	CPUPerPublishMicros *float64     `json:"cpu_per_publish_us,omitempty"`
-	PublishCommitP50    *bucketBound `json:"publish_commit_p50,omitempty"`
-	PublishCommitP99    *bucketBound `json:"publish_commit_p99,omitempty"`
+	WindowS              float64      `json:"window_seconds"`
+	CPUSeconds           *float64     `json:"cpu_seconds,omitempty"`
+	CPUCores             *float64     `json:"cpu_cores,omitempty"` // CPU seconds per second of the window
+	RSSBefore            *float64     `json:"rss_before_bytes,omitempty"`
+	RSSWithSubscribers   *float64     `json:"rss_with_subscribers_bytes,omitempty"`
+	RSSAfter             *float64     `json:"rss_after_bytes,omitempty"`
+	RSSPerConnection     *float64     `json:"rss_per_connection_bytes,omitempty"`
+	HeapBefore           *float64     `json:"heap_inuse_before_bytes,omitempty"`
+	HeapWithSubscribers  *float64     `json:"heap_inuse_with_subscribers_bytes,omitempty"`
+	HeapPerConnection    *float64     `json:"heap_inuse_per_connection_bytes,omitempty"`
+	StackWithSubscribers *float64     `json:"stack_inuse_with_subscribers_bytes,omitempty"`
+	StackPerConnection   *float64     `json:"stack_inuse_per_connection_bytes,omitempty"`
+	Goroutines           *float64     `json:"goroutines_with_subscribers,omitempty"`
+	EventsDelivered      *float64     `json:"events_delivered,omitempty"`
+	EventsLagged         *float64     `json:"events_lagged,omitempty"`
+	SlowDisconnects      *float64     `json:"slow_consumer_disconnects,omitempty"`
+	MessagesPublished    *float64     `json:"messages_published,omitempty"`
+	CPUPerPublishMicros  *float64     `json:"cpu_per_publish_us,omitempty"` // CPUSeconds / MessagesPublished: deliveries included
+	PublishCommitP50     *bucketBound `json:"publish_commit_p50,omitempty"`
+	PublishCommitP99     *bucketBound `json:"publish_commit_p99,omitempty"`
 
 	PGListenerReconnects    *float64 `json:"pg_listener_reconnects_total,omitempty"`
 	PGQueueUsage            *float64 `json:"pg_notification_queue_usage,omitempty"`

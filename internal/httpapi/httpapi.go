@@ -58,7 +58,8 @@ type Config struct {
 	// CORS headers.
 	CORS []string
 	// MaxBatchBytes bounds the body of a batch publish
-	// (POST /v1/apps/{app}/messages). 0 means DefaultMaxBatchBytes.
+	// (POST /v1/apps/{app}/messages). 0 (or less) means
+	// DefaultMaxBatchBytes.
 	MaxBatchBytes int
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.

@@ -154,17 +154,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	api := httpapi.New(httpapi.Config{
-		Service:       svc,
-		Streams:       s.streams,
-		Keys:          auth.NewVerifier(st, 0),
-		Apps:          st,
-		Admin:         auth.NewAdminToken(s.AdminToken),
-		ReadyFunc:     s.ready,
-		Metrics:       s.metrics.Handler(),
-		Tokens:        tokens,
-		Triggers:      triggers,
-		CORS:          cfg.CORSOrigins,
-		Logger:        log,
+		Service:   svc,
+		Streams:   s.streams,
+		Keys:      auth.NewVerifier(st, 0),
+		Apps:      st,
+		Admin:     auth.NewAdminToken(s.AdminToken),
+		ReadyFunc: s.ready,
+		Metrics:   s.metrics.Handler(),
+		Tokens:    tokens,
+		Triggers:  triggers,
+		CORS:      cfg.CORSOrigins,
+		Logger:    log,
+
 		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
 	s.http = &http.Server{
