@@ -53,7 +53,7 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, fmt.Errorf("%w: request body: %s", pubsub.ErrInvalid, err.Error()))
 		return
 	}
-	if dec.More() {
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		a.writeError(w, r, fmt.Errorf("%w: request body: one JSON object expected, more follows", pubsub.ErrInvalid))
 		return
 	}
