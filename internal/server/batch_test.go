@@ -218,10 +218,20 @@ func TestBatchPublishOf1000(t *testing.T) {
 
 // TestBatchPublishReachesEveryNode: a batch published on one node of a
 // cluster reaches subscribers on the others, each message once, in id
-// order per topic, as if each had been published alone.
+// order per topic, as if each had been published alone, over either
+// transport of cluster notices.
 func TestBatchPublishReachesEveryNode(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			batchPublishReachesEveryNode(t, startCluster(t, 2, url))
+		})
+	}
+}
+
+func batchPublishReachesEveryNode(t *testing.T, nodes []*heraldtest.Server) {
+	t.Helper()
 	app := nodes[0].NewApp(t, "a", "b")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
