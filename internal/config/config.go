@@ -48,6 +48,21 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds reading a request's headers and, on every route
+	// but the event streams, its body: a client that sends slower than
+	// that is cut off instead of holding a connection for good.
+	ReadTimeout time.Duration
+	// MaxConnections caps the open connections of this node. Past it the
+	// listener accepts no more until one closes (they wait in the kernel's
+	// backlog), and event streams are refused earlier, with 503, so that a
+	// node full of subscribers still answers publishes and probes. The
+	// default is DefaultMaxConnections: the open-file limit less headroom
+	// for the store, webhooks and logs.
+	MaxConnections int
+	// MaxMessageDepth is how deeply a message's arrays and objects may
+	// nest: Go's encoding/json, which the SDK uses, refuses documents
+	// deeper than 10,000 levels, and each envelope adds one or two.
+	MaxMessageDepth int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
 	// LogFormat is text or json.
@@ -95,6 +110,13 @@ const MinDeadLetterRetention = 7 * 24 * time.Hour
 const (
 	DefaultAddr    = "127.0.0.1:8080"
 	DefaultDataDir = "./herald-data"
+	// DefaultReadTimeout is --read-timeout's default: ample for a 64 KiB
+	// message on a slow mobile link, short enough that a client sending
+	// nothing gives its connection back soon.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultMaxMessageDepth is --max-message-depth's default: far deeper
+	// than real documents nest, far below what decoders refuse.
+	DefaultMaxMessageDepth = 64
 )
 
 // Parse reads the serve flags from args, with getenv supplying the HERALD_*
@@ -141,6 +163,9 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.Heartbeat, "heartbeat", 15*time.Second, "ping interval on idle streams; negative disables")
 	dur(&c.WriteTimeout, "write-timeout", 30*time.Second, "a stream write slower than this disconnects the client")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "bound on reading a request's headers and body (event streams excepted)")
+	integer(&c.MaxConnections, "max-connections", DefaultMaxConnections(), "open connections this node takes; event streams past it (less a reserve) get 503 (default: open-file limit less headroom)")
+	integer(&c.MaxMessageDepth, "max-message-depth", DefaultMaxMessageDepth, "deepest nesting of arrays and objects a message may have")
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	str(&c.TokenSecret, "token-secret", "", "key (32+ characters) that signs browser tokens; empty derives one from the admin token")
@@ -194,6 +219,9 @@ func (c Config) validate() []error {
 	positive("buffer-size", int64(c.BufferSize))
 	positive("write-timeout", int64(c.WriteTimeout))
 	positive("shutdown-timeout", int64(c.ShutdownTimeout))
+	positive("read-timeout", int64(c.ReadTimeout))
+	positive("max-connections", int64(c.MaxConnections))
+	positive("max-message-depth", int64(c.MaxMessageDepth))
 	positive("webhook-timeout", int64(c.WebhookTimeout))
 	positive("webhook-poll-interval", int64(c.WebhookPollInterval))
 	positive("webhook-retention", int64(c.WebhookRetention))

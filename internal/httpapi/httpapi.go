@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/dashboard"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
@@ -56,20 +57,32 @@ type Config struct {
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.
 	Logger *slog.Logger
+	// ReadTimeout bounds reading a request body, on every route but the
+	// event streams. 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// MaxStreams caps the event streams open on this node; past it a
+	// stream is refused with 503 and Retry-After. 0 or less is unlimited.
+	MaxStreams int
 }
 
 // API is the HTTP handler of the whole server.
 type API struct {
-	cfg  Config
-	mux  *http.ServeMux
-	log  *slog.Logger
-	cors *cors
-	dash http.Handler
+	cfg         Config
+	mux         *http.ServeMux
+	log         *slog.Logger
+	cors        *cors
+	dash        http.Handler
+	readTimeout time.Duration
+	// streams counts the open event streams, under the key "".
+	streams limit.Counter
 }
 
 // New returns the API's handler.
 func New(cfg Config) *API {
-	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, readTimeout: cfg.ReadTimeout}
+	if a.readTimeout <= 0 {
+		a.readTimeout = DefaultReadTimeout
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -157,6 +170,7 @@ func (a *API) Patterns() []string {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = a.boundBody(w, r)
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
@@ -193,6 +207,7 @@ func (e *apiError) Error() string { return e.message }
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		ae      *apiError
+		unread  *bodyReadError
 		tooBig  *http.MaxBytesError
 		expired *auth.TokenExpiredError
 		refused *webhook.RefusedError
@@ -200,6 +215,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
 	switch {
 	case errors.As(err, &ae):
+		status, code, msg = ae.status, ae.code, ae.message
+	case errors.As(err, &unread):
+		ae := unread.apiError()
 		status, code, msg = ae.status, ae.code, ae.message
 	case errors.As(err, &expired):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
@@ -242,7 +260,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+		retryAfter(w, time.Second)
+	}
+	afterAnswer := abandonBody(w, r)
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	afterAnswer()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -301,7 +324,11 @@ func (a *API) scoped(scope store.Scope, next http.HandlerFunc) http.HandlerFunc 
 // token of the path's app, from the header, ?access_token= or the cookie.
 // Which topics the token allows is checked by the handler, which knows them.
 func (a *API) streaming(next http.HandlerFunc) http.HandlerFunc {
-	return a.authorize(store.ScopeSubscribe, true, next)
+	h := a.authorize(store.ScopeSubscribe, true, next)
+	return func(w http.ResponseWriter, r *http.Request) {
+		unboundBody(w, r)
+		h(w, r)
+	}
 }
 
 func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) http.HandlerFunc {
@@ -580,7 +607,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until})
+	release, ok := a.acquireStream(w, r)
+	if !ok {
+		return
+	}
+	err := a.cfg.Streams.Serve(w, r, sse.Request{
+		App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until, ReleaseFunc: release,
+	})
 	if err != nil {
 		var name string
 		if len(topics) == 1 {
@@ -607,6 +640,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if unread := (*bodyReadError)(nil); errors.As(err, &unread) {
+			return err
+		}
 		return fmt.Errorf("%w: request body: %s", pubsub.ErrInvalid, err.Error())
 	}
 	return nil

@@ -184,6 +184,11 @@ type Request struct {
 	// stream. The stream then sends "event: token_expired" and ends
 	// cleanly. The zero time means no deadline.
 	Until time.Time
+	// ReleaseFunc, if not nil, is called once when the stream ends, or
+	// before Serve returns an error: the caller holds a slot (a limit on
+	// streams) for as long as the stream lives, which on a hijacked
+	// connection is longer than the request.
+	ReleaseFunc func()
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -195,10 +200,19 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 
+	release := func() {}
+	if req.ReleaseFunc != nil {
+		release = req.ReleaseFunc
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	if !h.enter() {
 		return ErrShuttingDown
 	}
-	handedOff := false
 	defer func() {
 		if !handedOff {
 			h.leave()
@@ -306,6 +320,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	stopRequestWatch()
 	handedOff = true
 	go func() {
+		defer release()
 		defer h.leave()
 		defer h.count(req.App, topics, -1)
 		defer cancel()

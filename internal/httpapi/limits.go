@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// DefaultReadTimeout bounds reading a request body when
+// Config.ReadTimeout is 0.
+const DefaultReadTimeout = 10 * time.Second
+
+// streamRetryAfter is the Retry-After of a stream refused because the node
+// is full: long enough for others to leave, short enough that a browser's
+// EventSource (which retries on its own after a few seconds) is not lost.
+const streamRetryAfter = 5 * time.Second
+
+// requestBody is a request body read under a deadline. It remembers
+// whether it was read to the end: an answer sent before that closes the
+// connection (see writeError), so the server never waits for the rest of a
+// body it does not want. A read that fails is reported as a
+// *bodyReadError, which is the client's fault, never the server's.
+type requestBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	sawEOF  bool
+	timeout time.Duration
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		if !b.sawEOF {
+			b.sawEOF = true
+			// The body is in: a handler slower than the read timeout must
+			// not have its request cancelled by net/http's background read
+			// (which watches for the client leaving) missing the deadline.
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	default:
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			err = &bodyReadError{err: err, timeout: b.timeout}
+		}
+	}
+	return n, err
+}
+
+// bodyReadError is a request body that could not be read: the client
+// went away mid-body, sent a malformed chunk, or was slower than the read
+// timeout.
+type bodyReadError struct {
+	err     error
+	timeout time.Duration
+}
+
+func (e *bodyReadError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// apiError is the answer to a body that could not be read. The client
+// is likely gone or misbehaving; the answer is sent in case it is not.
+func (e *bodyReadError) apiError() *apiError {
+	if errors.Is(e.err, os.ErrDeadlineExceeded) {
+		return &apiError{http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request body did not arrive within %s", e.timeout)}
+	}
+	return &apiError{http.StatusBadRequest, "body_unreadable", "the request body could not be read: it ended early or is malformed"}
+}
+
+// boundBody puts the read timeout on r's body, if it has one, and returns
+// the request to serve. Streams clear the deadline (see unboundBody): they
+// read nothing after their headers and live far longer.
+func (a *API) boundBody(w http.ResponseWriter, r *http.Request) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	rc := http.NewResponseController(w)
+	// The deadline covers the connection's reads (HTTP/1.x) or the
+	// request's body (HTTP/2); where unsupported, the body is unbounded
+	// as before.
+	_ = rc.SetReadDeadline(time.Now().Add(a.readTimeout))
+	// A shallow copy: net/http keeps the original request, and must keep
+	// its own body to decide what to do with what is left of it.
+	r2 := *r
+	r2.Body = &requestBody{ReadCloser: r.Body, rc: rc, timeout: a.readTimeout}
+	return &r2
+}
+
+// unboundBody lifts the read deadline boundBody set, for a stream.
+func unboundBody(w http.ResponseWriter, r *http.Request) {
+	if b, ok := r.Body.(*requestBody); ok {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// drainGrace is how long the rest of an unwanted body may take to arrive
+// once the answer is sent: a client that sent it whole loses nothing (its
+// bytes are read, so closing sends no reset that could destroy the
+// answer), and one that never sends it holds its connection no longer.
+const drainGrace = 250 * time.Millisecond
+
+// abandonBody prepares an answer sent before r's body was read to its
+// end, if it was not: on HTTP/1.x the connection closes after the answer,
+// instead of waiting for the rest of the body (which net/http otherwise
+// reads, up to 256 KiB, before the answer or after it, for as long as the
+// client cares to take). The returned func, called once the answer is
+// written, lets what is left of the body arrive for drainGrace at most.
+func abandonBody(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
+	b, ok := r.Body.(*requestBody)
+	if !ok || b.sawEOF {
+		return func() {}
+	}
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	return func() { _ = b.rc.SetReadDeadline(time.Now().Add(min(drainGrace, b.timeout))) }
+}
+
+// acquireStream takes a slot among the node's streams, or answers 503.
+// The caller passes release to the stream, which calls it when it ends.
+func (a *API) acquireStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if !a.streams.TryAcquire("", a.cfg.MaxStreams) {
+		a.writeError(w, r, &apiError{http.StatusServiceUnavailable, "too_many_streams",
+			fmt.Sprintf("this node holds its most event streams (%d); retry later or on another node", a.cfg.MaxStreams)})
+		return nil, false
+	}
+	return func() { a.streams.Release("") }, true
+}
+
+// retryAfter sets the Retry-After header to d, rounded up to seconds.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	secs := int64((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+}
