@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -222,6 +223,9 @@ func (c Config) validate() []error {
 	positive("read-timeout", int64(c.ReadTimeout))
 	positive("max-connections", int64(c.MaxConnections))
 	positive("max-message-depth", int64(c.MaxMessageDepth))
+	if c.MaxMessageDepth > pubsub.MaxMaxDepth {
+		errs = append(errs, fmt.Errorf("--max-message-depth must be at most %d: deeper messages could not be decoded by clients inside their envelopes", pubsub.MaxMaxDepth))
+	}
 	positive("webhook-timeout", int64(c.WebhookTimeout))
 	positive("webhook-poll-interval", int64(c.WebhookPollInterval))
 	positive("webhook-retention", int64(c.WebhookRetention))

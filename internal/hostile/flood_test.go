@@ -45,7 +45,7 @@ func TestConnectionFloodLeavesEveryoneElseAnswered(t *testing.T) {
 func TestStreamsPastTheCapAreRefused(t *testing.T) {
 	t.Parallel()
 	cfg := heraldtest.Config(t)
-	cfg.MaxConnections = 8 // 7 streams
+	cfg.MaxConnections = 8                 // 7 streams
 	cfg.Heartbeat = 100 * time.Millisecond // a closed stream is noticed at its next write
 	srv := heraldtest.Start(t, cfg)
 	app := srv.NewApp(t, "t")

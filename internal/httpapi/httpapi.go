@@ -235,6 +235,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooBig), errors.Is(err, pubsub.ErrTooLarge):
 		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
 			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
+	case errors.Is(err, pubsub.ErrTooDeep):
+		status, code, msg = http.StatusBadRequest, "message_too_deep",
+			fmt.Sprintf("the message nests arrays and objects deeper than the limit of %d levels", a.cfg.Service.MaxDepth())
 	case errors.Is(err, pubsub.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
 	case errors.As(err, &refused):

@@ -132,3 +132,30 @@ func TestValidateIdempotencyKey(t *testing.T) {
 		require.ErrorIs(t, pubsub.ValidateIdempotencyKey(bad), pubsub.ErrInvalid, "%q", bad)
 	}
 }
+
+// TestPublishRefusesMessagesNestedTooDeep: a message nested past MaxDepth
+// is refused with ErrTooDeep and stores nothing; brackets inside strings
+// do not count, and a message at the limit is taken.
+func TestPublishRefusesMessagesNestedTooDeep(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	svc, err := pubsub.New(b.store, b.bc, pubsub.Options{MaxDepth: 4})
+	require.NoError(t, err)
+	nest := func(n int) []byte {
+		return []byte(strings.Repeat("[", n) + strings.Repeat("]", n))
+	}
+	_, err = svc.Publish(t.Context(), b.appID, "t", nest(4))
+	require.NoError(t, err)
+	_, err = svc.Publish(t.Context(), b.appID, "t", []byte(`{"a":{"b":{"c":"[[[[[[\"{{{{"}}}`))
+	require.NoError(t, err, "brackets in strings are text")
+	for _, deep := range [][]byte{nest(5), nest(10_000), []byte(`{"a":{"b":{"c":{"d":[1]}}}}`)} {
+		_, err = svc.Publish(t.Context(), b.appID, "t", deep)
+		require.ErrorIs(t, err, pubsub.ErrTooDeep)
+	}
+	topic, err := b.store.GetTopic(t.Context(), b.appID, "t")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), topic.LastID, "the refused ones stored nothing")
+
+	_, err = pubsub.New(b.store, b.bc, pubsub.Options{MaxDepth: pubsub.MaxMaxDepth + 1})
+	require.Error(t, err)
+}

@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	svc, err := pubsub.New(st, bc, pubsub.Options{
 		MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxDepth:        cfg.MaxMessageDepth,
 		PublishedFunc: func(d time.Duration) {
 			s.metrics.Published.Inc()
 			s.metrics.PublishDuration.Observe(d.Seconds())
