@@ -101,7 +101,7 @@ func New(cfg Config) *API {
 
 // notFound answers every path no route matches.
 func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
-	a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
+	a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + limit.Echo(r.Method) + " " + limit.Echo(r.URL.Path)})
 }
 
 // route is one entry of the API's route table: a net/http pattern and its
@@ -190,6 +190,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cors.handle(w, r, a.writeError) {
 		return
 	}
+	if err := checkQuery(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -255,6 +259,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusNotFound, "not_found", "not found"
 	case errors.Is(err, store.ErrConflict):
 		status, code, msg = http.StatusConflict, "conflict", "already exists"
+	case errors.Is(err, store.ErrCommitUnknown):
+		status, code, msg = http.StatusServiceUnavailable, "commit_unknown",
+			"the connection to the database was lost while this was committed: it may or may not be stored. "+
+				"Retrying with the same Idempotency-Key is safe: it is stored at most once"
+	case errors.Is(err, store.ErrFull):
+		retryAfter(w, storeFullRetry)
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the server's storage is full; retry later"
+	case errors.Is(err, store.ErrUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store is unavailable; retry"
 	case errors.Is(err, sse.ErrShuttingDown), errors.Is(err, broadcast.ErrUnavailable):
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "temporarily unavailable; retry"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -284,27 +297,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // so page scripts never see the token.
 const TokenCookie = "herald_token"
 
-// credential returns the request's credential and whether it came from the
-// token cookie: the Authorization header; on the events endpoints, where
-// EventSource cannot send headers, also ?access_token= and then the cookie.
-func credential(r *http.Request, stream bool) (token string, fromCookie bool) {
+// credSource is where a request's credential came from.
+type credSource int
+
+const (
+	fromHeader credSource = iota // Authorization: Bearer, or none at all
+	fromQuery                    // ?access_token=
+	fromCookie                   // the TokenCookie
+)
+
+// credential returns the request's credential and where it came from: the
+// Authorization header; on the events endpoints, where EventSource cannot
+// send headers, also ?access_token= and then the cookie.
+func credential(r *http.Request, stream bool) (string, credSource) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token), false
+			return strings.TrimSpace(token), fromHeader
 		}
-		return "", false
+		return "", fromHeader
 	}
 	if !stream {
-		return "", false
+		return "", fromHeader
 	}
 	if t := r.URL.Query().Get("access_token"); t != "" {
-		return t, false
+		return t, fromQuery
 	}
 	if c, err := r.Cookie(TokenCookie); err == nil {
-		return c.Value, true
+		return c.Value, fromCookie
 	}
-	return "", false
+	return "", fromHeader
 }
 
 func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
@@ -337,8 +359,15 @@ func (a *API) streaming(next http.HandlerFunc) http.HandlerFunc {
 func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		appID := r.PathValue("app")
-		token, fromCookie := credential(r, stream)
-		if !fromCookie && a.cfg.Admin.Verify(token) {
+		token, from := credential(r, stream)
+		if from == fromQuery && a.cfg.Admin.Verify(token) {
+			// URLs end up in logs, browser history and Referer headers:
+			// the one credential that manages every app never goes there.
+			a.writeError(w, r, &apiError{http.StatusUnauthorized, "admin_token_in_url",
+				"the admin token is refused in ?access_token=; send it as Authorization: Bearer, and rotate it if this URL was logged"})
+			return
+		}
+		if from == fromHeader && a.cfg.Admin.Verify(token) {
 			if _, err := a.cfg.Apps.GetApp(r.Context(), appID); err != nil {
 				a.writeError(w, r, appErr(err))
 				return
@@ -346,7 +375,7 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			next(w, r)
 			return
 		}
-		if fromCookie || auth.LooksLikeToken(token) {
+		if from == fromCookie || auth.LooksLikeToken(token) {
 			// The cookie carries browser tokens only: an app key or the
 			// admin token there would be sent by the browser to every
 			// request of the path, which is not what keys are for.

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/heraldhq/herald/internal/limit"
 )
 
 // DefaultReadTimeout bounds reading a request body when
@@ -18,6 +21,10 @@ const DefaultReadTimeout = 10 * time.Second
 // is full: long enough for others to leave, short enough that a browser's
 // EventSource (which retries on its own after a few seconds) is not lost.
 const streamRetryAfter = 5 * time.Second
+
+// storeFullRetry is the Retry-After of a write refused because the disk
+// is full: freeing space takes an operator, not a moment.
+const storeFullRetry = 30 * time.Second
 
 // requestBody is a request body read under a deadline. It remembers
 // whether it was read to the end: an answer sent before that closes the
@@ -137,4 +144,19 @@ func (a *API) acquireStream(w http.ResponseWriter, r *http.Request) (release fun
 func retryAfter(w http.ResponseWriter, d time.Duration) {
 	secs := int64((d + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+}
+
+// checkQuery refuses a query string that does not parse. net/http's
+// Request.URL.Query drops what it cannot parse, including every parameter
+// past the 10,000th, without a word: a stream of 50,000 topics would be
+// told it named none.
+func checkQuery(r *http.Request) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return &apiError{http.StatusBadRequest, "invalid_query",
+			"the query string could not be read (malformed, or more than 10,000 parameters): " + limit.Echo(err.Error())}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -102,7 +103,8 @@ func (s *Service) MaxMessageBytes() int { return s.maxMessage }
 // accepts.
 func (s *Service) MaxDepth() int { return s.maxDepth }
 
-// ValidateTopic checks a topic name: 1 to 128 characters of A-Z a-z 0-9 . _ -.
+// ValidateTopic checks a topic name: 1 to 128 characters of A-Z a-z 0-9 . _ -,
+// not only dots.
 func ValidateTopic(name string) error {
 	if name == "" || len(name) > MaxTopicLen {
 		return fmt.Errorf("%w: topic name must be 1 to %d characters", ErrInvalid, MaxTopicLen)
@@ -112,6 +114,11 @@ func ValidateTopic(name string) error {
 		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
 			return fmt.Errorf("%w: topic name may hold only A-Z a-z 0-9 . _ -", ErrInvalid)
 		}
+	}
+	if strings.Trim(name, ".") == "" {
+		// "." and ".." are path segments: clients and proxies normalise
+		// them away, so such a topic could be created but never reached.
+		return fmt.Errorf("%w: a topic name must hold something besides dots", ErrInvalid)
 	}
 	return nil
 }

@@ -84,10 +84,10 @@ func FuzzPublish(f *testing.F) {
 
 func TestValidateTopic(t *testing.T) {
 	t.Parallel()
-	for _, ok := range []string{"a", "orders", "A.b_c-9", string(bytes.Repeat([]byte("x"), 128))} {
+	for _, ok := range []string{"a", "orders", "A.b_c-9", ".a", "..a..", string(bytes.Repeat([]byte("x"), 128))} {
 		require.NoError(t, pubsub.ValidateTopic(ok), ok)
 	}
-	for _, bad := range []string{"", "a b", "a/b", "é", "a:b", "a,b", "a\n", string(bytes.Repeat([]byte("x"), 129))} {
+	for _, bad := range []string{"", ".", "..", "...", "a b", "a/b", "é", "a:b", "a,b", "a\n", string(bytes.Repeat([]byte("x"), 129))} {
 		require.ErrorIs(t, pubsub.ValidateTopic(bad), pubsub.ErrInvalid, bad)
 	}
 }

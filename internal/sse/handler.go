@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -233,7 +234,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 
 	cursor, err := parseCursor(req.LastEventID, topics)
 	if err != nil {
-		return fmt.Errorf("%w: %q", ErrBadLastEventID, req.LastEventID)
+		return fmt.Errorf("%w: %q", ErrBadLastEventID, limit.Echo(req.LastEventID))
 	}
 
 	// Subscribe before reading positions, so nothing committed in between is
