@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
+	t.Run("Limits", func(t *testing.T) { t.Parallel(); testLimits(t, setup) })
 }
 
 // testBundle is what one test case works with: a fresh store of its own.
