@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/internal/pubsub"
+	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -60,6 +62,13 @@ type Config struct {
 	// default is DefaultMaxConnections: the open-file limit less headroom
 	// for the store, webhooks and logs.
 	MaxConnections int
+	// AppLimits are the per-app limits of an app that has none of its own
+	// (PATCH /v1/apps/{app} sets those), enforced on each node apart:
+	// streams and the publish rate per node, topics over the cluster. For
+	// each, 0 is unlimited. Streams and topics default far above what one
+	// node holds, the rate to unlimited, so they only part tenants that an
+	// operator chose to part.
+	AppLimits store.AppLimits
 	// MaxMessageDepth is how deeply a message's arrays and objects may
 	// nest: Go's encoding/json, which the SDK uses, refuses documents
 	// deeper than 10,000 levels, and each envelope adds one or two.
@@ -118,6 +127,10 @@ const (
 	// DefaultMaxMessageDepth is --max-message-depth's default: far deeper
 	// than real documents nest, far below what decoders refuse.
 	DefaultMaxMessageDepth = 64
+	// DefaultAppMaxStreams and DefaultAppMaxTopics are generous: a
+	// single-tenant install and `herald bench` never meet them.
+	DefaultAppMaxStreams = 100_000
+	DefaultAppMaxTopics  = 100_000
 )
 
 // Parse reads the serve flags from args, with getenv supplying the HERALD_*
@@ -151,6 +164,14 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 		}
 		fs.DurationVar(p, name, def, help+" ($"+envName(name)+")")
 	}
+	float := func(p *float64, name string, def float64, help string) {
+		if v := getenv(envName(name)); v != "" {
+			if _, err := fmt.Sscan(v, &def); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a number", envName(name), v))
+			}
+		}
+		fs.Float64Var(p, name, def, help+" ($"+envName(name)+")")
+	}
 	var level string
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
@@ -167,6 +188,10 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "bound on reading a request's headers and body (event streams excepted)")
 	integer(&c.MaxConnections, "max-connections", DefaultMaxConnections(), "open connections this node takes; event streams past it (less a reserve) get 503 (default: open-file limit less headroom)")
 	integer(&c.MaxMessageDepth, "max-message-depth", DefaultMaxMessageDepth, "deepest nesting of arrays and objects a message may have")
+	integer(&c.AppLimits.Streams, "app-max-streams", DefaultAppMaxStreams, "event streams one app may hold open on this node; 0 unlimited")
+	integer(&c.AppLimits.Topics, "app-max-topics", DefaultAppMaxTopics, "topics one app may have; 0 unlimited")
+	float(&c.AppLimits.PublishRate, "app-publish-rate", 0, "publishes per second one app may make on this node; 0 unlimited")
+	integer(&c.AppLimits.PublishBurst, "app-publish-burst", 0, "publishes one app may make at once above its rate; 0 is one second's worth")
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	str(&c.TokenSecret, "token-secret", "", "key (32+ characters) that signs browser tokens; empty derives one from the admin token")
@@ -223,6 +248,14 @@ func (c Config) validate() []error {
 	positive("read-timeout", int64(c.ReadTimeout))
 	positive("max-connections", int64(c.MaxConnections))
 	positive("max-message-depth", int64(c.MaxMessageDepth))
+	for name, v := range map[string]float64{
+		"app-max-streams": float64(c.AppLimits.Streams), "app-max-topics": float64(c.AppLimits.Topics),
+		"app-publish-rate": c.AppLimits.PublishRate, "app-publish-burst": float64(c.AppLimits.PublishBurst),
+	} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("--%s must be 0 (unlimited) or positive", name))
+		}
+	}
 	if c.MaxMessageDepth > pubsub.MaxMaxDepth {
 		errs = append(errs, fmt.Errorf("--max-message-depth must be at most %d: deeper messages could not be decoded by clients inside their envelopes", pubsub.MaxMaxDepth))
 	}

@@ -63,6 +63,11 @@ type Config struct {
 	// MaxStreams caps the event streams open on this node; past it a
 	// stream is refused with 503 and Retry-After. 0 or less is unlimited.
 	MaxStreams int
+	// Limits enforces per-app limits; nil enforces none.
+	Limits *limit.Apps
+	// AppLimits keeps apps' own limits (PATCH /v1/apps/{app}); nil answers
+	// that route with 404.
+	AppLimits store.LimitStore
 }
 
 // API is the HTTP handler of the whole server.
@@ -124,6 +129,7 @@ func (a *API) routes() []route {
 		{"POST /v1/apps", a.admin(a.createApp)},
 		{"GET /v1/apps", a.admin(a.listApps)},
 		{"DELETE /v1/apps/{app}", a.admin(a.deleteApp)},
+		{"PATCH /v1/apps/{app}", a.admin(a.patchApp)},
 		{"PUT /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.createTopic)},
 		{"GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics)},
 		{"DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic)},
@@ -211,6 +217,7 @@ func (e *apiError) Error() string { return e.message }
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		ae      *apiError
+		limited *limit.Refused
 		unread  *bodyReadError
 		tooBig  *http.MaxBytesError
 		expired *auth.TokenExpiredError
@@ -220,6 +227,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		status, code, msg = ae.status, ae.code, ae.message
+	case errors.As(err, &limited):
+		retryAfter(w, limited.RetryAfter)
+		status, code, msg = http.StatusTooManyRequests, "limit_reached", limited.Error()
+		if limited.Kind == limit.KindPublishRate {
+			code = "rate_limited"
+		}
 	case errors.As(err, &unread):
 		ae := unread.apiError()
 		status, code, msg = ae.status, ae.code, ae.message
@@ -474,6 +487,9 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Keys.Forget(r.PathValue("app"))
+	if a.cfg.Limits != nil {
+		a.cfg.Limits.Forget(r.PathValue("app"))
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -492,6 +508,10 @@ func (a *API) topicJSON(t store.Topic) topicJSON {
 }
 
 func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
+	if err := a.checkTopicLimit(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	t, created, err := a.cfg.Service.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
 	if err != nil {
 		a.writeError(w, r, appErr(err))
@@ -535,6 +555,13 @@ type messageJSON struct {
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
+	if a.cfg.Limits != nil {
+		// Before the body is read: a refused publish costs no reading.
+		if err := a.cfg.Limits.AllowPublish(r.Context(), r.PathValue("app"), 1); err != nil {
+			a.writeError(w, r, appErr(err))
+			return
+		}
+	}
 	// The limit is on compact JSON; the raw body may carry whitespace, so it
 	// gets room for that, bounded so a huge body is refused while reading.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*a.cfg.Service.MaxMessageBytes())))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/limit"
+	"github.com/heraldhq/herald/internal/pubsub"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 // DefaultReadTimeout bounds reading a request body when
@@ -129,15 +132,127 @@ func abandonBody(w http.ResponseWriter, r *http.Request) (afterAnswer func()) {
 	return func() { _ = b.rc.SetReadDeadline(time.Now().Add(min(drainGrace, b.timeout))) }
 }
 
-// acquireStream takes a slot among the node's streams, or answers 503.
-// The caller passes release to the stream, which calls it when it ends.
+// acquireStream takes a slot among the node's streams (or answers 503)
+// and one among its app's (or answers 429). The caller passes release to
+// the stream, which calls it when it ends.
 func (a *API) acquireStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	if !a.streams.TryAcquire("", a.cfg.MaxStreams) {
+		retryAfter(w, streamRetryAfter)
 		a.writeError(w, r, &apiError{http.StatusServiceUnavailable, "too_many_streams",
 			fmt.Sprintf("this node holds its most event streams (%d); retry later or on another node", a.cfg.MaxStreams)})
 		return nil, false
 	}
-	return func() { a.streams.Release("") }, true
+	releaseNode := func() { a.streams.Release("") }
+	if a.cfg.Limits == nil {
+		return releaseNode, true
+	}
+	releaseApp, err := a.cfg.Limits.AcquireStream(r.Context(), r.PathValue("app"))
+	if err != nil {
+		releaseNode()
+		a.writeError(w, r, appErr(err))
+		return nil, false
+	}
+	return func() { releaseApp(); releaseNode() }, true
+}
+
+// checkTopicLimit refuses to create a topic past the app's topic limit.
+// Counting is a read before the write, so concurrent creates can pass the
+// limit by a few; a re-create of an existing topic is never refused.
+func (a *API) checkTopicLimit(r *http.Request) error {
+	if a.cfg.Limits == nil {
+		return nil
+	}
+	app := r.PathValue("app")
+	l, err := a.cfg.Limits.Limits(r.Context(), app)
+	if err != nil || l.Topics <= 0 {
+		return appErr(err)
+	}
+	ts, err := a.cfg.Service.ListTopics(r.Context(), app)
+	if err != nil {
+		return appErr(err)
+	}
+	for _, t := range ts {
+		if t.Name == r.PathValue("topic") {
+			return nil
+		}
+	}
+	return a.cfg.Limits.CheckTopics(r.Context(), app, len(ts))
+}
+
+// limitsJSON is the limits object of PATCH /v1/apps/{app}: 0 or absent
+// takes the server's default, -1 is unlimited.
+type limitsJSON struct {
+	Streams      *int     `json:"streams,omitempty"`
+	PublishRate  *float64 `json:"publish_rate,omitempty"`
+	PublishBurst *int     `json:"publish_burst,omitempty"`
+	Topics       *int     `json:"topics,omitempty"`
+}
+
+// patchApp sets an app's own limits. The limits given replace the app's
+// own limits as a whole; the answer gives them and those in force.
+func (a *API) patchApp(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.AppLimits == nil || a.cfg.Limits == nil {
+		a.notFound(w, r)
+		return
+	}
+	var req struct {
+		Limits *limitsJSON `json:"limits"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Limits == nil {
+		a.writeError(w, r, fmt.Errorf(`%w: give {"limits":{…}}: streams, publish_rate, publish_burst, topics (0 the default, -1 unlimited)`, pubsub.ErrInvalid))
+		return
+	}
+	own, err := req.Limits.appLimits()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	app := r.PathValue("app")
+	if err := a.cfg.AppLimits.SetAppLimits(r.Context(), app, own); err != nil {
+		a.writeError(w, r, appErr(err))
+		return
+	}
+	a.cfg.Limits.Forget(app)
+	eff, err := a.cfg.Limits.Limits(r.Context(), app)
+	if err != nil {
+		a.writeError(w, r, appErr(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": app, "limits": own, "effective": eff})
+}
+
+func (l *limitsJSON) appLimits() (store.AppLimits, error) {
+	var out store.AppLimits
+	count := func(name string, p *int, dst *int) error {
+		if p == nil {
+			return nil
+		}
+		if *p < -1 {
+			return fmt.Errorf("%w: limits.%s must be -1 (unlimited), 0 (the default) or positive", pubsub.ErrInvalid, name)
+		}
+		*dst = *p
+		return nil
+	}
+	if err := count("streams", l.Streams, &out.Streams); err != nil {
+		return out, err
+	}
+	if err := count("publish_burst", l.PublishBurst, &out.PublishBurst); err != nil {
+		return out, err
+	}
+	if err := count("topics", l.Topics, &out.Topics); err != nil {
+		return out, err
+	}
+	if p := l.PublishRate; p != nil {
+		if math.IsNaN(*p) || math.IsInf(*p, 0) || (*p < 0 && *p != -1) {
+			return out, fmt.Errorf("%w: limits.publish_rate must be -1 (unlimited), 0 (the default) or positive", pubsub.ErrInvalid)
+		}
+		out.PublishRate = *p
+	}
+	return out, nil
 }
 
 // retryAfter sets the Retry-After header to d, rounded up to seconds.

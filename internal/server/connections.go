@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/internal/limit"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 // connLimit is a listener that keeps at most max connections open. Past
@@ -132,4 +135,24 @@ func maxStreams(maxConns int) int {
 		return 0
 	}
 	return max(maxConns-max(maxConns/8, 1), 1)
+}
+
+// limitStore is the store's keeper of per-app limits; both stores are one.
+func limitStore(st store.Store) store.LimitStore {
+	ls, _ := st.(store.LimitStore)
+	return ls
+}
+
+// appLimits enforces the per-app limits on this node: the server-wide
+// defaults of the configuration, each app's own from the store, refusals
+// counted in the metrics.
+func (s *Server) appLimits(st store.Store) *limit.Apps {
+	opts := limit.AppsOptions{
+		Defaults:    s.cfg.AppLimits,
+		RefusedFunc: func(kind string) { s.metrics.LimitRefusals.WithLabelValues(kind).Inc() },
+	}
+	if ls := limitStore(st); ls != nil {
+		opts.LookupFunc = ls.AppLimits
+	}
+	return limit.NewApps(opts)
 }

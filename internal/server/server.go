@@ -176,6 +176,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// ReadTimeout would also cut the event streams.
 		ReadTimeout: cfg.ReadTimeout,
 		MaxStreams:  maxStreams(cfg.MaxConnections),
+		Limits:      s.appLimits(st),
+		AppLimits:   limitStore(st),
 	})
 	s.http = &http.Server{
 		Handler:           api,

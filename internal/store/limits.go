@@ -14,8 +14,6 @@ type AppLimits struct {
 	PublishBurst int     `json:"publish_burst,omitempty"`
 	// Topics caps the app's topics.
 	Topics int `json:"topics,omitempty"`
-	// Triggers caps the app's webhook triggers, over all its topics.
-	Triggers int `json:"triggers,omitempty"`
 }
 
 // LimitStore keeps each app's limits. Both stores implement it, beside

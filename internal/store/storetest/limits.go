@@ -21,7 +21,7 @@ func testLimits(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Equal(t, store.AppLimits{}, l, "an app without its own limits has the defaults")
 
-		want := store.AppLimits{Streams: 5, PublishRate: 2.5, PublishBurst: 10, Topics: -1, Triggers: 3}
+		want := store.AppLimits{Streams: 5, PublishRate: 2.5, PublishBurst: 10, Topics: -1}
 		require.NoError(t, ls.SetAppLimits(b.ctx, app.ID, want))
 		l, err = ls.AppLimits(b.ctx, app.ID)
 		require.NoError(t, err)
