@@ -72,7 +72,7 @@ type Apps struct {
 	streams Counter
 
 	mu      sync.Mutex
-	cache   map[string]cached       // guarded by mu; by app id
+	cache   map[string]cached        // guarded by mu; by app id
 	buckets map[string]*rate.Limiter // guarded by mu; by app id, apps with a rate only
 }
 
