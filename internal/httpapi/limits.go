@@ -90,6 +90,16 @@ func (a *API) boundBody(w http.ResponseWriter, r *http.Request) *http.Request {
 	if r.Body == nil || r.Body == http.NoBody {
 		return r
 	}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http drops a Content-Length sent beside Transfer-Encoding
+		// without a word (the encoding wins). A proxy in front that went
+		// by the Content-Length would take the rest of the chunked body
+		// for the next request, and send it on this connection: a
+		// smuggled request. A chunked request therefore closes its
+		// connection after its answer, as RFC 9112 (6.3) asks when both
+		// are present; clients pay one reconnect.
+		w.Header().Set("Connection", "close")
+	}
 	rc := http.NewResponseController(w)
 	// The deadline covers the connection's reads (HTTP/1.x) or the
 	// request's body (HTTP/2); where unsupported, the body is unbounded
