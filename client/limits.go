@@ -13,6 +13,7 @@ type Limits struct {
 	PublishRate  *float64 `json:"publish_rate,omitempty"`
 	PublishBurst *int     `json:"publish_burst,omitempty"`
 	Topics       *int     `json:"topics,omitempty"`
+	Triggers     *int     `json:"triggers,omitempty"`
 }
 
 // AppLimits is the answer to SetAppLimits: the app's own limits and those

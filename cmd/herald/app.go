@@ -14,7 +14,7 @@ import (
 
 func appCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: herald app create NAME | list | delete APP | limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N]")
+		fmt.Fprintln(stderr, "usage: herald app create NAME | list | delete APP | limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N] [--triggers N]")
 		return errUsage
 	}
 	fs, cf := newClientFlagSet("app "+args[0], getenv, stderr)
@@ -70,7 +70,7 @@ func appCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "limits":
 		return appLimitsCmd(ctx, fs, cf, args[1:], stdout)
 	default:
-		fmt.Fprintln(stderr, "usage: herald app create NAME | list | delete APP | limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N]")
+		fmt.Fprintln(stderr, "usage: herald app create NAME | list | delete APP | limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N] [--triggers N]")
 		return errUsage
 	}
 }
@@ -82,6 +82,7 @@ func appLimitsCmd(ctx context.Context, fs *flag.FlagSet, cf *clientFlags, args [
 	rate := fs.Float64("publish-rate", 0, "publishes per second per node (-1 unlimited, 0 the default)")
 	burst := fs.Int("publish-burst", 0, "publishes at once above the rate (0: one second's worth)")
 	topics := fs.Int("topics", 0, "topics the app may have (-1 unlimited, 0 the default)")
+	triggers := fs.Int("triggers", 0, "webhook triggers the app may have (-1 unlimited, 0 the default)")
 	// Flags may come after the app, as in the other subcommands' usage.
 	var app []string
 	for len(args) > 0 {
@@ -95,7 +96,7 @@ func appLimitsCmd(ctx context.Context, fs *flag.FlagSet, cf *clientFlags, args [
 		args = fs.Args()[1:]
 	}
 	if len(app) != 1 {
-		fmt.Fprintln(fs.Output(), "usage: herald app limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N]")
+		fmt.Fprintln(fs.Output(), "usage: herald app limits APP [--streams N] [--publish-rate R] [--publish-burst N] [--topics N] [--triggers N]")
 		return errUsage
 	}
 	var l client.Limits
@@ -109,6 +110,8 @@ func appLimitsCmd(ctx context.Context, fs *flag.FlagSet, cf *clientFlags, args [
 			l.PublishBurst = burst
 		case "topics":
 			l.Topics = topics
+		case "triggers":
+			l.Triggers = triggers
 		}
 	})
 	c, err := cf.client()

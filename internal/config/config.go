@@ -131,6 +131,9 @@ const (
 	// single-tenant install and `herald bench` never meet them.
 	DefaultAppMaxStreams = 100_000
 	DefaultAppMaxTopics  = 100_000
+	// DefaultAppMaxTriggers is generous too: each trigger is a webhook
+	// delivery per message, so a thousand is already a lot of traffic.
+	DefaultAppMaxTriggers = 1000
 )
 
 // Parse reads the serve flags from args, with getenv supplying the HERALD_*
@@ -190,6 +193,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	integer(&c.MaxMessageDepth, "max-message-depth", DefaultMaxMessageDepth, "deepest nesting of arrays and objects a message may have")
 	integer(&c.AppLimits.Streams, "app-max-streams", DefaultAppMaxStreams, "event streams one app may hold open on this node; 0 unlimited")
 	integer(&c.AppLimits.Topics, "app-max-topics", DefaultAppMaxTopics, "topics one app may have; 0 unlimited")
+	integer(&c.AppLimits.Triggers, "app-max-triggers", DefaultAppMaxTriggers, "webhook triggers one app may have, over all its topics; 0 unlimited")
 	float(&c.AppLimits.PublishRate, "app-publish-rate", 0, "publishes per second one app may make on this node; 0 unlimited")
 	integer(&c.AppLimits.PublishBurst, "app-publish-burst", 0, "publishes one app may make at once above its rate; 0 is one second's worth")
 	str(&level, "log-level", "info", "debug, info, warn or error")
@@ -250,7 +254,7 @@ func (c Config) validate() []error {
 	positive("max-message-depth", int64(c.MaxMessageDepth))
 	for name, v := range map[string]float64{
 		"app-max-streams": float64(c.AppLimits.Streams), "app-max-topics": float64(c.AppLimits.Topics),
-		"app-publish-rate": c.AppLimits.PublishRate, "app-publish-burst": float64(c.AppLimits.PublishBurst),
+		"app-max-triggers": float64(c.AppLimits.Triggers), "app-publish-rate": c.AppLimits.PublishRate, "app-publish-burst": float64(c.AppLimits.PublishBurst),
 	} {
 		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			errs = append(errs, fmt.Errorf("--%s must be 0 (unlimited) or positive", name))

@@ -25,7 +25,7 @@ func TestOneAppAtItsLimitsLeavesTheOthersAlone(t *testing.T) {
 	other := srv.NewApp(t, "t")
 
 	a := call(t, http.MethodPatch, srv.URL+"/v1/apps/"+tenant.ID, heraldtest.AdminToken, nil,
-		strings.NewReader(`{"limits":{"streams":1,"publish_rate":0.001,"publish_burst":2,"topics":2}}`))
+		strings.NewReader(`{"limits":{"streams":1,"publish_rate":0.001,"publish_burst":2,"topics":2,"triggers":2}}`))
 	require.Equal(t, http.StatusOK, a.Status, a.Msg)
 	a = call(t, http.MethodPatch, srv.URL+"/v1/apps/"+tenant.ID, tenant.FullKey, nil, strings.NewReader(`{"limits":{"streams":-1}}`))
 	require.Equal(t, http.StatusUnauthorized, a.Status, "only the admin sets limits")
@@ -59,6 +59,14 @@ func TestOneAppAtItsLimitsLeavesTheOthersAlone(t *testing.T) {
 	_, _, err = other.Full.CreateTopic(t.Context(), other.ID, "v")
 	require.NoError(t, err)
 
+	// Triggers: two, over all its topics.
+	for _, topic := range []string{"t", "u"} {
+		_, err = tenant.Full.CreateTrigger(t.Context(), tenant.ID, topic, "http://127.0.0.1:9/hook", "")
+		require.NoError(t, err)
+	}
+	_, err = tenant.Full.CreateTrigger(t.Context(), tenant.ID, "t", "http://127.0.0.1:9/hook", "")
+	requireLimited(err, "limit_reached", "triggers")
+
 	// Streams: one.
 	url := srv.URL + "/v1/apps/" + tenant.ID + "/topics/t/events"
 	first := openStream(t, url, tenant.SubscribeKey)
@@ -75,7 +83,7 @@ func TestOneAppAtItsLimitsLeavesTheOthersAlone(t *testing.T) {
 	require.Equal(t, http.StatusOK, theirs.StatusCode)
 
 	raw := scrapeMetrics(t, srv.URL)
-	for _, kind := range []string{"streams", "topics"} {
+	for _, kind := range []string{"streams", "topics", "triggers"} {
 		require.Contains(t, raw, `herald_limit_refusals_total{limit="`+kind+`"} 1`)
 	}
 	require.Contains(t, raw, `herald_limit_refusals_total{limit="publish_rate"} 2`)

@@ -189,6 +189,24 @@ func (a *API) checkTopicLimit(r *http.Request) error {
 	return a.cfg.Limits.CheckTopics(r.Context(), app, len(ts))
 }
 
+// checkTriggerLimit refuses to create a trigger past the app's trigger
+// limit; like the topic limit, concurrent creates can pass it by a few.
+func (a *API) checkTriggerLimit(r *http.Request) error {
+	if a.cfg.Limits == nil || a.cfg.AppLimits == nil {
+		return nil
+	}
+	app := r.PathValue("app")
+	l, err := a.cfg.Limits.Limits(r.Context(), app)
+	if err != nil || l.Triggers <= 0 {
+		return appErr(err)
+	}
+	n, err := a.cfg.AppLimits.CountTriggers(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	return a.cfg.Limits.CheckTriggers(r.Context(), app, n)
+}
+
 // limitsJSON is the limits object of PATCH /v1/apps/{app}: 0 or absent
 // takes the server's default, -1 is unlimited.
 type limitsJSON struct {
@@ -196,6 +214,7 @@ type limitsJSON struct {
 	PublishRate  *float64 `json:"publish_rate,omitempty"`
 	PublishBurst *int     `json:"publish_burst,omitempty"`
 	Topics       *int     `json:"topics,omitempty"`
+	Triggers     *int     `json:"triggers,omitempty"`
 }
 
 // patchApp sets an app's own limits. The limits given replace the app's
@@ -213,7 +232,7 @@ func (a *API) patchApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Limits == nil {
-		a.writeError(w, r, fmt.Errorf(`%w: give {"limits":{…}}: streams, publish_rate, publish_burst, topics (0 the default, -1 unlimited)`, pubsub.ErrInvalid))
+		a.writeError(w, r, fmt.Errorf(`%w: give {"limits":{…}}: streams, publish_rate, publish_burst, topics, triggers (0 the default, -1 unlimited)`, pubsub.ErrInvalid))
 		return
 	}
 	own, err := req.Limits.appLimits()
@@ -254,6 +273,9 @@ func (l *limitsJSON) appLimits() (store.AppLimits, error) {
 		return out, err
 	}
 	if err := count("topics", l.Topics, &out.Topics); err != nil {
+		return out, err
+	}
+	if err := count("triggers", l.Triggers, &out.Triggers); err != nil {
 		return out, err
 	}
 	if p := l.PublishRate; p != nil {

@@ -17,11 +17,12 @@ const (
 	KindStreams     = "streams"
 	KindPublishRate = "publish_rate"
 	KindTopics      = "topics"
+	KindTriggers    = "triggers"
 )
 
 // Refused is a request refused because its app is at a limit.
 type Refused struct {
-	// Kind is KindStreams, KindPublishRate or KindTopics.
+	// Kind is KindStreams, KindPublishRate, KindTopics or KindTriggers.
 	Kind string
 	// Max is the limit in force (per second for KindPublishRate).
 	Max float64
@@ -102,8 +103,9 @@ func Effective(own, defaults store.AppLimits) store.AppLimits {
 		return max(d, 0)
 	}
 	e := store.AppLimits{
-		Streams: pickInt(own.Streams, defaults.Streams),
-		Topics:  pickInt(own.Topics, defaults.Topics),
+		Streams:  pickInt(own.Streams, defaults.Streams),
+		Topics:   pickInt(own.Topics, defaults.Topics),
+		Triggers: pickInt(own.Triggers, defaults.Triggers),
 	}
 	switch {
 	case own.PublishRate > 0:
@@ -210,6 +212,19 @@ func (a *Apps) CheckTopics(ctx context.Context, appID string, have int) error {
 	}
 	if l.Topics > 0 && have >= l.Topics {
 		return a.refuse(&Refused{Kind: KindTopics, Max: float64(l.Topics), RetryAfter: heldRetry})
+	}
+	return nil
+}
+
+// CheckTriggers returns a *Refused when an app holding have triggers may
+// not create another.
+func (a *Apps) CheckTriggers(ctx context.Context, appID string, have int) error {
+	l, err := a.Limits(ctx, appID)
+	if err != nil {
+		return err
+	}
+	if l.Triggers > 0 && have >= l.Triggers {
+		return a.refuse(&Refused{Kind: KindTriggers, Max: float64(l.Triggers), RetryAfter: heldRetry})
 	}
 	return nil
 }

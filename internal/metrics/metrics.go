@@ -127,7 +127,7 @@ func New() *Metrics {
 	}
 	// Every kind shows from the start, at 0, so a rate() over it works
 	// before the first refusal.
-	for _, kind := range []string{"streams", "publish_rate", "topics"} {
+	for _, kind := range []string{"streams", "publish_rate", "topics", "triggers"} {
 		m.LimitRefusals.WithLabelValues(kind)
 	}
 	r.MustRegister(m.LimitRefusals)

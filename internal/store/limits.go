@@ -14,6 +14,8 @@ type AppLimits struct {
 	PublishBurst int     `json:"publish_burst,omitempty"`
 	// Topics caps the app's topics.
 	Topics int `json:"topics,omitempty"`
+	// Triggers caps the app's webhook triggers, over all its topics.
+	Triggers int `json:"triggers,omitempty"`
 }
 
 // LimitStore keeps each app's limits. Both stores implement it, beside
@@ -25,4 +27,7 @@ type LimitStore interface {
 	// SetAppLimits replaces an app's limits, or returns ErrNotFound.
 	// Deleting the app deletes them.
 	SetAppLimits(ctx context.Context, appID string, l AppLimits) error
+	// CountTriggers returns how many webhook triggers an app has, over
+	// all its topics (0 for no such app).
+	CountTriggers(ctx context.Context, appID string) (int, error)
 }

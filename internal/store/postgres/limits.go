@@ -62,3 +62,19 @@ func (s *Store) SetAppLimits(ctx context.Context, appID string, l store.AppLimit
 	}
 	return nil
 }
+
+// CountTriggers returns how many triggers an app has.
+func (s *Store) CountTriggers(ctx context.Context, appID string) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, fmt.Errorf("count triggers: %w", err)
+	}
+	defer s.mu.RUnlock()
+	if !storable(appID) {
+		return 0, nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, appID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count triggers %s: %w", appID, interpretError(err))
+	}
+	return n, nil
+}

@@ -54,3 +54,16 @@ func (s *Store) SetAppLimits(ctx context.Context, appID string, l store.AppLimit
 	}
 	return nil
 }
+
+// CountTriggers returns how many triggers an app has.
+func (s *Store) CountTriggers(ctx context.Context, appID string) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, fmt.Errorf("count triggers: %w", err)
+	}
+	defer s.mu.RUnlock()
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE app_id = ?`, appID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count triggers %s: %w", appID, interpretError(err))
+	}
+	return n, nil
+}

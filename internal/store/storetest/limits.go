@@ -21,7 +21,7 @@ func testLimits(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Equal(t, store.AppLimits{}, l, "an app without its own limits has the defaults")
 
-		want := store.AppLimits{Streams: 5, PublishRate: 2.5, PublishBurst: 10, Topics: -1}
+		want := store.AppLimits{Streams: 5, PublishRate: 2.5, PublishBurst: 10, Topics: -1, Triggers: 3}
 		require.NoError(t, ls.SetAppLimits(b.ctx, app.ID, want))
 		l, err = ls.AppLimits(b.ctx, app.ID)
 		require.NoError(t, err)
@@ -43,5 +43,31 @@ func testLimits(t *testing.T, setup setupFunc) {
 		l, err = ls.AppLimits(b.ctx, app.ID)
 		require.NoError(t, err)
 		require.Equal(t, store.AppLimits{}, l, "deleting the app deleted its limits")
+	})
+	t.Run("CountTriggers", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls := b.st.(store.LimitStore)
+		app, other := newID(), newID()
+		for _, id := range []string{app, other} {
+			require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: id, Name: "a", CreatedAt: now()}, nil))
+			for _, topic := range []string{"a", "b"} {
+				_, _, err := b.st.CreateTopic(b.ctx, id, topic)
+				require.NoError(t, err)
+			}
+		}
+		n, err := ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		createTrigger(t, b, app, "a")
+		createTrigger(t, b, app, "a")
+		createTrigger(t, b, app, "b")
+		createTrigger(t, b, other, "a")
+		n, err = ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Equal(t, 3, n, "over all its topics, and only its own")
+		n, err = ls.CountTriggers(b.ctx, newID())
+		require.NoError(t, err)
+		require.Zero(t, n)
 	})
 }
