@@ -15,6 +15,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/stats"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -54,7 +56,18 @@ type Server struct {
 	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
 	outbox     store.Outbox
 	dispatcher *webhook.Dispatcher
-	ln         net.Listener
+	// stats keeps each app's recent figures for the dashboard; in cluster
+	// mode nodes reports them to the store as node nodeID.
+	stats  *stats.Recorder
+	nodes  store.Nodes
+	nodeID string
+	// triggers is the trigger service; its test deliveries' connections
+	// are closed at shutdown.
+	triggers *webhook.Triggers
+	// keySync hears key revocations (from any node) and writes last-used
+	// times.
+	keySync *auth.KeySync
+	ln      net.Listener
 	// conns caps the connections ln accepts (--max-connections).
 	conns *connLimit
 	// watch is the store as the service writes through it, noticing a
@@ -105,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), stats: stats.New(nil), nodeID: "node_" + auth.NewID()}
 
 	var (
 		st  store.Store
@@ -148,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		WriteTimeout: cfg.WriteTimeout,
 		Metrics:      s.metrics,
 		Logger:       log,
+		Stats:        s.stats,
 	})
 	// Browser tokens are signed with --token-secret, or a key derived from
 	// the admin token: either way every node of a cluster agrees.
@@ -160,15 +174,43 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		_ = s.closeStorage()
 		return nil, err
 	}
+	keys, ok := st.(store.Keys)
+	if !ok {
+		_ = s.closeStorage()
+		return nil, fmt.Errorf("store %T has no key lifecycle", st)
+	}
+	verifier := auth.NewVerifier(st, 0)
+	s.keySync, err = auth.NewKeySync(auth.KeySyncOptions{
+		Feed:     keys,
+		Verifier: verifier,
+		RevokedFunc: func(r store.Revocation) {
+			if n := s.streams.EndKey(r.KeyID); n > 0 {
+				log.Info("ended streams of a revoked key", "app", r.AppID, "key", r.KeyID, "streams", n)
+			}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		_ = s.closeStorage()
+		return nil, err
+	}
+	var nodeReports httpapi.NodeReports
+	if ns, ok := st.(store.Nodes); ok && s.cluster != nil {
+		s.nodes, nodeReports = ns, ns
+	}
 	api := httpapi.New(httpapi.Config{
 		Service:   svc,
 		Streams:   s.streams,
-		Keys:      auth.NewVerifier(st, 0),
+		Keys:      verifier,
+		KeyStore:  keys,
 		Apps:      st,
 		Admin:     auth.NewAdminToken(s.AdminToken),
 		ReadyFunc: s.ready,
 		Metrics:   s.metrics.Handler(),
 		Tokens:    tokens,
+		Stats:     s.stats,
+		Nodes:     nodeReports,
+		NodeID:    s.nodeID,
 		Triggers:  triggers,
 		CORS:      cfg.CORSOrigins,
 		Logger:    log,
@@ -220,26 +262,34 @@ func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
 	guard := webhook.NewGuard(s.cfg.WebhookAllowNets)
 	if s.cfg.WebhookConcurrency > 0 {
 		d, err := webhook.NewDispatcher(webhook.DispatcherOptions{
-			Queue:        outbox,
-			Guard:        guard,
-			Timeout:      s.cfg.WebhookTimeout,
-			Concurrency:  s.cfg.WebhookConcurrency,
-			PollInterval: s.cfg.WebhookPollInterval,
-			Retries:      s.cfg.WebhookRetries,
-			Metrics:      s.metrics,
-			Logger:       s.log,
+			Queue:         outbox,
+			Guard:         guard,
+			Timeout:       s.cfg.WebhookTimeout,
+			Concurrency:   s.cfg.WebhookConcurrency,
+			PollInterval:  s.cfg.WebhookPollInterval,
+			Retries:       s.cfg.WebhookRetries,
+			Metrics:       s.metrics,
+			Logger:        s.log,
+			AttemptedFunc: s.stats.Attempted,
 		})
 		if err != nil {
 			return nil, err
 		}
 		s.dispatcher = d
 	}
-	return webhook.NewTriggers(webhook.TriggersOptions{
-		Store:     outbox,
+	admin, ok := st.(webhook.TriggerStore)
+	if !ok {
+		return nil, fmt.Errorf("store %T cannot manage webhook triggers", st)
+	}
+	trs, err := webhook.NewTriggers(webhook.TriggersOptions{
+		Store:     admin,
 		Guard:     guard,
 		WakeFunc:  s.wakeDispatcher,
 		NewIDFunc: func() string { return "trg_" + auth.NewID() },
+		Timeout:   s.cfg.WebhookTimeout,
 	})
+	s.triggers = trs
+	return trs, err
 }
 
 func (s *Server) wakeDispatcher() {
@@ -357,6 +407,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	defer stopBackground()
 	wg.Go(func() { s.prune(bgCtx) })
+	wg.Go(func() { _ = s.keySync.Run(bgCtx) }) // returns nil when bgCtx ends
+	if s.nodes != nil {
+		wg.Go(func() { s.reportNode(bgCtx) })
+	}
 	if s.dispatcher != nil {
 		s.dispatcher.Start(bgCtx)
 	}
@@ -401,6 +455,9 @@ func (s *Server) shutdown(stopBackground func()) error {
 		s.http.Close()
 	}
 	dispatcher.Wait()
+	if s.triggers != nil {
+		s.triggers.Close() // HTTP is down: no test delivery is running
+	}
 	stopBackground()
 	if err := s.closeStorage(); err != nil {
 		errs = append(errs, err)
@@ -446,5 +503,37 @@ func (s *Server) prune(ctx context.Context) {
 			s.log.Warn("prune webhook deliveries", "err", err)
 		}
 		s.metrics.WebhookPruned.Add(float64(n))
+	}
+}
+
+// reportNode writes this node's readiness and its apps' recent figures to
+// the store every stats.Bucket until ctx ends, so that every node's
+// dashboard shows every node (store.Nodes). A failed report is logged once
+// per run of failures: the figures are advisory.
+func (s *Server) reportNode(ctx context.Context) {
+	t := time.NewTicker(stats.Bucket)
+	defer t.Stop()
+	failing := false
+	for {
+		r := store.NodeReport{NodeID: s.nodeID, Addr: s.Addr(), Ready: true, At: time.Now(), Apps: make(map[string][]byte)}
+		if err := s.ready(); err != nil {
+			r.Ready, r.Reason = false, err.Error()
+		}
+		for _, app := range s.stats.Apps() {
+			r.Apps[app], _ = json.Marshal(s.stats.Snapshot(app)) // plain data always encodes
+		}
+		err := s.nodes.ReportNode(ctx, r, r.At.Add(-httpapi.NodeReportMaxAge))
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			s.log.Warn("report this node's figures", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

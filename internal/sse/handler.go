@@ -63,6 +63,16 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger logs slow-consumer disconnects. Nil discards.
 	Logger *slog.Logger
+	// Stats, if not nil, counts each app's live streams, lag episodes and
+	// slow disconnects (the dashboard's health view).
+	Stats Stats
+}
+
+// Stats is what a Handler reports per app. Its methods must not block.
+type Stats interface {
+	Connections(app string, delta int)
+	Lagged(app, topic string, missed uint64)
+	SlowDisconnect(app string)
 }
 
 // Handler serves text/event-stream responses. It is safe for concurrent use.
@@ -87,6 +97,7 @@ type Handler struct {
 	closed  bool             // guarded by mu; Close was called
 	streams sync.WaitGroup   // Add guarded by mu (so none follows Wait)
 	counts  map[topicRef]int // guarded by mu; live subscriptions per topic
+	keys    keyWatch         // guarded by mu; streams by the key that opened them
 	_       struct{}         // keeps the field block above readable
 }
 
@@ -163,6 +174,9 @@ func (h *Handler) leave() { h.streams.Done() }
 // counted once it is subscribed and knows its positions, so a count that
 // includes it means events published from then on reach it.
 func (h *Handler) count(app string, topics []string, delta int) {
+	if h.opts.Stats != nil {
+		h.opts.Stats.Connections(app, delta)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range topics {
@@ -190,6 +204,15 @@ type Request struct {
 	// streams) for as long as the stream lives, which on a hijacked
 	// connection is longer than the request.
 	ReleaseFunc func()
+	// KeyID is the app key the stream was opened with, or that minted its
+	// browser token: EndKey(KeyID) ends the stream with "event:
+	// key_revoked". Empty for the admin token.
+	KeyID string
+	// KeyValidFunc, if not nil, is asked once the stream is registered
+	// under KeyID whether the key is still valid: a revocation that came
+	// between the request's authentication and the registration would
+	// otherwise miss the stream. Its error is Serve's.
+	KeyValidFunc func(context.Context) error
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -240,9 +263,21 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	// Subscribe before reading positions, so nothing committed in between is
 	// missed: events already covered by the positions are skipped below.
 	wake := make(chan struct{}, 1)
+	revoked, unwatch := h.watchKey(req.KeyID)
+	defer func() {
+		if !handedOff {
+			unwatch()
+		}
+	}()
+	if req.KeyValidFunc != nil {
+		if err := req.KeyValidFunc(ctx); err != nil {
+			return err
+		}
+	}
 	s := &stream{
-		h: h, topics: topics, multi: len(topics) > 1, until: req.Until,
+		h: h, app: req.App, topics: topics, multi: len(topics) > 1, until: req.Until,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
+		keyID: req.KeyID, revoked: revoked,
 	}
 	for i, t := range topics {
 		if s.subs[i], err = h.subscriber.Subscribe(ctx, req.App, t, wake); err != nil {
@@ -323,6 +358,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	go func() {
 		defer release()
 		defer h.leave()
+		defer unwatch()
 		defer h.count(req.App, topics, -1)
 		defer cancel()
 		defer s.out.close()
@@ -421,6 +457,7 @@ func (s *responseSink) close() {}
 // that is released between bursts.
 type stream struct {
 	h      *Handler
+	app    string
 	out    sink
 	topics []string
 	multi  bool
@@ -433,6 +470,10 @@ type stream struct {
 	deadline time.Time
 	// until is when the stream must end (Request.Until); zero means never.
 	until time.Time
+	// keyID is Request.KeyID; revoked closes when that key is revoked
+	// (nil, never, when there is no key).
+	keyID   string
+	revoked <-chan struct{}
 }
 
 func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
@@ -455,6 +496,9 @@ func (s *stream) run(ctx context.Context, wake <-chan struct{}) {
 			return
 		case <-expiry:
 			s.endExpired()
+			return
+		case <-s.revoked:
+			s.endRevoked()
 			return
 		case <-tick:
 			s.buf = append(s.buf, ": ping\n\n"...)
@@ -541,6 +585,9 @@ func (s *stream) appendLagged(i int, missed uint64) {
 	s.buf = append(s.buf, "\"}\n\n"...)
 	s.h.metrics.Lagged.Add(float64(missed))
 	s.h.metrics.LagEpisodes.Inc()
+	if s.h.opts.Stats != nil {
+		s.h.opts.Stats.Lagged(s.app, s.topics[i], missed)
+	}
 }
 
 // appendID appends the stream's current id: the message id on a
@@ -598,6 +645,9 @@ func (s *stream) flush() bool {
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.h.metrics.SlowDisconnects.Inc()
+			if s.h.opts.Stats != nil {
+				s.h.opts.Stats.SlowDisconnect(s.app)
+			}
 			s.h.log.Info("slow consumer disconnected: a write missed its deadline", "timeout", s.h.opts.WriteTimeout)
 		}
 		return false
