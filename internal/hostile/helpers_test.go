@@ -13,6 +13,9 @@ import (
 	"github.com/heraldhq/herald/internal/hostile"
 )
 
+// The helpers below work in a test's Cleanup too, where t.Context() has
+// ended: they use it without its cancellation.
+
 // patience bounds every wait of the suite. The machine running it may be
 // busy: the suite asserts that others are answered, never how fast.
 const patience = 90 * time.Second
@@ -23,7 +26,7 @@ func requireHealthy(t *testing.T, srv *heraldtest.Server) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {
-		_, status, err := hostile.Time(t.Context(), srv.URL+"/healthz", patience)
+		_, status, err := hostile.Time(context.WithoutCancel(t.Context()), srv.URL+"/healthz", patience)
 		if err == nil && status == http.StatusOK {
 			return
 		}
@@ -35,7 +38,7 @@ func requireHealthy(t *testing.T, srv *heraldtest.Server) {
 // errors, until it is accepted, and returns its id.
 func requirePublishes(t *testing.T, app heraldtest.App, topic, body string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), patience)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), patience)
 	defer cancel()
 	for {
 		m, err := app.Full.Publish(ctx, app.ID, topic, []byte(body))
@@ -51,7 +54,7 @@ func requirePublishes(t *testing.T, app heraldtest.App, topic, body string) stri
 // requireHistory asserts the topic holds exactly these messages, in order.
 func requireHistory(t *testing.T, app heraldtest.App, topic string, bodies ...string) {
 	t.Helper()
-	msgs, err := app.Full.History(t.Context(), app.ID, topic, "", 1000)
+	msgs, err := app.Full.History(context.WithoutCancel(t.Context()), app.ID, topic, "", 1000)
 	require.NoError(t, err)
 	got := make([]string, len(msgs))
 	for i, m := range msgs {

@@ -76,8 +76,16 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 	srv := heraldtest.StartWithLogger(t, heraldtest.Config(t), slog.New(slog.NewTextHandler(&logs, nil)))
 	app := srv.NewApp(t, "t")
 	base := srv.URL + "/v1/apps/" + app.ID
+	t.Cleanup(func() { // after every subtest
+		requireHistory(t, app, "t")
+		// The departed client's request ends on the server after it is
+		// gone; a publish after it makes sure it was answered, if at all.
+		requirePublishes(t, app, "t", `"after"`)
+		require.NotContains(t, logs.String(), "level=ERROR")
+	})
 
 	t.Run("topics of only dots", func(t *testing.T) {
+		t.Parallel()
 		for _, name := range []string{"...", "%2E", "%2E%2E"} {
 			a := call(t, http.MethodPut, base+"/topics/"+name, app.FullKey, nil, nil)
 			require.Equal(t, http.StatusBadRequest, a.Status, name)
@@ -85,6 +93,7 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		}
 	})
 	t.Run("a 300 KB Last-Event-ID is not echoed", func(t *testing.T) {
+		t.Parallel()
 		a := call(t, http.MethodGet, base+"/topics/t/events", app.SubscribeKey,
 			http.Header{"Last-Event-Id": {strings.Repeat("9x", 150<<10)}}, nil)
 		require.Equal(t, http.StatusBadRequest, a.Status)
@@ -92,16 +101,19 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		require.Less(t, len(a.Msg), 200)
 	})
 	t.Run("a long unknown path is not echoed", func(t *testing.T) {
+		t.Parallel()
 		a := call(t, http.MethodGet, srv.URL+"/"+strings.Repeat("p", 100<<10), "", nil, nil)
 		require.Equal(t, http.StatusNotFound, a.Status)
 		require.Less(t, len(a.Msg), 300)
 	})
 	t.Run("the admin token is refused in the URL", func(t *testing.T) {
+		t.Parallel()
 		a := call(t, http.MethodGet, base+"/topics/t/events?access_token="+heraldtest.AdminToken, "", nil, nil)
 		require.Equal(t, http.StatusUnauthorized, a.Status)
 		require.Equal(t, "admin_token_in_url", a.Code)
 	})
 	t.Run("more than 10,000 query parameters", func(t *testing.T) {
+		t.Parallel()
 		q := strings.Repeat("topic=t&", 50_000)
 		a := call(t, http.MethodGet, base+"/events?"+q, app.SubscribeKey, nil, nil)
 		require.Equal(t, http.StatusBadRequest, a.Status)
@@ -109,6 +121,7 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		require.Contains(t, a.Msg, "10,000")
 	})
 	t.Run("65 topics in one stream", func(t *testing.T) {
+		t.Parallel()
 		q := url.Values{}
 		for i := range 65 {
 			q.Add("topic", fmt.Sprintf("t%d", i))
@@ -118,6 +131,7 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		require.Contains(t, a.Msg, "at most 64 topics")
 	})
 	t.Run("a malformed chunk", func(t *testing.T) {
+		t.Parallel()
 		c, err := net.Dial("tcp", srv.Addr())
 		require.NoError(t, err)
 		defer c.Close()
@@ -128,6 +142,7 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	})
 	t.Run("a client that leaves mid-body", func(t *testing.T) {
+		t.Parallel()
 		c, err := net.Dial("tcp", srv.Addr())
 		require.NoError(t, err)
 		fmt.Fprintf(c, "POST /v1/apps/%s/topics/t/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
@@ -135,9 +150,4 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		c.Close()
 		requireHealthy(t, srv)
 	})
-	requireHistory(t, app, "t")
-	// The departed client's request ends on the server after it is gone:
-	// wait for its answer to be logged as failed, if it were to be.
-	requirePublishes(t, app, "t", `"after"`)
-	require.NotContains(t, logs.String(), "level=ERROR")
 }

@@ -26,6 +26,10 @@ func TestMalformedAndSmugglingShapesAreRefused(t *testing.T) {
 	app := srv.NewApp(t, "t")
 	pub := fmt.Sprintf("/v1/apps/%s/topics/t/messages", app.ID)
 	auth := "Authorization: Bearer " + app.FullKey + "\r\n"
+	t.Cleanup(func() { // after every subtest
+		requireHealthy(t, srv)
+		requireHistory(t, app, "t")
+	})
 	smuggled := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 10\r\n\r\n\"smuggled\"", pub, auth)
 
 	for _, tc := range []struct {
@@ -46,6 +50,7 @@ func TestMalformedAndSmugglingShapesAreRefused(t *testing.T) {
 		{"no Host", "GET /healthz HTTP/1.1\r\n\r\n", []int{http.StatusBadRequest}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			c, err := net.Dial("tcp", srv.Addr())
 			require.NoError(t, err)
 			defer c.Close()
@@ -63,8 +68,6 @@ func TestMalformedAndSmugglingShapesAreRefused(t *testing.T) {
 			require.Error(t, err, "a second answer means a smuggled request was served")
 		})
 	}
-	requireHealthy(t, srv)
-	requireHistory(t, app, "t")
 }
 
 // TestH2CStreamResetsGiveBackTheirSlots opens many event streams over one

@@ -58,7 +58,7 @@ func probeDisk(dir string) error {
 	if err != nil {
 		return fmt.Errorf("disk probe: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }() // a probe left behind is harmless and retried
 	_, err = f.Write(make([]byte, probeSize))
 	if err == nil {
 		err = f.Sync()

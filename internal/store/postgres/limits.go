@@ -19,10 +19,8 @@ func (s *Store) AppLimits(ctx context.Context, appID string) (store.AppLimits, e
 		return store.AppLimits{}, fmt.Errorf("app limits: %w", err)
 	}
 	defer s.mu.RUnlock()
-	var (
-		raw []byte
-		err error = store.ErrNotFound
-	)
+	var raw []byte
+	err := store.ErrNotFound
 	if storable(appID) {
 		err = s.pool.QueryRow(ctx,
 			`SELECT l.limits FROM herald.apps a LEFT JOIN herald.app_limits l ON l.app_id = a.id WHERE a.id = $1`, appID).Scan(&raw)
