@@ -17,6 +17,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrTopicDropped is returned by Subscription.Receive once the subscription's
@@ -86,4 +88,19 @@ type Broadcaster interface {
 	// events published before the drop and then ErrTopicDropped. Later
 	// subscribers of the same name start afresh.
 	DropTopic(ctx context.Context, app, topic string)
+}
+
+// Service is a Broadcaster with its lifecycle: what the composition root
+// holds, so that it closes, asks readiness of and registers the metrics of
+// whichever broadcaster configuration picked without naming its type.
+type Service interface {
+	Broadcaster
+	// Ready reports whether the broadcaster delivers what other nodes
+	// publish; an error makes the node not ready.
+	Ready() error
+	// Collectors returns the broadcaster's metrics.
+	Collectors() []prometheus.Collector
+	// Close stops the broadcaster's goroutines. Subscriptions end with
+	// their own contexts.
+	Close() error
 }

@@ -82,7 +82,7 @@ func (s *Server) storageReady() error {
 	if s.watch == nil || !s.watch.full.Load() {
 		return nil
 	}
-	if s.cluster == nil {
+	if s.cfg.DatabaseURL == "" { // SQLite, in the data directory
 		if err := probeDisk(s.cfg.DataDir); err == nil {
 			s.watch.full.Store(false)
 			return nil
