@@ -49,6 +49,7 @@ type benchReportConfig struct {
 	Rate        float64 `json:"rate"` // 0: as fast as possible
 	Publishers  int     `json:"publishers"`
 	Size        int     `json:"size"`
+	Batch       int     `json:"batch"` // messages per publish request (1: single publishes)
 	DurationS   float64 `json:"duration_seconds"`
 	WarmupS     float64 `json:"warmup_seconds"`
 	Idle        bool    `json:"idle"`
@@ -87,7 +88,8 @@ type benchReportPublish struct {
 	// BehindSchedule is set when the publishers, each waiting for a 202
 	// before its next request, sent less than 95% of what --rate asked.
 	BehindSchedule bool      `json:"behind_schedule,omitempty"`
-	Accepted       uint64    `json:"accepted"`
+	Accepted       uint64    `json:"accepted"` // messages, as Errors
+	Requests       uint64    `json:"requests"` // that carried the accepted messages (as many, unless --batch)
 	Errors         uint64    `json:"errors"`
 	FirstError     string    `json:"first_error,omitempty"`
 	PerSecond      float64   `json:"per_second"`
@@ -166,6 +168,7 @@ type benchReportServer struct {
 	EventsLagged         *float64     `json:"events_lagged,omitempty"`
 	SlowDisconnects      *float64     `json:"slow_consumer_disconnects,omitempty"`
 	MessagesPublished    *float64     `json:"messages_published,omitempty"`
+	CPUPerPublishMicros  *float64     `json:"cpu_per_publish_us,omitempty"` // CPUSeconds / MessagesPublished: deliveries included
 	PublishCommitP50     *bucketBound `json:"publish_commit_p50,omitempty"`
 	PublishCommitP99     *bucketBound `json:"publish_commit_p99,omitempty"`
 
@@ -337,8 +340,12 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		if c.Rate == 0 {
 			rate = "max rate"
 		}
-		row("run", "%d subscribers on %d topic(s); %s from %d publishers; %gs measured after %gs warmup; %d-byte messages",
-			c.Subscribers, c.Topics, rate, c.Publishers, c.DurationS, c.WarmupS, c.Size)
+		batch := ""
+		if c.Batch > 1 {
+			batch = fmt.Sprintf(" in batches of %d", c.Batch)
+		}
+		row("run", "%d subscribers on %d topic(s); %s from %d publishers%s; %gs measured after %gs warmup; %d-byte messages",
+			c.Subscribers, c.Topics, rate, c.Publishers, batch, c.DurationS, c.WarmupS, c.Size)
 		if c.Nodes > 1 {
 			through := "node " + c.PublishNode
 			if c.PublishNode == publishAll {
@@ -356,6 +363,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 			target = fmt.Sprintf(" of %g/s target", c.Rate)
 		}
 		row("accepted", "%d (%.1f/s%s)", p.Accepted, p.PerSecond, target)
+		if c.Batch > 1 {
+			row("requests", "%d (%.1f/s), each a batch of up to %d", p.Requests, float64(p.Requests)/c.DurationS, c.Batch)
+		}
 		row("errors", "%d", p.Errors)
 		if p.FirstError != "" {
 			row("first error", "%s", p.FirstError)
@@ -446,6 +456,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	}
 	if s.CPUSeconds != nil && s.CPUCores != nil {
 		row("cpu", "%.2fs over %.1fs (%.0f%% of one core)", *s.CPUSeconds, s.WindowS, 100**s.CPUCores)
+		if s.CPUPerPublishMicros != nil {
+			row("cpu/publish", "%.1f µs per message published (its deliveries included)", *s.CPUPerPublishMicros)
+		}
 	} else {
 		row("cpu", "n/a")
 	}

@@ -119,3 +119,28 @@ func scrapeMetrics(t *testing.T, base string) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestABatchSpendsOneTokenPerMessage: a batch publish counts against the
+// app's publish rate message by message, all or nothing.
+func TestABatchSpendsOneTokenPerMessage(t *testing.T) {
+	t.Parallel()
+	srv := heraldtest.StartDefault(t)
+	app := srv.NewApp(t, "t")
+	a := call(t, http.MethodPatch, srv.URL+"/v1/apps/"+app.ID, heraldtest.AdminToken, nil,
+		strings.NewReader(`{"limits":{"publish_rate":0.001,"publish_burst":3}}`))
+	require.Equal(t, http.StatusOK, a.Status, a.Msg)
+	batch := func(n int) apiAnswer {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = `{"topic":"t","message":1}`
+		}
+		return call(t, http.MethodPost, srv.URL+"/v1/apps/"+app.ID+"/messages", app.FullKey, nil,
+			strings.NewReader(`{"messages":[`+strings.Join(items, ",")+`]}`))
+	}
+	require.Equal(t, http.StatusAccepted, batch(2).Status)
+	a = batch(2)
+	require.Equal(t, http.StatusTooManyRequests, a.Status, "2 more than the 1 token left")
+	require.Equal(t, "rate_limited", a.Code)
+	require.Equal(t, http.StatusAccepted, batch(1).Status, "the refused batch spent nothing")
+	requireHistory(t, app, "t", `1`, `1`, `1`)
+}

@@ -28,6 +28,10 @@ import (
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
+// DefaultMaxBatchBytes is the largest batch publish body when
+// Config.MaxBatchBytes is 0.
+const DefaultMaxBatchBytes = 4 << 20
+
 // MaxTopicsPerStream bounds the topics of one multi-topic stream.
 const MaxTopicsPerStream = 64
 
@@ -65,6 +69,10 @@ type Config struct {
 	// credentialed CORS, "*" any origin without credentials. Empty sends no
 	// CORS headers.
 	CORS []string
+	// MaxBatchBytes bounds the body of a batch publish
+	// (POST /v1/apps/{app}/messages). 0 (or less) means
+	// DefaultMaxBatchBytes.
+	MaxBatchBytes int
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.
 	Logger *slog.Logger
@@ -95,6 +103,9 @@ type API struct {
 
 // New returns the API's handler.
 func New(cfg Config) *API {
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, readTimeout: cfg.ReadTimeout}
 	if a.readTimeout <= 0 {
 		a.readTimeout = DefaultReadTimeout
@@ -145,6 +156,7 @@ func (a *API) routes() []route {
 		{"GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics)},
 		{"DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic)},
 		{"POST /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopePublish, a.publish)},
+		{"POST /v1/apps/{app}/messages", a.scoped(store.ScopePublish, a.publishBatch)},
 		{"GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history)},
 		{"GET /v1/apps/{app}/topics/{topic}/events", a.streaming(a.topicEvents)},
 		{"GET /v1/apps/{app}/events", a.streaming(a.appEvents)},
@@ -274,7 +286,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusBadRequest, "message_too_deep",
 			fmt.Sprintf("the message nests arrays and objects deeper than the limit of %d levels", a.cfg.Service.MaxDepth())
 	case errors.Is(err, pubsub.ErrInvalid):
-		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
+		// Replace, not TrimPrefix: a batch's error starts "message N: ".
+		status, code, msg = http.StatusBadRequest, "invalid_request", strings.Replace(err.Error(), "invalid: ", "", 1)
 	case errors.As(err, &refused):
 		status, code, msg = http.StatusBadRequest, "address_refused", refused.Error()
 	case errors.Is(err, webhook.ErrInvalidURL):
@@ -310,8 +323,13 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		retryAfter(w, time.Second)
 	}
+	body := map[string]any{"code": code, "message": msg}
+	// An error caused by one message of a batch publish names it.
+	if ie := (*store.ItemError)(nil); errors.As(err, &ie) {
+		body["index"] = ie.Index
+	}
 	afterAnswer := abandonBody(w, r)
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, map[string]any{"error": body})
 	afterAnswer()
 }
 
@@ -605,7 +623,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if p.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	} else if a.cfg.Stats != nil {
-		a.cfg.Stats.Published(p.Message.AppID)
+		a.cfg.Stats.Published(p.Message.AppID, 1)
 	}
 	m := p.Message
 	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})

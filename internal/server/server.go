@@ -227,6 +227,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxStreams:  maxStreams(cfg.MaxConnections),
 		Limits:      s.appLimits(st),
 		AppLimits:   limitStore(st),
+
+		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
 	s.http = &http.Server{
 		Handler:           api,
