@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -198,6 +199,11 @@ type Request struct {
 	// stream. The stream then sends "event: token_expired" and ends
 	// cleanly. The zero time means no deadline.
 	Until time.Time
+	// ReleaseFunc, if not nil, is called once when the stream ends, or
+	// before Serve returns an error: the caller holds a slot (a limit on
+	// streams) for as long as the stream lives, which on a hijacked
+	// connection is longer than the request.
+	ReleaseFunc func()
 	// KeyID is the app key the stream was opened with, or that minted its
 	// browser token: EndKey(KeyID) ends the stream with "event:
 	// key_revoked". Empty for the admin token.
@@ -218,10 +224,19 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 
+	release := func() {}
+	if req.ReleaseFunc != nil {
+		release = req.ReleaseFunc
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	if !h.enter() {
 		return ErrShuttingDown
 	}
-	handedOff := false
 	defer func() {
 		if !handedOff {
 			h.leave()
@@ -242,7 +257,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 
 	cursor, err := parseCursor(req.LastEventID, topics)
 	if err != nil {
-		return fmt.Errorf("%w: %q", ErrBadLastEventID, req.LastEventID)
+		return fmt.Errorf("%w: %q", ErrBadLastEventID, limit.Echo(req.LastEventID))
 	}
 
 	// Subscribe before reading positions, so nothing committed in between is
@@ -343,6 +358,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	stopRequestWatch()
 	handedOff = true
 	go func() {
+		defer release()
 		defer h.leave()
 		defer unwatch()
 		defer h.count(req.App, topics, -1)
