@@ -40,7 +40,7 @@ func TestAppLimitsCommand(t *testing.T) {
 	_, err = runWith(app.FullKey, "app", "limits", app.ID, "--streams", "9")
 	var apiErr *client.Error
 	require.True(t, errors.As(err, &apiErr), "%v", err)
-	require.Equal(t, 401, apiErr.Status)
+	require.Equal(t, 403, apiErr.Status, "an app key is a credential that may not manage apps")
 	_, err = runWith(heraldtest.AdminToken, "app", "limits")
 	require.ErrorIs(t, err, errUsage)
 }
