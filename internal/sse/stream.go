@@ -1,0 +1,288 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/event"
+)
+
+// stream is one connection's state: a cursor per topic and a write buffer
+// that is released between bursts. One goroutine runs it at a time: the
+// request's until Serve hands it off, then its own.
+type stream struct {
+	h                *Handler
+	ctx              context.Context // ends the stream: Close, the client leaving (until handed off), end
+	cancel           context.CancelFunc
+	stopRequestWatch func() bool // stops the request's context from ending ctx
+	out              sink
+
+	app    string
+	topics []string
+	multi  bool
+	wake   chan struct{}             // shared by subs: something may be ready to receive
+	subs   []*broadcast.Subscription // nil once the topic was dropped
+	pos    []uint64                  // last id sent per topic
+	replay []bool                    // topic i has history after pos[i] to replay first
+	buf    []byte                    // frames waiting for one write
+	evs    []*broadcast.Event        // scratch for Receive
+	sent   int                       // message frames in buf, counted at flush
+	// deadline is when the current write deadline ends; it is moved only
+	// when less than half the timeout remains, to spare a syscall per write.
+	deadline time.Time
+	// until is when the stream must end (Request.Until); zero means never.
+	until time.Time
+}
+
+// subscribe subscribes to every topic, then reads each topic's head to fix
+// the starting positions. Subscribing first means nothing committed in
+// between is missed: events already covered by the positions are skipped
+// by id.
+func (s *stream) subscribe(cursor map[string]uint64) error {
+	for i, t := range s.topics {
+		sub, err := s.h.subscriber.Subscribe(s.ctx, s.app, t, s.wake)
+		if err != nil {
+			return fmt.Errorf("subscribe %q: %w", t, err)
+		}
+		s.subs[i] = sub
+	}
+	for i, t := range s.topics {
+		tp, err := s.h.history.GetTopic(s.ctx, s.app, t)
+		if err != nil {
+			return fmt.Errorf("topic %q: %w", t, err)
+		}
+		p, ok := cursor[t]
+		switch {
+		case !ok:
+			s.pos[i] = tp.LastID // start with what comes next
+		case p > tp.LastID:
+			// An id from an earlier topic of the same name: all of this one is new.
+			s.replay[i] = tp.LastID > 0
+		default:
+			s.pos[i] = p
+			s.replay[i] = p < tp.LastID
+		}
+	}
+	return nil
+}
+
+// serve runs the stream to its end, then releases everything it holds.
+func (s *stream) serve() {
+	defer s.end()
+	if !s.start() {
+		return
+	}
+	m := s.h.metrics
+	m.Connections.Inc()
+	m.Subscribers.Add(float64(len(s.topics)))
+	defer func() {
+		m.Connections.Dec()
+		m.Subscribers.Sub(float64(len(s.topics)))
+	}()
+	s.run()
+}
+
+// end releases the stream: its connection, its subscriptions (through its
+// context), its counts and its admission. It runs once, in the goroutine
+// that ran the stream.
+func (s *stream) end() {
+	s.out.close()
+	s.stopRequestWatch()
+	s.cancel()
+	s.h.adm.count(s.app, s.topics, -1)
+	s.h.adm.leave()
+}
+
+// start sends the stream's opening and replays history.
+//
+// The opening is the retry delay, once; a comment, so that onopen fires on
+// an idle topic; and the starting position as an id, so that a reconnect
+// before the first event resumes from here instead of from whatever is new
+// by then.
+func (s *stream) start() bool {
+	s.buf = event.AppendRetry(s.buf, s.h.opts.Retry)
+	s.buf = event.AppendComment(s.buf, "connected")
+	s.buf = append(s.buf, "id: "...)
+	s.buf = s.appendID(s.buf, 0)
+	s.buf = append(s.buf, "\n\n"...)
+	if !s.flush() {
+		return false
+	}
+	for i := range s.topics {
+		if s.replay[i] && !s.replayTopic(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// run writes live events until the stream ends.
+func (s *stream) run() {
+	var tick <-chan time.Time
+	if s.h.opts.Heartbeat > 0 {
+		t := time.NewTicker(s.h.opts.Heartbeat)
+		defer t.Stop()
+		tick = t.C
+	}
+	var expiry <-chan time.Time
+	if !s.until.IsZero() {
+		t := time.NewTimer(time.Until(s.until))
+		defer t.Stop()
+		expiry = t.C
+	}
+	live := len(s.subs)
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-expiry:
+			s.endExpired()
+			return
+		case <-tick:
+			s.buf = event.AppendComment(s.buf, "ping")
+			if !s.flush() {
+				return
+			}
+			continue
+		case <-s.wake:
+		}
+		for i, sub := range s.subs {
+			if sub == nil {
+				continue
+			}
+			// The missed count is not needed: appendEvent finds every gap,
+			// from the ring or from anywhere else, in the ids themselves.
+			var err error
+			s.evs, _, err = sub.Receive(s.evs[:0])
+			for _, ev := range s.evs {
+				s.appendEvent(i, ev)
+			}
+			clear(s.evs) // do not pin events until the next burst
+			switch {
+			case errors.Is(err, broadcast.ErrTopicDropped):
+				s.buf = event.AppendTopicDeleted(s.buf, s.topics[i])
+				s.subs[i] = nil
+				live--
+			case err != nil:
+				return // the stream's context ended
+			}
+		}
+		// select picks at random among ready cases: a burst that woke the
+		// stream together with its expiry must not go out after it.
+		if !s.until.IsZero() && !time.Now().Before(s.until) {
+			s.buf = s.buf[:0]
+			s.sent = 0
+			s.endExpired()
+			return
+		}
+		if !s.flush() || live == 0 {
+			return
+		}
+	}
+}
+
+// endExpired tells the client that the token the stream was opened with
+// expired, so a page can mint a new one and resume with ?last_event_id=
+// (EventSource's own reconnect would reuse the expired token and get 401).
+func (s *stream) endExpired() {
+	s.buf = event.AppendTokenExpired(s.buf, s.until)
+	s.flush()
+}
+
+// appendEvent adds ev's frame unless the stream already sent it, announcing
+// first any gap before it: ids grow by one per message, so a gap is exactly
+// the number of events this subscriber lost.
+func (s *stream) appendEvent(i int, ev *broadcast.Event) {
+	if ev.ID <= s.pos[i] {
+		return // sent by replay, or before this stream's start
+	}
+	if gap := ev.ID - s.pos[i] - 1; gap > 0 {
+		s.buf = event.AppendLagged(s.buf, gap, s.topics[i])
+		s.h.metrics.Lagged.Add(float64(gap))
+		s.h.metrics.LagEpisodes.Inc()
+	}
+	s.pos[i] = ev.ID
+	frame := ev.Frame(event.EncodeFrame)
+	if s.multi {
+		s.buf = append(s.buf, "id: "...)
+		s.buf = s.appendID(s.buf, i)
+		s.buf = append(s.buf, '\n')
+		s.buf = append(s.buf, event.DataLines(frame)...)
+	} else {
+		s.buf = append(s.buf, frame...)
+	}
+	s.sent++
+}
+
+// appendID appends the stream's current id: the message id on a
+// single-topic stream, the cursor of every topic on a multi-topic one.
+func (s *stream) appendID(b []byte, i int) []byte {
+	if !s.multi {
+		return appendUint(b, s.pos[i])
+	}
+	return appendCursor(b, s.topics, s.pos)
+}
+
+// replayTopic sends topic i's history after its position, in batches, until
+// it has caught up; live events that arrive meanwhile wait in the
+// subscription and are skipped by id if replay already sent them.
+func (s *stream) replayTopic(i int) bool {
+	for {
+		msgs, err := s.h.history.History(s.ctx, s.app, s.topics[i], s.pos[i], s.h.opts.ReplayBatch)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.h.log.Warn("replay failed; stream closed", "app", s.app, "topic", s.topics[i], "err", err)
+			}
+			return false
+		}
+		for j := range msgs {
+			m := &msgs[j]
+			s.appendEvent(i, &broadcast.Event{App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt})
+		}
+		if !s.flush() {
+			return false
+		}
+		if len(msgs) < s.h.opts.ReplayBatch {
+			return true
+		}
+	}
+}
+
+// flush writes the pending frames in one write under a deadline. It returns
+// false when the stream must end.
+func (s *stream) flush() bool {
+	if len(s.buf) == 0 {
+		return true
+	}
+	now := time.Now()
+	var deadline time.Time
+	if s.deadline.Sub(now) < s.h.opts.WriteTimeout/2 {
+		s.deadline = now.Add(s.h.opts.WriteTimeout)
+		deadline = s.deadline
+	}
+	err := s.out.write(s.buf, deadline)
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil // a burst's buffer is not kept for an idle stream
+	} else {
+		s.buf = s.buf[:0]
+	}
+	sent := s.sent
+	s.sent = 0
+	if err == nil && sent > 0 {
+		// Counted per write, not per event: a counter's atomic add per
+		// delivery showed in the fan-out profile.
+		s.h.metrics.Delivered.Add(float64(sent))
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.h.metrics.SlowDisconnects.Inc()
+			s.h.log.Info("slow consumer disconnected: a write missed its deadline", "timeout", s.h.opts.WriteTimeout)
+		}
+		return false
+	}
+	return true
+}
