@@ -195,6 +195,7 @@ func (h *Handler) newStream(reqCtx context.Context, app string, topics []string,
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
 		replay: make([]bool, len(topics)),
 	}
+	s.deadlineDue.Store(true)
 	if err := s.subscribe(cursor); err != nil {
 		s.stopRequestWatch()
 		cancel()
