@@ -15,7 +15,7 @@ import (
 type discard struct{ bytes int }
 
 func (d *discard) write(b []byte, _ time.Time) error { d.bytes += len(b); return nil }
-func (d *discard) close()                             {}
+func (d *discard) close()                            {}
 
 // BenchmarkFanOut measures the fan-out path alone, without sockets or
 // goroutine switches: one publish to a topic with n streams, then each
