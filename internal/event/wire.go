@@ -23,9 +23,19 @@ func EncodeFrame(ev *Event) []byte {
 	return b
 }
 
-// DataLines returns a frame from EncodeFrame without its id line, for
-// streams whose id is a cursor rather than the message id.
-func DataLines(frame []byte) []byte {
+// AppendFrameWithID appends frame, a frame from EncodeFrame, with its id
+// line replaced by id: streams that follow several topics give a cursor of
+// every topic's position as the id, not the message id. id must hold no
+// CR or LF.
+func AppendFrameWithID(b, id, frame []byte) []byte {
+	b = append(b, "id: "...)
+	b = append(b, id...)
+	b = append(b, '\n')
+	return append(b, dataLines(frame)...)
+}
+
+// dataLines returns a frame from EncodeFrame without its id line.
+func dataLines(frame []byte) []byte {
 	for i, c := range frame {
 		if c == '\n' {
 			return frame[i+1:]

@@ -128,3 +128,14 @@ func TestControlFramesEscapeTopics(t *testing.T) {
 	require.Equal(t, "token_expired", f.Type)
 	require.JSONEq(t, `{"expired_at":"2026-01-02T03:04:05Z"}`, f.Data)
 }
+
+func TestAppendFrameWithID(t *testing.T) {
+	t.Parallel()
+	ev := &event.Event{Topic: "a", ID: 7, Message: json.RawMessage(`{"x":1}`), PublishedAt: time.Unix(1, 0)}
+	plain, err := client.NewFrameReader(bytes.NewReader(event.EncodeFrame(ev))).Next()
+	require.NoError(t, err)
+	f, err := client.NewFrameReader(bytes.NewReader(event.AppendFrameWithID(nil, []byte("a:7,b:2"), event.EncodeFrame(ev)))).Next()
+	require.NoError(t, err)
+	require.Equal(t, "a:7,b:2", f.ID, "the cursor replaces the message id")
+	require.Equal(t, plain.Data, f.Data, "the data is untouched")
+}

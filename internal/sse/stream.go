@@ -32,6 +32,7 @@ type stream struct {
 	replay []bool                    // topic i has history after pos[i] to replay first
 	buf    []byte                    // frames waiting for one write
 	evs    []*broadcast.Event        // scratch for Receive
+	id     []byte                    // scratch for a multi-topic stream's cursor
 	sent   int                       // message frames in buf, counted at flush
 	// heartbeat fires every Options.Heartbeat while the stream runs; it
 	// sets pingDue and wakes the stream.
@@ -119,9 +120,8 @@ func (s *stream) end() {
 func (s *stream) start() bool {
 	s.buf = event.AppendRetry(s.buf, s.h.opts.Retry)
 	s.buf = event.AppendComment(s.buf, "connected")
-	s.buf = append(s.buf, "id: "...)
-	s.buf = s.appendID(s.buf, 0)
-	s.buf = append(s.buf, "\n\n"...)
+	s.id = s.appendID(s.id[:0], 0)
+	s.buf = event.AppendIDFrame(s.buf, s.id)
 	if !s.flush() {
 		return false
 	}
@@ -254,10 +254,8 @@ func (s *stream) appendEvent(i int, ev *broadcast.Event) {
 	s.pos[i] = ev.ID
 	frame := ev.Frame(event.EncodeFrame)
 	if s.multi {
-		s.buf = append(s.buf, "id: "...)
-		s.buf = s.appendID(s.buf, i)
-		s.buf = append(s.buf, '\n')
-		s.buf = append(s.buf, event.DataLines(frame)...)
+		s.id = s.appendID(s.id[:0], i)
+		s.buf = event.AppendFrameWithID(s.buf, s.id, frame)
 	} else {
 		s.buf = append(s.buf, frame...)
 	}
