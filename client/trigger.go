@@ -26,6 +26,9 @@ type Trigger struct {
 	Delivered int64     `json:"delivered"`
 	Dead      int64     `json:"dead"`
 	CreatedAt time.Time `json:"created_at"`
+	// PreviousSecretExpiresAt is set while a rotated-out secret still
+	// signs deliveries beside Secret.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 }
 
 // DeadLetter is a delivery that failed its last attempt.

@@ -20,8 +20,12 @@ Usage:
   herald app create NAME | list | delete APP
   herald topic create APP TOPIC | list APP | delete APP TOPIC
   herald publish APP TOPIC JSON           publish one message (--idempotency-key K makes a retry safe)
+  herald key list APP | create APP SCOPE... | revoke APP ID
+                                          app keys: issue, list, revoke (rotate without downtime)
   herald trigger create APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID
                                           webhook triggers: POST each message of TOPIC to URL
+  herald trigger enable|disable|test|attempts APP TOPIC ID | rotate-secret APP TOPIC ID
+                                          re-enable, pause, send a test, show attempts, rotate the secret
   herald dead-letters list APP | redrive APP ID...
                                           webhook deliveries that failed every attempt
   herald tail APP TOPIC [TOPIC...]        print events as they arrive, reconnecting with Last-Event-ID
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return topicCmd(ctx, rest, getenv, stdout, stderr)
 	case "publish":
 		return publishCmd(ctx, rest, getenv, stdout, stderr)
+	case "key":
+		return keyCmd(ctx, rest, getenv, stdout, stderr)
 	case "trigger":
 		return triggerCmd(ctx, rest, getenv, stdout, stderr)
 	case "dead-letters":

@@ -10,7 +10,7 @@ import (
 )
 
 func triggerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const u = "usage: herald trigger create [--secret whsec_…] APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID"
+	const u = "usage: herald trigger create [--secret whsec_…] APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID | " + triggerAdminUsage
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, u)
 		return errUsage
@@ -69,6 +69,9 @@ func triggerCmd(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "deleted trigger %s\n", pos[2])
 		return nil
 	default:
+		if handled, err := triggerAdminCmd(ctx, args, fs, cf, stdout); handled {
+			return err
+		}
 		fmt.Fprintln(stderr, u)
 		return errUsage
 	}

@@ -84,3 +84,51 @@ func TestTriggerAndDeadLetterCommands(t *testing.T) {
 	require.ErrorIs(t, run(t.Context(), []string{"dead-letters", "redrive", app.ID}, getenv, io.Discard, io.Discard), errUsage)
 	require.ErrorIs(t, run(t.Context(), []string{"trigger"}, getenv, io.Discard, io.Discard), errUsage)
 }
+
+// TestTriggerAdminCommands drives a trigger's life through the CLI against
+// a real server and receiver: disable, enable, rotate the secret, test,
+// attempts.
+func TestTriggerAdminCommands(t *testing.T) {
+	t.Parallel()
+	srv := heraldtest.StartDefault(t)
+	app := srv.NewApp(t, "orders")
+	rcv := heraldtest.NewReceiver(t, nil)
+	getenv := func(k string) string {
+		return map[string]string{"HERALD_URL": srv.URL, "HERALD_TOKEN": app.FullKey}[k]
+	}
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		require.NoError(t, run(t.Context(), args, getenv, &out, &errOut), errOut.String())
+		return out.String()
+	}
+	var tr struct{ ID, Secret string }
+	require.NoError(t, json.Unmarshal([]byte(runOK("trigger", "create", app.ID, "orders", rcv.URL)), &tr))
+
+	require.Contains(t, runOK("trigger", "disable", app.ID, "orders", tr.ID), "is disabled")
+	require.Contains(t, runOK("trigger", "enable", app.ID, "orders", tr.ID), "is active")
+
+	var rot struct {
+		Secret                  string
+		PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(runOK("trigger", "rotate-secret", "--overlap", "1h", app.ID, "orders", tr.ID)), &rot))
+	require.True(t, strings.HasPrefix(rot.Secret, "whsec_"))
+	require.NotEqual(t, tr.Secret, rot.Secret)
+	require.NotNil(t, rot.PreviousSecretExpiresAt)
+
+	out := runOK("trigger", "test", app.ID, "orders", tr.ID)
+	require.Contains(t, out, `"delivered": true`)
+	h := rcv.Next(t)
+	require.Len(t, strings.Fields(h.Header.Get("webhook-signature")), 2, "signed with both secrets")
+
+	out = runOK("trigger", "attempts", app.ID, "orders", tr.ID)
+	require.Contains(t, out, "(test)")
+	require.Contains(t, out, "204")
+
+	var errOut bytes.Buffer
+	err := run(t.Context(), []string{"trigger", "rotate-secret", "--overlap", "1000h", app.ID, "orders", tr.ID}, getenv, io.Discard, &errOut)
+	require.Error(t, err)
+	err = run(t.Context(), []string{"trigger", "enable", app.ID, "orders", "trg_nope"}, getenv, io.Discard, &errOut)
+	require.ErrorContains(t, err, "trigger_not_found")
+}

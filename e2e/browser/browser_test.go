@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 // chromiumPath is Debian's Chromium. Browser downloads are not possible on
@@ -63,6 +65,11 @@ type scriptEnv struct {
 	Pages     map[string]string `json:"pages"`
 	Control   string            `json:"control"`
 	Artifacts string            `json:"artifacts"`
+	// Admin is the admin token of every server.
+	Admin string `json:"admin"`
+	// Receiver is a real webhook receiver: /ok answers 204, /fail 500,
+	// /flaky 410 Gone until the control endpoint /heal, then 204.
+	Receiver string `json:"receiver"`
 }
 
 // caseResult is one HERALD_CASE line of run.mjs.
@@ -171,6 +178,7 @@ type harness struct {
 	restart  *heraldtest.Server // the server /restart restarts; only the test goroutine touches it
 	counts   *requestCounter
 	corsLog  *logBuffer // what the cors server logs
+	healed   *atomic.Bool
 }
 
 type controlRequest struct {
@@ -186,7 +194,7 @@ type controlReply struct {
 
 func startHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{requests: make(chan controlRequest), counts: &requestCounter{}}
+	h := &harness{requests: make(chan controlRequest), counts: &requestCounter{}, healed: &atomic.Bool{}}
 
 	info := func(s *heraldtest.Server, a heraldtest.App) serverInfo {
 		return serverInfo{URL: s.URL, App: a.ID, FullKey: a.FullKey, SubscribeKey: a.SubscribeKey}
@@ -220,6 +228,17 @@ func startHarness(t *testing.T) *harness {
 	cors, corsApp, corsLog, pages := startCORS(t)
 	h.corsLog = corsLog
 
+	// cluster: two nodes on one Postgres database, for the dashboard's
+	// view of every node.
+	db := pgtest.NewDatabase(t)
+	var cluster [2]*heraldtest.Server
+	for i := range cluster {
+		cfg := heraldtest.Config(t)
+		cfg.DatabaseURL = db
+		cluster[i] = heraldtest.Start(t, cfg)
+	}
+	clusterApp := cluster[0].NewApp(t, "orders")
+
 	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := controlRequest{path: r.URL.Path, query: r.URL.Query(), reply: make(chan controlReply, 1)}
 		var rep controlReply
@@ -252,6 +271,11 @@ func startHarness(t *testing.T) *harness {
 		Servers: map[string]serverInfo{
 			"main":      info(main, mainApp),
 			"dashboard": info(main, main.NewApp(t)),
+			"webhooks":  info(main, main.NewApp(t)),
+			"keys":      info(main, main.NewApp(t)),
+			"health":    info(lag, lag.NewApp(t)),
+			"cluster":   info(cluster[0], clusterApp),
+			"cluster2":  info(cluster[1], clusterApp),
 			"lag":       info(lag, lag.NewApp(t)),
 			"restart":   info(h.restart, h.restart.NewApp(t)),
 			"proxy":     {URL: proxy, App: mainApp.ID, FullKey: mainApp.FullKey, SubscribeKey: mainApp.SubscribeKey},
@@ -261,6 +285,8 @@ func startHarness(t *testing.T) *harness {
 		Pages:     pages,
 		Control:   ctl.URL,
 		Artifacts: artifacts,
+		Admin:     heraldtest.AdminToken,
+		Receiver:  startReceiver(t, h.healed),
 	}
 	return h
 }
@@ -275,6 +301,9 @@ func (h *harness) serve(t *testing.T, req controlRequest) controlReply {
 		}
 		h.restart = h.restart.Restart(t)
 		return controlReply{http.StatusOK, map[string]string{"url": h.restart.URL}}
+	case "/heal":
+		h.healed.Store(true)
+		return controlReply{http.StatusOK, map[string]bool{"healed": true}}
 	case "/requests":
 		return controlReply{http.StatusOK, map[string]any{"statuses": h.counts.statuses(req.query.Get("path"))}}
 	case "/log":
@@ -365,4 +394,25 @@ func parseOutput(out string) (plan []string, results map[string]caseResult, err 
 		return nil, nil, errors.New("no HERALD_PLAN line")
 	}
 	return plan, results, nil
+}
+
+// startReceiver starts the webhook receiver the dashboard's webhook cases
+// point triggers at, and returns its URL.
+func startReceiver(t *testing.T, healed *atomic.Bool) string {
+	t.Helper()
+	rcv := heraldtest.NewReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.WriteHeader(http.StatusNoContent)
+		case "/flaky":
+			if healed.Load() {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			http.Error(w, "this endpoint is gone", http.StatusGone)
+		default:
+			http.Error(w, "database down", http.StatusInternalServerError)
+		}
+	})
+	return rcv.URL
 }

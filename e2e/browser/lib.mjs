@@ -229,3 +229,24 @@ export function tailRows(page) {
     ),
   );
 }
+
+// screenshots saves the page in the light and the dark scheme as
+// <name>.png and <name>-dark.png in the artifacts folder, and lists them.
+export async function screenshots(page, artifacts, name) {
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const file = `${env.artifacts}/${name}${scheme === "dark" ? "-dark" : ""}.png`;
+    await page.screenshot({ path: file, fullPage: true });
+    artifacts.push(file);
+  }
+  await page.emulateMedia({ colorScheme: null });
+}
+
+// visibleText waits until selector is visible and its text matches re.
+export async function visibleText(page, selector, re) {
+  const loc = page.locator(selector);
+  await waitFor(
+    async () => (await loc.isVisible()) && re.test(await loc.textContent()),
+    async () => `${selector} to show ${re}, it shows ${JSON.stringify(await loc.textContent())} (visible: ${await loc.isVisible()})`,
+  );
+}

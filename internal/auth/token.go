@@ -72,7 +72,11 @@ type BrowserToken struct {
 	// App is the app whose topics the token may follow.
 	App string
 	// Topics are the only topics it may follow, sorted.
-	Topics    []string
+	Topics []string
+	// KeyID is the id of the app key that minted the token (the kid
+	// claim); empty when the admin token did. A token stops verifying
+	// when that key is revoked (see Verifier.KeyValid).
+	KeyID     string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
@@ -86,6 +90,7 @@ func (t BrowserToken) Allows(topic string) bool {
 type tokenClaims struct {
 	App    string   `json:"app"`
 	Topics []string `json:"topics"`
+	Key    string   `json:"kid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -109,6 +114,12 @@ func NewTokenSigner(key []byte) (*TokenSigner, error) {
 // grants. Expiry has the one-second precision of the JWT exp claim; the
 // returned ExpiresAt is exactly the claim's value.
 func (s *TokenSigner) Mint(app string, topics []string, ttl time.Duration, now time.Time) (string, BrowserToken, error) {
+	return s.MintForKey("", app, topics, ttl, now)
+}
+
+// MintForKey is Mint for a token minted with the app key keyID, which the
+// token names so that revoking the key ends it too.
+func (s *TokenSigner) MintForKey(keyID, app string, topics []string, ttl time.Duration, now time.Time) (string, BrowserToken, error) {
 	if ttl <= 0 {
 		return "", BrowserToken{}, errors.New("mint token: ttl must be positive")
 	}
@@ -116,7 +127,7 @@ func (s *TokenSigner) Mint(app string, topics []string, ttl time.Duration, now t
 	slices.Sort(ts)
 	ts = slices.Compact(ts)
 	bt := BrowserToken{
-		ID: randomHex(16), App: app, Topics: ts,
+		ID: randomHex(16), App: app, Topics: ts, KeyID: keyID,
 		IssuedAt: now.Truncate(time.Second), ExpiresAt: now.Add(ttl).Truncate(time.Second),
 	}
 	if !bt.ExpiresAt.After(now) {
@@ -124,7 +135,7 @@ func (s *TokenSigner) Mint(app string, topics []string, ttl time.Duration, now t
 		bt.ExpiresAt = bt.ExpiresAt.Add(time.Second)
 	}
 	claims := tokenClaims{
-		App: app, Topics: ts,
+		App: app, Topics: ts, Key: keyID,
 		RegisteredClaims: jwt.RegisteredClaims{
 			ID:        bt.ID,
 			Issuer:    tokenIssuer,
@@ -173,7 +184,7 @@ func (s *TokenSigner) Verify(token string, now time.Time) (BrowserToken, error) 
 	ts := slices.Clone(c.Topics)
 	slices.Sort(ts)
 	return BrowserToken{
-		ID: c.ID, App: c.App, Topics: ts,
+		ID: c.ID, App: c.App, Topics: ts, KeyID: c.Key,
 		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time,
 	}, nil
 }

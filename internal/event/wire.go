@@ -125,6 +125,17 @@ func AppendTokenExpired(b []byte, at time.Time) []byte {
 	return append(b, "\"}\n\n"...)
 }
 
+// AppendKeyRevoked appends the control event that ends a stream opened
+// with a key (or a browser token it minted) when the key is revoked.
+//
+//	event: key_revoked
+//	data: {"key":"key_5c0f…"}
+func AppendKeyRevoked(b []byte, keyID string) []byte {
+	b = append(b, "event: key_revoked\ndata: {\"key\":"...)
+	b = AppendString(b, keyID)
+	return append(b, "}\n\n"...)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a JSON string, quotes included. Quotes,

@@ -106,6 +106,12 @@ func FuzzAppendString(f *testing.F) {
 func TestControlFramesEscapeTopics(t *testing.T) {
 	t.Parallel()
 	topic := "a\"b\nc" // never a valid topic name; the encoder must not rely on that
+	f, err := client.NewFrameReader(bytes.NewReader(event.AppendKeyRevoked(nil, topic))).Next()
+	require.NoError(t, err)
+	require.Equal(t, "key_revoked", f.Type)
+	var k struct{ Key string }
+	require.NoError(t, json.Unmarshal([]byte(f.Data), &k))
+	require.Equal(t, topic, k.Key)
 	for _, frame := range [][]byte{
 		event.AppendLagged(nil, 3, topic),
 		event.AppendTopicDeleted(nil, topic),
@@ -119,7 +125,7 @@ func TestControlFramesEscapeTopics(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(f.Data), &data), "%q", frame)
 		require.Equal(t, topic, data.Topic)
 	}
-	f, err := client.NewFrameReader(bytes.NewReader(event.AppendLagged(nil, 3, "orders"))).Next()
+	f, err = client.NewFrameReader(bytes.NewReader(event.AppendLagged(nil, 3, "orders"))).Next()
 	require.NoError(t, err)
 	require.Equal(t, "lagged", f.Type)
 	require.JSONEq(t, `{"missed":3,"topic":"orders"}`, f.Data)

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/internal/dashboard"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/stats"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
@@ -47,6 +48,16 @@ type Config struct {
 	// Triggers manages webhook triggers and dead letters. Nil answers their
 	// routes with 404.
 	Triggers *webhook.Triggers
+	// KeyStore issues, lists and revokes app keys. Nil answers the key
+	// routes with 404.
+	KeyStore KeyStore
+	// Stats keeps each app's recent figures for GET …/stats and counts its
+	// publishes. Nil answers that route with 404.
+	Stats *stats.Recorder
+	// Nodes, in cluster mode, reads every node's report for GET …/stats;
+	// NodeID is this node's id in them. Nil leaves the nodes out.
+	Nodes  NodeReports
+	NodeID string
 	// Tokens mints and verifies browser tokens. Nil refuses them.
 	Tokens *auth.TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get
@@ -121,9 +132,16 @@ func (a *API) routes() []route {
 		{"POST /v1/apps/{app}/topics/{topic}/triggers", a.scoped(store.ScopeManage, a.createTrigger)},
 		{"GET /v1/apps/{app}/topics/{topic}/triggers", a.scoped(store.ScopeManage, a.listTriggers)},
 		{"DELETE /v1/apps/{app}/topics/{topic}/triggers/{id}", a.scoped(store.ScopeManage, a.deleteTrigger)},
+		{"PATCH /v1/apps/{app}/topics/{topic}/triggers/{id}", a.scoped(store.ScopeManage, a.updateTrigger)},
+		{"POST /v1/apps/{app}/topics/{topic}/triggers/{id}/test", a.scoped(store.ScopeManage, a.testTrigger)},
+		{"GET /v1/apps/{app}/topics/{topic}/triggers/{id}/attempts", a.scoped(store.ScopeManage, a.listAttempts)},
 		{"GET /v1/apps/{app}/dead-letters", a.scoped(store.ScopeManage, a.listDeadLetters)},
 		{"POST /v1/apps/{app}/dead-letters/{id}/redrive", a.scoped(store.ScopeManage, a.redrive)},
 		{"POST /v1/apps/{app}/tokens", a.scoped(store.ScopeManage, a.createToken)},
+		{"GET /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.listKeys)},
+		{"POST /v1/apps/{app}/keys", a.scoped(store.ScopeManage, a.createKey)},
+		{"DELETE /v1/apps/{app}/keys/{id}", a.scoped(store.ScopeManage, a.revokeKey)},
+		{"GET /v1/apps/{app}/stats", a.scoped(store.ScopeManage, a.appStats)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},
@@ -329,6 +347,10 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			case !stream:
 				a.writeError(w, r, fmt.Errorf("%w: a browser token only opens event streams (GET …/events); use an app key here", auth.ErrForbidden))
 			default:
+				if err := a.cfg.Keys.KeyValid(r.Context(), bt.KeyID); err != nil {
+					a.writeError(w, r, err)
+					return
+				}
 				next(w, r.WithContext(context.WithValue(r.Context(), browserTokenKey{}, bt)))
 			}
 			return
@@ -346,7 +368,7 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			a.writeError(w, r, fmt.Errorf("%w: this key lacks the %q scope", auth.ErrForbidden, scope))
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, k)))
 	}
 }
 
@@ -496,6 +518,8 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	} else if a.cfg.Stats != nil {
+		a.cfg.Stats.Published(p.Message.AppID)
 	}
 	m := p.Message
 	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})
@@ -566,7 +590,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 		}
 	}
 	var until time.Time
+	var keyID string
+	viaToken := false
+	if k, ok := caller(r); ok {
+		keyID = k.ID
+	}
 	if bt, ok := r.Context().Value(browserTokenKey{}).(auth.BrowserToken); ok {
+		keyID, viaToken = bt.KeyID, true
 		for _, t := range topics {
 			if !bt.Allows(t) {
 				a.writeError(w, r, &apiError{http.StatusForbidden, "topic_not_allowed",
@@ -580,7 +610,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	err := a.cfg.Streams.Serve(w, r, sse.Request{App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until})
+	err := a.cfg.Streams.Serve(w, r, sse.Request{
+		App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until,
+		KeyID: keyID, KeyValidFunc: a.keyStillValid(keyID, viaToken),
+	})
 	if err != nil {
 		var name string
 		if len(topics) == 1 {
@@ -589,6 +622,22 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 			name = strings.Join(topics, ", ")
 		}
 		a.writeError(w, r, topicErr(name, err))
+	}
+}
+
+// keyStillValid is the check a stream opened with key keyID (or with a
+// browser token it minted, viaToken) makes once it is registered for
+// revocations. Nil when there is no key.
+func (a *API) keyStillValid(keyID string, viaToken bool) func(context.Context) error {
+	if keyID == "" {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		err := a.cfg.Keys.KeyValid(ctx, keyID)
+		if !viaToken && errors.Is(err, auth.ErrKeyRevoked) {
+			return auth.ErrUnauthenticated
+		}
+		return err
 	}
 }
 

@@ -209,8 +209,16 @@ func send(t *testing.T, srv *heraldtest.Server, method, path string, ex example)
 			tr, err := app.Full.CreateTrigger(t.Context(), app.ID, "orders", "http://127.0.0.1:9/hook", "")
 			require.NoError(t, err)
 			v = tr.ID
+		case "$key": // the id of the app's subscribe-only key
+			v = strings.Split(app.SubscribeKey, "_")[1]
 		case "$dead_letter": // a dead letter of "stock", whose receiver fails
 			v = deadLetter(t, app, "stock", http.StatusInternalServerError)
+		case "$gone_trigger": // the trigger of "gone", which a 410 disabled
+			deadLetter(t, app, "gone", http.StatusGone)
+			ts, err := app.Full.ListTriggers(t.Context(), app.ID, "gone")
+			require.NoError(t, err)
+			require.Len(t, ts, 1)
+			v = ts[0].ID
 		case "$gone_letter": // a dead letter of "gone", whose receiver is gone
 			v = deadLetter(t, app, "gone", http.StatusGone)
 		}

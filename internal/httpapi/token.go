@@ -86,7 +86,12 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errors.New("browser tokens are not configured"))
 		return
 	}
-	tok, bt, err := a.cfg.Tokens.Mint(app, req.Topics, ttl, time.Now())
+	// The token names the key that minted it: revoking the key ends it.
+	var keyID string
+	if k, ok := caller(r); ok {
+		keyID = k.ID
+	}
+	tok, bt, err := a.cfg.Tokens.MintForKey(keyID, app, req.Topics, ttl, time.Now())
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -27,6 +27,9 @@ type triggerJSON struct {
 	Delivered int64     `json:"delivered"`
 	Dead      int64     `json:"dead"`
 	CreatedAt time.Time `json:"created_at"`
+	// PreviousSecretExpiresAt is set while a rotated-out secret still
+	// signs deliveries beside the current one.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 }
 
 func newTriggerJSON(t store.TriggerStats) triggerJSON {
@@ -34,10 +37,15 @@ func newTriggerJSON(t store.TriggerStats) triggerJSON {
 	if t.Disabled {
 		state = "disabled"
 	}
-	return triggerJSON{
+	tj := triggerJSON{
 		ID: t.ID, Topic: t.Topic, URL: t.URL, State: state, CreatedAt: t.CreatedAt,
 		Pending: t.Pending, Delivered: t.Delivered, Dead: t.Dead,
 	}
+	if t.PreviousSecret != "" && t.PreviousSecretUntil.After(time.Now()) {
+		until := t.PreviousSecretUntil
+		tj.PreviousSecretExpiresAt = &until
+	}
+	return tj
 }
 
 func (a *API) triggers() (*webhook.Triggers, error) {

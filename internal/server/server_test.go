@@ -492,6 +492,9 @@ func TestClientThatStopsReadingIsCutOffAtItsDeadline(t *testing.T) {
 	fmt.Fprintf(slow, "GET /v1/apps/%s/topics/t/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", app.ID, app.SubscribeKey)
 	waitSubscribers(t, app, "t", 1)
 	requireCutOffWhileFlooding(t, srv, app)
+	st := getStats(t, srv, app.ID, app.FullKey)
+	require.Len(t, st.SlowDisconnects, 1, "the dashboard's health view lists the disconnect")
+	require.Zero(t, st.Connections)
 }
 
 // requireCutOffWhileFlooding publishes 32 KiB messages to topic "t" of app

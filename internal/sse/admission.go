@@ -2,14 +2,16 @@ package sse
 
 import "sync"
 
-// admission decides which streams may start and counts the live ones: the
-// WaitGroup that Close waits on, and the subscriber count per topic that
-// the topics API reports.
+// admission decides which streams may start and keeps track of the live
+// ones: the WaitGroup that Close waits on, the subscriber count per topic
+// that the topics API reports, and the streams of each key, which revoking
+// the key ends.
 type admission struct {
 	mu      sync.Mutex
-	closed  bool             // guarded by mu; Close was called
-	streams sync.WaitGroup   // Add guarded by mu (so none follows Wait)
-	counts  map[topicRef]int // guarded by mu; live subscriptions per topic
+	closed  bool                            // guarded by mu; Close was called
+	streams sync.WaitGroup                  // Add guarded by mu (so none follows Wait)
+	counts  map[topicRef]int                // guarded by mu; live subscriptions per topic
+	keys    map[string]map[*stream]struct{} // guarded by mu; streams by the key that opened them
 }
 
 type topicRef struct{ app, topic string }

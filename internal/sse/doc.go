@@ -13,6 +13,7 @@
 //     head by hand, or writing through the ResponseWriter (HTTP/2).
 //   - stream.go: the stream state machine: subscribe, opening, replay,
 //     live events, heartbeats, control events, the end.
+//   - revoke.go: the streams of each key, which revoking the key ends.
 //   - cursor.go: the Last-Event-ID of a multi-topic stream.
 //
 // Every frame, message or control event, is encoded by package event.
@@ -29,8 +30,10 @@
 // subscriber lost N events, and "topic_deleted" before the stream ends (or,
 // on a multi-topic stream, stops carrying that topic). A stream opened with
 // a browser token ends at the token's expiry (Request.Until) after
-// "token_expired" (data {"expired_at":T}). ": ping" comments keep idle
-// connections open.
+// "token_expired" (data {"expired_at":T}); a stream opened with a key, or
+// with a browser token the key minted, ends after "key_revoked" (data
+// {"key":K}) when the key is revoked (Handler.EndKey). ": ping" comments
+// keep idle connections open.
 //
 // # Invariants
 //

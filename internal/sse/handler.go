@@ -58,6 +58,16 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger logs slow-consumer disconnects. Nil discards.
 	Logger *slog.Logger
+	// Stats, if not nil, counts each app's live streams, lag episodes and
+	// slow disconnects (the dashboard's health view).
+	Stats Stats
+}
+
+// Stats is what a Handler reports per app. Its methods must not block.
+type Stats interface {
+	Connections(app string, delta int)
+	Lagged(app, topic string, missed uint64)
+	SlowDisconnect(app string)
 }
 
 // Handler serves text/event-stream responses. It is safe for concurrent use.
@@ -142,6 +152,15 @@ type Request struct {
 	// stream. The stream then sends "event: token_expired" and ends
 	// cleanly. The zero time means no deadline.
 	Until time.Time
+	// KeyID is the app key the stream was opened with, or that minted its
+	// browser token: EndKey(KeyID) ends the stream with "event:
+	// key_revoked". Empty for the admin token.
+	KeyID string
+	// KeyValidFunc, if not nil, is asked once the stream is registered
+	// under KeyID whether the key is still valid: a revocation that came
+	// between the request's authentication and the registration would
+	// otherwise miss the stream. Its error is Serve's.
+	KeyValidFunc func(context.Context) error
 }
 
 // Serve streams the events of req's topics to w until the stream ends. An
@@ -165,7 +184,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	if !h.adm.enter() {
 		return ErrShuttingDown
 	}
-	s, err := h.newStream(r.Context(), req.App, topics, cursor, req.Until)
+	s, err := h.newStream(r.Context(), req, topics, cursor)
 	if err != nil {
 		return err
 	}
@@ -181,27 +200,43 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	return nil
 }
 
-// newStream subscribes to topics and reads where each stream position
-// starts. The stream's context derives from the handler's, not the
-// request's (a stream on a hijacked connection outlives its request), but
-// until it is handed off the request ending (the client leaving) ends it.
-// On error everything newStream took is released, admission included.
-func (h *Handler) newStream(reqCtx context.Context, app string, topics []string, cursor map[string]uint64, until time.Time) (*stream, error) {
+// newStream registers the stream under its key, subscribes to its topics
+// and reads where each position starts. The stream's context derives from
+// the handler's, not the request's (a stream on a hijacked connection
+// outlives its request), but until it is handed off the request ending (the
+// client leaving) ends it. On error everything newStream took is released,
+// admission included.
+func (h *Handler) newStream(reqCtx context.Context, req Request, topics []string, cursor map[string]uint64) (*stream, error) {
 	ctx, cancel := context.WithCancel(h.closeCtx)
 	s := &stream{
 		h: h, ctx: ctx, cancel: cancel, stopRequestWatch: context.AfterFunc(reqCtx, cancel),
-		app: app, topics: topics, multi: len(topics) > 1, until: until,
+		app: req.App, topics: topics, multi: len(topics) > 1, until: req.Until, keyID: req.KeyID,
 		wake: make(chan struct{}, 1),
 		subs: make([]*broadcast.Subscription, len(topics)), pos: make([]uint64, len(topics)),
 		replay: make([]bool, len(topics)),
 	}
 	s.deadlineDue.Store(true)
-	if err := s.subscribe(cursor); err != nil {
+	h.adm.watchKey(s)
+	err := s.checkKey(req.KeyValidFunc)
+	if err == nil {
+		err = s.subscribe(cursor)
+	}
+	if err != nil {
+		h.adm.unwatchKey(s)
 		s.stopRequestWatch()
 		cancel()
 		h.adm.leave()
 		return nil, err
 	}
-	h.adm.count(app, topics, 1)
+	h.count(req.App, topics, 1)
 	return s, nil
+}
+
+// count adds delta to the live subscriber count of each topic, and to the
+// app's connection count in Stats.
+func (h *Handler) count(app string, topics []string, delta int) {
+	if h.opts.Stats != nil {
+		h.opts.Stats.Connections(app, delta)
+	}
+	h.adm.count(app, topics, delta)
 }

@@ -54,6 +54,8 @@ func (h *history) History(_ context.Context, _, topic string, after uint64, limi
 	return out, nil
 }
 
+var errKeyRevoked = errors.New("key revoked")
+
 // testBundle is a Handler on a broadcast.Memory and a fake history, served
 // over real HTTP by httptest.
 type testBundle struct {
@@ -73,7 +75,11 @@ func setup(t *testing.T, opts sse.Options, topics ...string) *testBundle {
 	}
 	h := sse.New(mem, hist, opts)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := sse.Request{App: "app", Topics: r.URL.Query()["topic"], LastEventID: r.Header.Get("Last-Event-ID")}
+		q := r.URL.Query()
+		req := sse.Request{App: "app", Topics: q["topic"], LastEventID: r.Header.Get("Last-Event-ID"), KeyID: q.Get("key")}
+		if q.Has("revoked") {
+			req.KeyValidFunc = func(context.Context) error { return errKeyRevoked }
+		}
 		if u := r.URL.Query().Get("until"); u != "" {
 			d, err := time.ParseDuration(u)
 			if err != nil {
@@ -89,6 +95,8 @@ func setup(t *testing.T, opts sse.Options, topics ...string) *testBundle {
 				status = http.StatusNotFound
 			case errors.Is(err, sse.ErrBadLastEventID):
 				status = http.StatusBadRequest
+			case errors.Is(err, errKeyRevoked):
+				status = http.StatusUnauthorized
 			case errors.Is(err, sse.ErrShuttingDown):
 				status = http.StatusServiceUnavailable
 			}
@@ -341,4 +349,26 @@ func TestClientLeavingEndsStream(t *testing.T) {
 	resp.Body.Close()
 	require.Eventually(t, func() bool { return tb.h.Subscribers("app", "t") == 0 }, 30*time.Second, time.Millisecond,
 		"noticed at the next write at the latest")
+}
+
+func TestEndKeyEndsItsStreamsOnly(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, sse.Options{}, "t")
+	mine := tb.open(t, "topic=t&key=k1", "", "t")
+	other := tb.open(t, "topic=t&key=k2", "", "t")
+	require.Eventually(t, func() bool { return tb.h.Subscribers("app", "t") == 2 }, 30*time.Second, time.Millisecond)
+	require.Equal(t, 1, tb.h.EndKey("k1"))
+	r := client.NewFrameReader(mine.Body)
+	f := next(t, r)
+	require.Equal(t, "key_revoked", f.Type)
+	require.JSONEq(t, `{"key":"k1"}`, f.Data)
+	_, err := r.Next()
+	require.ErrorIs(t, err, io.EOF)
+	require.Zero(t, tb.h.EndKey("k1"), "again: nothing left to end")
+
+	tb.publish(t, "t", `1`)
+	require.Equal(t, "1", next(t, client.NewFrameReader(other.Body)).ID, "another key's stream lives on")
+	require.Equal(t, http.StatusUnauthorized, tb.open(t, "topic=t&key=k3&revoked", "").StatusCode,
+		"a key found revoked once registered: Serve returns KeyValidFunc's error")
+	require.Eventually(t, func() bool { return tb.h.Subscribers("app", "t") == 1 }, 30*time.Second, time.Millisecond)
 }

@@ -47,6 +47,10 @@ type stream struct {
 	deadlineRefresh *time.Timer
 	// until is when the stream must end (Request.Until); zero means never.
 	until time.Time
+	// keyID is Request.KeyID; revoked is set (and the stream woken) when
+	// that key is revoked (EndKey).
+	keyID   string
+	revoked atomic.Bool
 }
 
 // subscribe subscribes to every topic, then reads each topic's head to fix
@@ -105,9 +109,10 @@ func (s *stream) end() {
 		s.deadlineRefresh.Stop()
 	}
 	s.out.close()
+	s.h.adm.unwatchKey(s)
 	s.stopRequestWatch()
 	s.cancel()
-	s.h.adm.count(s.app, s.topics, -1)
+	s.h.count(s.app, s.topics, -1)
 	s.h.adm.leave()
 }
 
@@ -158,6 +163,10 @@ func (s *stream) run() {
 		}
 		if s.expiredNow() {
 			s.endExpired()
+			return
+		}
+		if s.revoked.Load() {
+			s.endRevoked()
 			return
 		}
 		if s.pingDue.Swap(false) {
@@ -250,6 +259,9 @@ func (s *stream) appendEvent(i int, ev *broadcast.Event) {
 		s.buf = event.AppendLagged(s.buf, gap, s.topics[i])
 		s.h.metrics.Lagged.Add(float64(gap))
 		s.h.metrics.LagEpisodes.Inc()
+		if s.h.opts.Stats != nil {
+			s.h.opts.Stats.Lagged(s.app, s.topics[i], gap)
+		}
 	}
 	s.pos[i] = ev.ID
 	frame := ev.Frame(event.EncodeFrame)
@@ -323,6 +335,9 @@ func (s *stream) flush() bool {
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.h.metrics.SlowDisconnects.Inc()
+			if s.h.opts.Stats != nil {
+				s.h.opts.Stats.SlowDisconnect(s.app)
+			}
 			s.h.log.Info("slow consumer disconnected: a write missed its deadline", "timeout", s.h.opts.WriteTimeout)
 		}
 		return false

@@ -21,6 +21,11 @@ type Trigger struct {
 	URL   string
 	// Secret signs deliveries (Standard Webhooks: "whsec_" + base64 key).
 	Secret string
+	// PreviousSecret is the secret Secret replaced (see TriggerUpdate):
+	// until PreviousSecretUntil, deliveries are signed with both, so a
+	// receiver can switch to the new one at its own pace. Empty when none.
+	PreviousSecret      string
+	PreviousSecretUntil time.Time
 	// Disabled triggers get no new deliveries and their pending ones are
 	// not attempted (the receiver answered 410 Gone, for example).
 	Disabled bool
@@ -64,6 +69,10 @@ type Delivery struct {
 	// gives the URL but not the Secret.
 	URL    string
 	Secret string
+	// PreviousSecret is the trigger's previous secret while it is still
+	// in force as of the claim (Trigger.PreviousSecretUntil), else empty:
+	// the delivery carries a signature for each.
+	PreviousSecret string
 
 	State DeliveryState
 	// Attempts counts the attempts made so far; Claim counts the one it
@@ -111,6 +120,8 @@ type Outcome struct {
 	// At is when the attempt ended; it becomes the delivery's UpdatedAt.
 	// Zero means now.
 	At time.Time
+	// Duration is how long the attempt took, for the attempts log.
+	Duration time.Duration
 }
 
 // Outbox is the durable path's storage. Implementations enqueue deliveries
@@ -142,7 +153,8 @@ type Outbox interface {
 	// comes with its trigger's URL and Secret. lease must be positive; a
 	// limit of 0 or less claims nothing.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// Settle records the outcome of an attempt and ends the lease: an
+	// Settle records the outcome of an attempt and ends the lease, and
+	// adds the attempt to its trigger's attempts log (see TriggerAdmin): an
 	// unknown delivery gives ErrNotFound, a lease the delivery no longer
 	// holds ErrConflict (see Outcome.LeaseUntil), and then nothing
 	// changes, the trigger included.
@@ -162,7 +174,8 @@ type Outbox interface {
 	Redrive(ctx context.Context, appID, id string, now time.Time) error
 	// PruneDeliveries deletes delivered deliveries settled before
 	// deliveredBefore and dead ones settled before deadBefore (by
-	// UpdatedAt), and returns how many. It deletes in short transactions,
+	// UpdatedAt), and returns how many. It also deletes the attempts (see
+	// TriggerAdmin) older than the earlier of the two, not counted. It deletes in short transactions,
 	// so it never holds up publishes for long.
 	PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore time.Time) (int64, error)
 }

@@ -53,6 +53,9 @@ type Key struct {
 	// Scopes is what the key may do.
 	Scopes    []Scope
 	CreatedAt time.Time
+	// LastUsedAt is when the key was last seen in use, to the minute at
+	// best (see Keys.TouchKeys); zero when never. Only ListKeys fills it.
+	LastUsedAt time.Time
 }
 
 // Topic is a named stream of messages within an app.

@@ -17,10 +17,12 @@ import (
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
-// outboxStore is a store with its outbox, as both stores are.
+// outboxStore is a store with its outbox and trigger admin, as both stores
+// are.
 type outboxStore interface {
 	store.Store
 	store.Outbox
+	store.TriggerAdmin
 }
 
 // storeKind opens a fresh, empty store of one implementation for a test.

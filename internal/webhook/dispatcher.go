@@ -71,6 +71,10 @@ type DispatcherOptions struct {
 	// (or failed to be, with the error). It must not block; tests use it
 	// to see attempts end.
 	SettledFunc func(store.Outcome, error)
+	// AttemptedFunc, if not nil, is called with the app of each attempt
+	// whose outcome was recorded, and whether the receiver took it. It must
+	// not block (the dashboard's per-app counts).
+	AttemptedFunc func(appID string, delivered bool)
 }
 
 // Dispatcher delivers due deliveries: it claims them from the queue, makes
@@ -90,6 +94,7 @@ type Dispatcher struct {
 	metrics     *metrics.Metrics
 	log         *slog.Logger
 	settled     func(store.Outcome, error)
+	attempted   func(appID string, delivered bool)
 
 	wake chan struct{} // buffered 1: Wake never blocks
 
@@ -159,6 +164,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		metrics:     opts.Metrics,
 		log:         opts.Logger,
 		settled:     opts.SettledFunc,
+		attempted:   opts.AttemptedFunc,
 		wake:        make(chan struct{}, 1),
 	}, nil
 }
@@ -330,6 +336,9 @@ func (d *Dispatcher) attempt(del *store.Delivery) time.Time {
 		}
 		return time.Time{}
 	}
+	if d.attempted != nil {
+		d.attempted(del.AppID, o.State == store.DeliveryDelivered)
+	}
 	switch o.State {
 	case store.DeliveryDelivered:
 		d.metrics.WebhookDelivered.Inc()
@@ -352,7 +361,7 @@ func (d *Dispatcher) attempt(del *store.Delivery) time.Time {
 // connection) retries it on the schedule, or kills it after the last
 // attempt.
 func (d *Dispatcher) outcome(del *store.Delivery, res Result, now time.Time) store.Outcome {
-	o := store.Outcome{DeliveryID: del.ID, LeaseUntil: del.LeaseUntil, Status: res.Status, At: now}
+	o := store.Outcome{DeliveryID: del.ID, LeaseUntil: del.LeaseUntil, Status: res.Status, At: now, Duration: res.Duration}
 	switch {
 	case res.Delivered():
 		o.State = store.DeliveryDelivered

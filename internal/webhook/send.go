@@ -123,7 +123,8 @@ func Body(d *store.Delivery) []byte {
 	return event.AppendData(make([]byte, 0, 96+len(d.Topic)+len(d.Body)), &ev)
 }
 
-// Send makes one attempt at d: it POSTs the body, signed with d.Secret, to
+// Send makes one attempt at d: it POSTs the body, signed with d.Secret (and
+// d.PreviousSecret, when set), to
 // d.URL with the Standard Webhooks headers (webhook-id is d.ID, the same on
 // every attempt; webhook-timestamp is now). The attempt ends within the
 // Sender's timeout, or sooner if ctx ends.
@@ -139,6 +140,13 @@ func (s *Sender) send(ctx context.Context, d *store.Delivery) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("sign: %w", err)}
 	}
+	var previous []byte
+	if d.PreviousSecret != "" {
+		// A previous secret was checked when it was the trigger's secret.
+		if previous, err = ParseSecret(d.PreviousSecret); err != nil {
+			return Result{Err: fmt.Errorf("sign with the previous secret: %w", err)}
+		}
+	}
 	body := Body(d)
 	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
 	defer cancel()
@@ -148,6 +156,12 @@ func (s *Sender) send(ctx context.Context, d *store.Delivery) Result {
 	}
 	ts := s.now().Unix()
 	sig := sign(key, d.ID, ts, body)
+	if previous != nil {
+		// During a rotation's overlap: one signature per secret, separated
+		// by a space, as Standard Webhooks allows; a receiver that knows
+		// either secret verifies the delivery.
+		sig += " " + sign(previous, d.ID, ts, body)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set(HeaderID, d.ID)

@@ -256,3 +256,32 @@ func TestSendErrorExcerptIsCleanText(t *testing.T) {
 	require.NotContains(t, msg, "\n")
 	require.True(t, strings.HasSuffix(msg, "é"), "cut on a rune boundary")
 }
+
+// TestSendSignsWithBothSecretsDuringARotation: with a previous secret, the
+// webhook-signature header holds one v1 signature per secret, and the
+// official library verifies the delivery with either.
+func TestSendSignsWithBothSecretsDuringARotation(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, nil)
+	d := delivery(rcv.URL)
+	d.PreviousSecret = "whsec_" + strings.Repeat("QUJD", 8)
+	require.NoError(t, newSender(t, webhook.SenderOptions{}).Send(t.Context(), d).Err)
+	h := rcv.next(t)
+	sigs := strings.Fields(h.Header.Get("webhook-signature"))
+	require.Len(t, sigs, 2)
+	for _, s := range sigs {
+		require.True(t, strings.HasPrefix(s, "v1,"), s)
+	}
+	for _, secret := range []string{d.Secret, d.PreviousSecret} {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		require.NoError(t, err)
+		require.NoError(t, wh.Verify(h.Body, h.Header))
+	}
+	wh, err := standardwebhooks.NewWebhook("whsec_" + strings.Repeat("WFla", 8))
+	require.NoError(t, err)
+	require.Error(t, wh.Verify(h.Body, h.Header), "a third secret does not verify")
+
+	// A previous secret that is not valid fails the attempt before sending.
+	d.PreviousSecret = "whsec_short"
+	require.ErrorContains(t, newSender(t, webhook.SenderOptions{}).Send(t.Context(), d).Err, "previous secret")
+}

@@ -21,6 +21,7 @@ type TriggerStore interface {
 	DeleteTrigger(ctx context.Context, appID, topic, id string) error
 	DeadLetters(ctx context.Context, appID string, limit int) ([]store.Delivery, error)
 	Redrive(ctx context.Context, appID, id string, now time.Time) error
+	store.TriggerAdmin
 }
 
 // Triggers manages webhook triggers and dead letters for the HTTP API: it
@@ -31,6 +32,8 @@ type Triggers struct {
 	guard *Guard
 	wake  func()
 	newID func() string
+	// sender makes test deliveries; Close releases its connections.
+	sender *Sender
 }
 
 // TriggersOptions configures Triggers.
@@ -44,6 +47,8 @@ type TriggersOptions struct {
 	WakeFunc func()
 	// NewIDFunc returns a new trigger id. Required.
 	NewIDFunc func() string
+	// Timeout bounds a test delivery. 0 means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // NewTriggers returns the trigger API's service.
@@ -57,7 +62,10 @@ func NewTriggers(opts TriggersOptions) (*Triggers, error) {
 	if opts.WakeFunc == nil {
 		opts.WakeFunc = func() {}
 	}
-	return &Triggers{store: opts.Store, guard: opts.Guard, wake: opts.WakeFunc, newID: opts.NewIDFunc}, nil
+	return &Triggers{
+		store: opts.Store, guard: opts.Guard, wake: opts.WakeFunc, newID: opts.NewIDFunc,
+		sender: NewSender(SenderOptions{Guard: opts.Guard, Timeout: opts.Timeout, MaxIdleConnsPerHost: 1}),
+	}, nil
 }
 
 // Create stores a trigger that POSTs every message of (appID, topic) to

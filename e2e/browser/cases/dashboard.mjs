@@ -19,10 +19,10 @@ export default {
     // A wrong key is refused inline, with the server's error.
     await page.goto(s.url + "/");
     await page.getByLabel("App id").fill(s.app);
-    await page.getByLabel("Key").fill("hk_wrong_key");
-    await page.getByLabel("Key").press("Enter");
+    await page.getByLabel("Key", { exact: true }).fill("hk_wrong_key");
+    await page.getByLabel("Key", { exact: true }).press("Enter");
     await assertVisibleText(page, "#connect-error", /^Could not connect: .*\(unauthenticated\)\. Check the key\./);
-    assert.equal(await page.getByLabel("Key").getAttribute("aria-invalid"), "true");
+    assert.equal(await page.getByLabel("Key", { exact: true }).getAttribute("aria-invalid"), "true");
     assert.ok(await page.locator("#workspace").isHidden());
 
     // Key → topics.

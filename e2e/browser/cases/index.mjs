@@ -11,5 +11,10 @@ import refused from "./refused.mjs";
 import crossOrigin from "./cross_origin.mjs";
 import expiredToken from "./expired_token.mjs";
 import dashboard from "./dashboard.mjs";
+import dashboardHealth from "./dashboard_health.mjs";
+import dashboardWebhooks from "./dashboard_webhooks.mjs";
+import dashboardKeys from "./dashboard_keys.mjs";
+import dashboardAdmin from "./dashboard_admin.mjs";
+import dashboardCluster from "./dashboard_cluster.mjs";
 
-export default [payloads, lagged, topicDeleted, reconnect, refused, crossOrigin, expiredToken, dashboard];
+export default [payloads, lagged, topicDeleted, reconnect, refused, crossOrigin, expiredToken, dashboard, dashboardHealth, dashboardWebhooks, dashboardKeys, dashboardAdmin, dashboardCluster];

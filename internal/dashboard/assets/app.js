@@ -16,6 +16,11 @@ const $ = (id) => document.getElementById(id);
 const state = {
   app: "",
   key: "",
+  admin: false, // connected with the admin token (the app may be one it opened)
+  view: "workspace", // the view shown; see showView
+  viewTimer: 0,
+  attemptsOf: "", // the trigger whose attempts the webhooks view shows
+  webhooksStale: false, // the webhooks error on show is a failed refresh's
   topics: new Map(), // name → {name, last_id, subscribers, created_at}, as the server last said
   selected: new Set(), // topics ticked for the tail
   pollTimer: 0,
@@ -85,6 +90,7 @@ function clockTime(d) {
 
 async function connect(app, key) {
   showError("connect-error", "");
+  if (!app) return connectAdmin(key);
   state.app = app;
   state.key = key;
   let data;
@@ -114,10 +120,13 @@ async function connect(app, key) {
   $("who").hidden = false;
   $("forget").hidden = false;
   $("who-app").textContent = app;
+  $("views").hidden = false;
+  $("apps-tab").hidden = !state.admin;
   renderTopics(data.topics || []);
   state.pollTimer = setInterval(() => {
     if (!document.hidden) refreshTopics();
   }, POLL_MS);
+  showView("workspace", false);
   // Move the focus past the form that just went away, for keyboard users.
   $("topics-h").focus();
   return true;
@@ -126,6 +135,15 @@ async function connect(app, key) {
 function forget() {
   stopTail("Not tailing. Tick topics, then Tail selected.");
   clearInterval(state.pollTimer);
+  clearInterval(state.viewTimer);
+  state.admin = false;
+  state.attemptsOf = "";
+  $("views").hidden = true;
+  for (const v of VIEWS) $(v).hidden = true;
+  $("key-created").hidden = true;
+  $("key-created-value").value = "";
+  $("app-created").hidden = true;
+  $("app-created-keys").replaceChildren();
   sessionStorage.removeItem(STORE_APP);
   sessionStorage.removeItem(STORE_KEY);
   state.app = state.key = "";
@@ -510,15 +528,565 @@ function addNotice(kind, text) {
   appendEntry(li);
 }
 
+// ---- views -----------------------------------------------------------------
+
+const VIEWS = ["workspace", "health-view", "webhooks-view", "keys-view", "admin-view"];
+const VIEW_POLL_MS = 5000; // health and webhooks, while shown
+const HEADINGS = { "health-view": "health-h", "webhooks-view": "webhooks-h", "keys-view": "keys-h", "admin-view": "admin-h", workspace: "topics-h" };
+
+// showView shows one view and loads what it shows; the figures of the
+// health and webhooks views are polled while they are shown.
+function showView(view, focus) {
+  state.view = view;
+  for (const v of VIEWS) $(v).hidden = v !== view;
+  for (const b of document.querySelectorAll(".view-tab")) b.setAttribute("aria-pressed", String(b.dataset.view === view));
+  clearInterval(state.viewTimer);
+  const load = { "health-view": refreshHealth, "webhooks-view": refreshWebhooks, "keys-view": refreshKeys, "admin-view": refreshApps }[view];
+  if (load) {
+    load();
+    if (view === "health-view" || view === "webhooks-view" || view === "admin-view") {
+      state.viewTimer = setInterval(() => {
+        if (!document.hidden) load();
+      }, VIEW_POLL_MS);
+    }
+  }
+  if (focus) $(HEADINGS[view]).focus();
+}
+
+// actionsCell is a table cell holding a row's buttons on one line.
+const actionsCell = (...buttons) => el("td", { className: "actions" }, el("div", { className: "buttons" }, ...buttons));
+
+const shortTime = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : "–");
+const dateTime = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: false }) : "–");
+
+// armButton makes a destructive button ask for a second click within
+// DISARM_MS; it returns true when this click is the confirming one.
+function armButton(button, confirmText, confirmLabel) {
+  if (button.classList.contains("armed")) {
+    clearTimeout(button.disarm);
+    return true;
+  }
+  const text = button.textContent;
+  const label = button.getAttribute("aria-label");
+  button.classList.add("armed");
+  button.textContent = confirmText;
+  button.setAttribute("aria-label", confirmLabel);
+  button.disarm = setTimeout(() => {
+    button.classList.remove("armed");
+    button.textContent = text;
+    if (label) button.setAttribute("aria-label", label);
+  }, DISARM_MS);
+  return false;
+}
+
+// copyValue copies an input's value and says whether it worked; where the
+// clipboard is refused, the text is selected for a manual copy.
+async function copyValue(input, button) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    button.textContent = "Copied";
+  } catch {
+    input.select();
+    button.textContent = "Select and copy";
+  }
+  setTimeout(() => (button.textContent = "Copy"), DISARM_MS);
+}
+
+// ---- health ----------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// drawChart draws values (oldest first) as a line over its area in the
+// figure's inline SVG, scaled to the largest value, and shows the latest.
+function drawChart(id, values, unit) {
+  const fig = $(id);
+  const n = values.length;
+  const top = Math.max(...values, 0);
+  const scale = top > 0 ? 36 / top : 0;
+  const pts = values.map((v, i) => `${((i / Math.max(n - 1, 1)) * 100).toFixed(2)},${(38 - v * scale).toFixed(2)}`);
+  let svg = fig.querySelector("svg");
+  if (!svg) {
+    svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 100 40");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("role", "img");
+    const area = document.createElementNS(SVG, "polygon");
+    area.setAttribute("class", "area");
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("class", "line");
+    svg.append(area, line);
+    const axis = el("div", { className: "axis" }, el("span", { textContent: "15 min ago" }), el("span", { className: "max" }), el("span", { textContent: "now" }));
+    fig.append(svg, axis);
+  }
+  svg.querySelector(".line").setAttribute("points", pts.join(" "));
+  svg.querySelector(".area").setAttribute("points", "0,38 " + pts.join(" ") + " 100,38");
+  const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const latest = values[n - 1] ?? 0;
+  fig.querySelector(".now").textContent = fmt(latest) + unit;
+  fig.querySelector(".max").textContent = "peak " + fmt(top) + unit;
+  svg.setAttribute("aria-label", fig.querySelector("figcaption").firstChild.textContent.trim() + ": now " + fmt(latest) + ", peak " + fmt(top) + " over 15 minutes");
+}
+
+async function refreshHealth() {
+  let s;
+  try {
+    s = await api("GET", appPath() + "/stats");
+    showError("health-error", "");
+  } catch (e) {
+    showError("health-error", "Could not read the figures: " + e.message + " (" + e.code + ").");
+    return;
+  }
+  const node = $("health-node");
+  node.dataset.state = s.node.ready ? "live" : "closed";
+  node.textContent = s.node.ready ? "This node is ready." : "This node is not ready: " + (s.node.reason || "unknown");
+  const per = s.bucket_seconds || 10;
+  // The last bucket is still filling: rates use the complete ones.
+  const done = s.points.slice(0, -1);
+  drawChart("chart-connections", s.points.map((p) => p.connections), "");
+  drawChart("chart-published", done.map((p) => p.published / per), "/s");
+  drawChart("chart-delivered", done.map((p) => p.delivered / per), "/s");
+  drawChart("chart-failed", done.map((p) => p.failed / per), "/s");
+  $("chart-connections").querySelector(".now").textContent = String(s.connections);
+  const events = (list, ul, empty, text) => {
+    $(ul).replaceChildren(...list.map((e) => el("li", {}, el("time", { dateTime: e.at, textContent: shortTime(e.at) }), " " + text(e))));
+    $(empty).hidden = list.length > 0;
+  };
+  events(s.lag_episodes, "health-lag", "health-lag-empty", (e) => e.topic + ": missed " + e.missed);
+  events(s.slow_disconnects, "health-slow", "health-slow-empty", () => "a stream that stopped reading was cut off");
+  renderNodes(s.nodes || [], per);
+  $("health-updated").textContent = "updated " + new Date().toLocaleTimeString([], { hour12: false });
+}
+
+// sparkline is a small inline SVG of values, for a table cell.
+function sparkline(values, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 100 20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  const top = Math.max(...values, 0);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("class", "line");
+  line.setAttribute(
+    "points",
+    values.map((v, i) => `${((i / Math.max(values.length - 1, 1)) * 100).toFixed(2)},${(19 - (top > 0 ? (v * 18) / top : 0)).toFixed(2)}`).join(" "),
+  );
+  svg.append(line);
+  return svg;
+}
+
+// renderNodes shows each node of a cluster with the app's figures on it, as
+// the nodes last reported them; a single node has no such list.
+function renderNodes(nodes, per) {
+  $("health-nodes").hidden = nodes.length === 0;
+  $("node-rows").replaceChildren(
+    ...nodes.map((n) => {
+      const pts = n.stats ? n.stats.points : [];
+      const lastDone = pts.length > 1 ? pts[pts.length - 2] : { published: 0, delivered: 0 };
+      const rate = (v) => (v / per).toFixed(1) + "/s";
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono nowrap", textContent: n.addr + (n.self ? " (this node)" : "") }),
+        el("td", { className: n.ready ? "state-active" : "state-disabled", textContent: n.ready ? "ready" : "not ready: " + (n.reason || "?") }),
+        el("td", { className: "num conns", textContent: String(n.stats ? n.stats.connections : 0) }),
+        el("td", { className: "num pubs", textContent: rate(lastDone.published) }),
+        el("td", { className: "num", textContent: rate(lastDone.delivered) }),
+        el("td", {}, sparkline(pts.slice(0, -1).map((p) => p.published / per), "Publishes per second on " + n.addr + " over 15 minutes")),
+        el("td", {}, el("time", { dateTime: n.reported_at, textContent: shortTime(n.reported_at) })),
+      );
+      tr.dataset.node = n.addr;
+      return tr;
+    }),
+  );
+}
+
+// ---- webhooks ----------------------------------------------------------------
+
+const triggerPath = (topic, id) => topicPath(topic) + "/triggers/" + encodeURIComponent(id);
+
+async function refreshWebhooks() {
+  const rows = [];
+  let dead = [];
+  try {
+    for (const topic of state.topics.keys()) {
+      const { triggers } = await api("GET", topicPath(topic) + "/triggers");
+      for (const t of triggers) {
+        const { attempts } = await api("GET", triggerPath(topic, t.id) + "/attempts");
+        rows.push({ t, attempts });
+      }
+    }
+    dead = (await api("GET", appPath() + "/dead-letters")).dead_letters;
+  } catch (e) {
+    showError("webhooks-error", "Could not read the webhooks: " + e.message + " (" + e.code + ").");
+    state.webhooksStale = true;
+    return;
+  }
+  // A refresh clears its own error, not what an action just reported.
+  if (state.webhooksStale) showError("webhooks-error", "");
+  state.webhooksStale = false;
+  renderTriggers(rows);
+  renderDead(dead);
+  if (state.attemptsOf) {
+    const r = rows.find((x) => x.t.id === state.attemptsOf);
+    if (r) renderAttempts(r.t, r.attempts);
+    else $("attempts").hidden = true;
+  }
+  $("webhooks-updated").textContent = "updated " + new Date().toLocaleTimeString([], { hour12: false });
+}
+
+function renderTriggers(rows) {
+  $("trigger-rows").replaceChildren(
+    ...rows.map(({ t, attempts }) => {
+      const real = attempts.filter((a) => !a.test);
+      const ok = real.filter((a) => a.delivered).length;
+      const rate = real.length ? Math.round((ok / real.length) * 100) + "%" : "–";
+      const lastErr = attempts.find((a) => !a.delivered);
+      const act = (text, label, fn) => {
+        const b = el("button", { type: "button", className: "quiet", textContent: text });
+        b.setAttribute("aria-label", label);
+        b.addEventListener("click", () => fn(b));
+        return b;
+      };
+      const toggle = t.state === "active"
+        ? act("Disable", "Disable trigger " + t.id, () => setTriggerState(t, "disabled"))
+        : act("Re-enable", "Re-enable trigger " + t.id, () => setTriggerState(t, "active"));
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono nowrap", textContent: t.topic }),
+        el("td", { className: "mono", textContent: t.url }),
+        el("td", {}, el("span", { className: "state-" + t.state, textContent: t.state })),
+        el("td", { className: "num rate", textContent: rate }),
+        el("td", { className: "num", textContent: String(t.pending) }),
+        el("td", { className: "num", textContent: String(t.dead) }),
+        el("td", { className: "err", textContent: lastErr ? lastErr.error : "" }),
+        el(
+          "td",
+          { className: "actions" },
+          act("Attempts", "Attempts of trigger " + t.id, () => {
+            state.attemptsOf = t.id;
+            renderAttempts(t, attempts);
+          }),
+          act("Send test", "Send a test delivery to trigger " + t.id, (b) => testTrigger(t, b)),
+          toggle,
+        ),
+      );
+      tr.dataset.trigger = t.id;
+      tr.classList.toggle("selected", state.attemptsOf === t.id);
+      return tr;
+    }),
+  );
+  $("triggers-empty").hidden = rows.length > 0;
+}
+
+function renderAttempts(t, attempts) {
+  $("attempts").hidden = false;
+  $("attempts-h").textContent = "Attempts of " + t.id + " (" + t.topic + "), newest first";
+  $("attempt-rows").replaceChildren(
+    ...attempts.map((a) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, el("time", { dateTime: a.at, textContent: dateTime(a.at) })),
+        el("td", { className: "mono", textContent: a.delivery_id + (a.test ? " (test)" : "") }),
+        el("td", { className: a.delivered ? "state-active" : "state-disabled", textContent: a.status === null ? "no answer" : String(a.status) }),
+        el("td", { className: "num", textContent: a.latency_ms.toFixed(1) + " ms" }),
+        el("td", { textContent: a.next_retry_at ? dateTime(a.next_retry_at) : "–" }),
+        el("td", { className: "err", textContent: a.error }),
+      ),
+    ),
+  );
+  for (const tr of $("trigger-rows").children) tr.classList.toggle("selected", tr.dataset.trigger === t.id);
+}
+
+function renderDead(dead) {
+  $("dead-rows").replaceChildren(
+    ...dead.map((d) => {
+      const b = el("button", { type: "button", className: "quiet", textContent: "Redrive" });
+      b.setAttribute("aria-label", "Redrive delivery " + d.id);
+      b.addEventListener("click", () => redrive(d, b));
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono", textContent: d.id }),
+        el("td", { className: "mono", textContent: d.topic }),
+        el("td", { className: "num", textContent: String(d.attempts) }),
+        el("td", { className: "err", textContent: d.last_error }),
+        el("td", {}, el("time", { dateTime: d.failed_at, textContent: dateTime(d.failed_at) })),
+        actionsCell( b),
+      );
+      tr.dataset.delivery = d.id;
+      return tr;
+    }),
+  );
+  $("dead-empty").hidden = dead.length > 0;
+}
+
+async function setTriggerState(t, wanted) {
+  showError("webhooks-error", "");
+  try {
+    await api("PATCH", triggerPath(t.topic, t.id), JSON.stringify({ state: wanted }));
+    $("webhooks-result").textContent = "Trigger " + t.id + (wanted === "active" ? " re-enabled: its pending deliveries resume." : " disabled.");
+  } catch (e) {
+    showError("webhooks-error", "Could not change trigger " + t.id + ": " + e.message + " (" + e.code + ").");
+  }
+  await refreshWebhooks();
+}
+
+async function testTrigger(t, button) {
+  showError("webhooks-error", "");
+  button.disabled = true;
+  $("webhooks-result").textContent = "Sending a test delivery to " + t.url + "…";
+  try {
+    const a = await api("POST", triggerPath(t.topic, t.id) + "/test");
+    $("webhooks-result").textContent = a.delivered
+      ? "Test delivered to " + t.url + ": HTTP " + a.status + " in " + a.latency_ms.toFixed(1) + " ms."
+      : "Test failed for " + t.url + ": " + a.error + " (" + a.latency_ms.toFixed(1) + " ms).";
+    state.attemptsOf = t.id;
+  } catch (e) {
+    showError("webhooks-error", "Could not send a test: " + e.message + " (" + e.code + ").");
+  } finally {
+    button.disabled = false;
+  }
+  await refreshWebhooks();
+}
+
+async function redrive(d, button) {
+  showError("webhooks-error", "");
+  $("webhooks-result").textContent = "";
+  button.disabled = true;
+  try {
+    await api("POST", appPath() + "/dead-letters/" + encodeURIComponent(d.id) + "/redrive");
+    $("webhooks-result").textContent = "Delivery " + d.id + " queued again.";
+  } catch (e) {
+    const hint = e.code === "trigger_disabled" ? " Re-enable its trigger first." : "";
+    showError("webhooks-error", "Could not redrive " + d.id + ": " + e.message + hint);
+    button.disabled = false;
+  }
+  await refreshWebhooks();
+}
+
+// ---- keys ------------------------------------------------------------------
+
+// ownKeyID is the id of the key this page uses ("hk_<id>_<secret>").
+const ownKeyID = () => (state.key.startsWith("hk_") ? state.key.split("_")[1] : "");
+
+async function refreshKeys() {
+  let keys;
+  try {
+    keys = (await api("GET", appPath() + "/keys")).keys;
+  } catch (e) {
+    showError("keys-error", "Could not list the keys: " + e.message + " (" + e.code + ").");
+    return;
+  }
+  $("key-rows").replaceChildren(
+    ...keys.map((k) => {
+      const b = el("button", { type: "button", className: "danger", textContent: "Revoke" });
+      b.setAttribute("aria-label", "Revoke key " + k.id);
+      b.addEventListener("click", () => revokeKey(k, b));
+      const mine = k.id === ownKeyID();
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono", textContent: k.id + (mine ? " (this page)" : "") }),
+        el("td", { textContent: k.scopes.join(", ") }),
+        el("td", {}, el("time", { dateTime: k.created_at, textContent: dateTime(k.created_at) })),
+        el("td", { textContent: k.last_used_at ? dateTime(k.last_used_at) : "never" }),
+        actionsCell( b),
+      );
+      tr.dataset.key = k.id;
+      return tr;
+    }),
+  );
+}
+
+async function createKey(ev) {
+  ev.preventDefault();
+  showError("key-create-error", "");
+  showError("keys-error", "");
+  const scopes = [...document.querySelectorAll('#key-create-form input[name="scope"]:checked')].map((c) => c.value);
+  if (scopes.length === 0) {
+    showError("key-create-error", "Tick at least one scope.");
+    return;
+  }
+  try {
+    const k = await api("POST", appPath() + "/keys", JSON.stringify({ scopes }));
+    $("key-created-value").value = k.key;
+    $("key-created").hidden = false;
+    $("key-copy").focus();
+  } catch (e) {
+    showError("key-create-error", "The server refused it: " + e.message + " (" + e.code + ", HTTP " + e.status + ").");
+  }
+  await refreshKeys();
+}
+
+async function revokeKey(k, button) {
+  const mine = k.id === ownKeyID();
+  const warn = mine ? " (this page's key: it stops working)" : "";
+  if (!armButton(button, "Confirm revoke", "Confirm: revoke key " + k.id + warn)) return;
+  showError("keys-error", "");
+  button.disabled = true;
+  try {
+    await api("DELETE", appPath() + "/keys/" + encodeURIComponent(k.id));
+  } catch (e) {
+    showError("keys-error", "Could not revoke " + k.id + ": " + e.message + " (" + e.code + ").");
+    button.disabled = false;
+    return;
+  }
+  if (mine) {
+    forget();
+    showError("connect-error", "You revoked the key this page used: connect with another one.");
+    return;
+  }
+  $("keys-h").focus();
+  await refreshKeys();
+}
+
+// ---- apps (admin) --------------------------------------------------------------
+
+async function connectAdmin(key) {
+  state.key = key;
+  state.app = "";
+  try {
+    await api("GET", "/v1/apps");
+  } catch (e) {
+    state.key = "";
+    if (e.status === 401) {
+      sessionStorage.removeItem(STORE_APP);
+      sessionStorage.removeItem(STORE_KEY);
+    }
+    showError("connect-error", "Could not connect as the admin: " + e.message + " (" + e.code + "). With no app id, paste the admin token.");
+    $("app-key").setAttribute("aria-invalid", "true");
+    return false;
+  }
+  state.admin = true;
+  sessionStorage.setItem(STORE_APP, "");
+  sessionStorage.setItem(STORE_KEY, key);
+  $("app-key").value = "";
+  $("app-key").removeAttribute("aria-invalid");
+  $("connect").hidden = true;
+  $("who").hidden = false;
+  $("forget").hidden = false;
+  $("who-app").textContent = "(admin)";
+  $("views").hidden = true;
+  showView("admin-view", true);
+  return true;
+}
+
+// backToApps leaves the app an admin opened for the list of apps.
+function backToApps() {
+  stopTail("Not tailing. Tick topics, then Tail selected.");
+  clearInterval(state.pollTimer);
+  state.app = "";
+  state.topics = new Map();
+  state.selected.clear();
+  $("topic-rows").replaceChildren();
+  $("views").hidden = true;
+  $("who-app").textContent = "(admin)";
+  showView("admin-view", true);
+}
+
+async function refreshApps() {
+  let apps;
+  const figures = new Map();
+  try {
+    apps = (await api("GET", "/v1/apps")).apps;
+    for (const a of apps) {
+      const base = "/v1/apps/" + encodeURIComponent(a.id);
+      const [st, tp] = await Promise.all([api("GET", base + "/stats"), api("GET", base + "/topics")]);
+      const messages = tp.topics.reduce((n, t) => n + Number(t.last_id), 0);
+      figures.set(a.id, { connections: st.connections, messages });
+    }
+    showError("apps-error", "");
+  } catch (e) {
+    showError("apps-error", "Could not list the apps: " + e.message + " (" + e.code + ").");
+    return;
+  }
+  $("app-rows").replaceChildren(
+    ...apps.map((a) => {
+      const f = figures.get(a.id) || { connections: 0, messages: 0 };
+      const open = el("button", { type: "button", className: "quiet", textContent: "Open" });
+      open.setAttribute("aria-label", "Open app " + a.name + " (" + a.id + ")");
+      open.addEventListener("click", () => connect(a.id, state.key));
+      const del = el("button", { type: "button", className: "danger", textContent: "Delete" });
+      del.setAttribute("aria-label", "Delete app " + a.name + " (" + a.id + ")");
+      del.addEventListener("click", () => deleteApp(a, del));
+      const tr = el(
+        "tr",
+        {},
+        el("td", { className: "mono", textContent: a.id }),
+        el("td", { textContent: a.name }),
+        el("td", {}, el("time", { dateTime: a.created_at, textContent: dateTime(a.created_at) })),
+        el("td", { className: "num conns", textContent: String(f.connections) }),
+        el("td", { className: "num msgs", textContent: String(f.messages) }),
+        actionsCell( open, del),
+      );
+      tr.dataset.app = a.id;
+      return tr;
+    }),
+  );
+  $("apps-empty").hidden = apps.length > 0;
+  $("apps-updated").textContent = "updated " + new Date().toLocaleTimeString([], { hour12: false });
+}
+
+async function createApp(ev) {
+  ev.preventDefault();
+  const input = $("app-create-name");
+  const name = input.value.trim();
+  showError("app-create-error", "");
+  if (!name) {
+    showError("app-create-error", "Name the app.");
+    input.focus();
+    return;
+  }
+  let app;
+  try {
+    app = await api("POST", "/v1/apps", JSON.stringify({ name }));
+  } catch (e) {
+    showError("app-create-error", "The server refused it: " + e.message + " (" + e.code + ", HTTP " + e.status + ").");
+    return;
+  }
+  input.value = "";
+  $("app-created-id").textContent = app.id;
+  $("app-created-keys").replaceChildren(
+    ...app.keys.map((k, i) => {
+      const id = "app-created-key-" + i;
+      const input = el("input", { id, readOnly: true, value: k.key, spellcheck: false });
+      const copy = el("button", { type: "button", textContent: "Copy" });
+      copy.setAttribute("aria-label", "Copy the " + k.scopes.join(", ") + " key");
+      copy.addEventListener("click", () => copyValue(input, copy));
+      return el("li", {}, el("label", { htmlFor: id, textContent: k.scopes.join(", ") }), el("div", { className: "copy-row" }, input, copy));
+    }),
+  );
+  $("app-created").hidden = false;
+  await refreshApps();
+}
+
+async function deleteApp(a, button) {
+  if (!armButton(button, "Confirm delete", "Confirm: delete app " + a.name + " with its keys, topics and history")) return;
+  button.disabled = true;
+  try {
+    await api("DELETE", "/v1/apps/" + encodeURIComponent(a.id));
+  } catch (e) {
+    showError("apps-error", "Could not delete " + a.id + ": " + e.message + " (" + e.code + ").");
+    button.disabled = false;
+    return;
+  }
+  $("admin-h").focus();
+  await refreshApps();
+}
+
 // ---- wiring --------------------------------------------------------------
 
 $("connect-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const app = $("app-id").value.trim();
   const key = $("app-key").value.trim();
-  if (!app || !key) {
-    showError("connect-error", "Both the app id and a key are needed.");
-    (app ? $("app-key") : $("app-id")).focus();
+  if (!key) {
+    showError("connect-error", "A key is needed (or the admin token, with no app id).");
+    $("app-key").focus();
     return;
   }
   connect(app, key);
@@ -532,6 +1100,16 @@ $("publish-body").addEventListener("keydown", (ev) => {
     $("publish-form").requestSubmit();
   }
 });
+for (const b of document.querySelectorAll(".view-tab")) {
+  b.addEventListener("click", () => {
+    if (b.dataset.view === "admin-view") backToApps();
+    else showView(b.dataset.view, true);
+  });
+}
+$("webhooks-refresh").addEventListener("click", refreshWebhooks);
+$("key-create-form").addEventListener("submit", createKey);
+$("key-copy").addEventListener("click", () => copyValue($("key-created-value"), $("key-copy")));
+$("app-create-form").addEventListener("submit", createApp);
 $("tail-start").addEventListener("click", startTail);
 $("tail-stop").addEventListener("click", () => stopTail("Stopped."));
 $("tail-clear").addEventListener("click", () => {
@@ -543,9 +1121,9 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // A reload of the tab keeps the session; a new tab asks again.
-const savedApp = sessionStorage.getItem(STORE_APP);
+const savedApp = sessionStorage.getItem(STORE_APP) ?? "";
 const savedKey = sessionStorage.getItem(STORE_KEY);
-if (savedApp && savedKey) {
+if (savedKey) {
   $("app-id").value = savedApp;
   connect(savedApp, savedKey);
 } else {

@@ -137,7 +137,7 @@ func (s *Store) GetKey(ctx context.Context, keyID string) (store.Key, error) {
 	var scopes []string
 	err := store.ErrNotFound
 	if storable(keyID) {
-		err = s.pool.QueryRow(ctx, `SELECT app_id, secret_hash, scopes, created_at FROM herald.keys WHERE id = $1`, keyID).
+		err = s.pool.QueryRow(ctx, `SELECT app_id, secret_hash, scopes, created_at FROM herald.keys WHERE id = $1 AND revoked_at IS NULL`, keyID).
 			Scan(&k.AppID, &k.SecretHash, &scopes, &k.CreatedAt)
 	}
 	if err != nil {

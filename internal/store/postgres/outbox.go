@@ -73,7 +73,7 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 	// One statement, so one snapshot. The outer join gives a topic without
 	// triggers one row of NULLs, and an unknown topic no row at all.
 	rows, err := s.pool.Query(ctx, `
-		SELECT tr.id, tr.url, tr.secret, tr.disabled, tr.created_at,
+		SELECT tr.id, tr.url, tr.secret, tr.disabled, tr.created_at, tr.previous_secret, tr.previous_secret_until,
 			(SELECT count(*) FROM herald.deliveries d WHERE d.trigger_id = tr.id AND d.state = 'pending'),
 			(SELECT count(*) FROM herald.deliveries d WHERE d.trigger_id = tr.id AND d.state = 'delivered'),
 			(SELECT count(*) FROM herald.deliveries d WHERE d.trigger_id = tr.id AND d.state = 'dead')
@@ -88,11 +88,12 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 	out := []store.TriggerStats{}
 	for rows.Next() {
 		found = true
-		var id, url, secret *string
+		var id, url, secret, previous *string
 		var disabled *bool
-		var created *time.Time
+		var created, previousUntil *time.Time
 		var ts store.TriggerStats
-		if err := rows.Scan(&id, &url, &secret, &disabled, &created, &ts.Pending, &ts.Delivered, &ts.Dead); err != nil {
+		if err := rows.Scan(&id, &url, &secret, &disabled, &created, &previous, &previousUntil,
+			&ts.Pending, &ts.Delivered, &ts.Dead); err != nil {
 			return nil, err
 		}
 		if id == nil {
@@ -100,7 +101,10 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 		}
 		ts.Trigger = store.Trigger{
 			ID: *id, AppID: appID, Topic: topic, URL: *url, Secret: *secret,
-			Disabled: *disabled, CreatedAt: created.UTC(),
+			Disabled: *disabled, CreatedAt: created.UTC(), PreviousSecret: *previous,
+		}
+		if previousUntil != nil {
+			ts.PreviousSecretUntil = previousUntil.UTC()
 		}
 		out = append(out, ts)
 	}
@@ -202,7 +206,8 @@ const claimQuery = `
 	SET lease_until = $2, next_at = $2, attempts = d.attempts + 1
 	FROM due, herald.triggers tr
 	WHERE d.id = due.id AND tr.id = d.trigger_id
-	RETURNING due.next_at, ` + deliveryColumns + `, tr.secret`
+	RETURNING due.next_at, ` + deliveryColumns + `, tr.secret,
+		CASE WHEN tr.previous_secret_until > $1 THEN tr.previous_secret ELSE '' END`
 
 // Claim leases up to limit deliveries due at now, oldest due first, until
 // now+lease, and counts an attempt for each (see claimQuery). A leased
@@ -233,11 +238,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		defer rows.Close()
 		for rows.Next() {
 			var c claimed
-			var secret string
-			if c.d, err = scanDelivery(rows, []any{&c.due}, []any{&secret}); err != nil {
+			var secret, previous string
+			if c.d, err = scanDelivery(rows, []any{&c.due}, []any{&secret, &previous}); err != nil {
 				return err
 			}
-			c.d.Secret = secret
+			c.d.Secret, c.d.PreviousSecret = secret, previous
 			out = append(out, c)
 		}
 		return rows.Err()
@@ -301,10 +306,13 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) (err error) {
 			RETURNING trigger_id),
 		disabled AS (
 			UPDATE herald.triggers SET disabled = true
-			WHERE $8::boolean AND id = (SELECT trigger_id FROM settled))
+			WHERE $8::boolean AND id = (SELECT trigger_id FROM settled)),
+		logged AS (
+			INSERT INTO herald.attempts (trigger_id, delivery_id, at, status, error, duration_us, next_at)
+			SELECT trigger_id, $6, (SELECT ts FROM ended), $3, $4, $9, $2::timestamptz FROM settled)
 		SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM herald.deliveries WHERE id = $6)`,
 		string(o.State), nullTime(next), o.Status, errText, nullTime(o.At), o.DeliveryID, nullTime(o.LeaseUntil),
-		o.DisableTrigger).Scan(&settled, &exists)
+		o.DisableTrigger, o.Duration.Microseconds()).Scan(&settled, &exists)
 	switch {
 	case err != nil:
 		return err
@@ -437,6 +445,16 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 		if err != nil {
 			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))
 		}
+	}
+	// Attempts go with the longer of the two retentions: a dead letter's
+	// attempts stay as long as it does.
+	cut := deliveredBefore
+	if deadBefore.Before(cut) {
+		cut = deadBefore
+	}
+	if _, err := s.pruneChunks(ctx, `DELETE FROM herald.attempts WHERE seq IN (
+		SELECT seq FROM herald.attempts WHERE at < $1 LIMIT $2)`, pruneCutoff(cut, 0)); err != nil {
+		return total, fmt.Errorf("prune attempts: %w", interpretError(err))
 	}
 	return total, nil
 }

@@ -80,7 +80,7 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 	// One statement, so one snapshot. The outer join gives a topic without
 	// triggers one row of NULLs, and an unknown topic no row at all.
 	rows, err := s.rdb.QueryContext(ctx, `
-		SELECT tr.id, tr.url, tr.secret, tr.disabled, tr.created_at,
+		SELECT tr.id, tr.url, tr.secret, tr.disabled, tr.created_at, tr.previous_secret, tr.previous_secret_until,
 			(SELECT count(*) FROM deliveries d WHERE d.trigger_id = tr.id AND d.state = 'pending'),
 			(SELECT count(*) FROM deliveries d WHERE d.trigger_id = tr.id AND d.state = 'delivered'),
 			(SELECT count(*) FROM deliveries d WHERE d.trigger_id = tr.id AND d.state = 'dead')
@@ -95,11 +95,12 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 	out := []store.TriggerStats{}
 	for rows.Next() {
 		found = true
-		var id, url, secret sql.NullString
+		var id, url, secret, previous sql.NullString
 		var disabled sql.NullBool
-		var created sql.NullInt64
+		var created, previousUntil sql.NullInt64
 		var ts store.TriggerStats
-		if err := rows.Scan(&id, &url, &secret, &disabled, &created, &ts.Pending, &ts.Delivered, &ts.Dead); err != nil {
+		if err := rows.Scan(&id, &url, &secret, &disabled, &created, &previous, &previousUntil,
+			&ts.Pending, &ts.Delivered, &ts.Dead); err != nil {
 			return nil, err
 		}
 		if !id.Valid {
@@ -107,7 +108,10 @@ func (s *Store) ListTriggers(ctx context.Context, appID, topic string) (_ []stor
 		}
 		ts.Trigger = store.Trigger{
 			ID: id.String, AppID: appID, Topic: topic, URL: url.String, Secret: secret.String,
-			Disabled: disabled.Bool, CreatedAt: fromUnixNano(created.Int64),
+			Disabled: disabled.Bool, CreatedAt: fromUnixNano(created.Int64), PreviousSecret: previous.String,
+		}
+		if previousUntil.Int64 != 0 {
+			ts.PreviousSecretUntil = fromUnixNano(previousUntil.Int64)
 		}
 		out = append(out, ts)
 	}
@@ -157,7 +161,7 @@ func scanDelivery(rows *sql.Rows, withSecret bool) (store.Delivery, error) {
 		&d.URL, &state, &d.Attempts, &next, &lease, &d.LastStatus, &d.LastError,
 		&created, &updated}
 	if withSecret {
-		dest = append(dest, &d.Secret)
+		dest = append(dest, &d.Secret, &d.PreviousSecret)
 	}
 	if err := rows.Scan(dest...); err != nil {
 		return store.Delivery{}, err
@@ -180,7 +184,8 @@ func scanDelivery(rows *sql.Rows, withSecret bool) (store.Delivery, error) {
 // ones does not wade through those in flight; lease_until is what Settle
 // checks.
 const claimQuery = `
-	SELECT ` + deliveryColumns + `, tr.secret
+	SELECT ` + deliveryColumns + `, tr.secret,
+		CASE WHEN tr.previous_secret_until > ?1 THEN tr.previous_secret ELSE '' END
 	FROM deliveries d JOIN triggers tr ON tr.id = d.trigger_id
 	WHERE d.state = 'pending' AND d.next_at <= ?1
 	  AND (d.lease_until IS NULL OR d.lease_until <= ?1)
@@ -288,6 +293,14 @@ func (s *Store) Settle(ctx context.Context, o store.Outcome) error {
 			return fmt.Errorf("lease %v no longer held: %w", o.LeaseUntil, store.ErrConflict)
 		}
 		if err != nil {
+			return err
+		}
+		var retryAt sql.NullInt64
+		if o.State == store.DeliveryPending {
+			retryAt = sql.NullInt64{Int64: next.UnixNano(), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, insertAttemptQuery,
+			trigger, o.DeliveryID, at.UnixNano(), o.Status, o.Error, int64(o.Duration), retryAt, false); err != nil {
 			return err
 		}
 		if o.DisableTrigger {
@@ -434,6 +447,12 @@ func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore
 		if err != nil {
 			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))
 		}
+	}
+	// Attempts go with the longer of the two retentions: a dead letter's
+	// attempts stay as long as it does.
+	if _, err := s.pruneChunks(ctx, `DELETE FROM attempts WHERE seq IN (
+		SELECT seq FROM attempts WHERE at < ?1 LIMIT ?2)`, pruneCutoff(earlier(deliveredBefore, deadBefore), 0)); err != nil {
+		return total, fmt.Errorf("prune attempts: %w", interpretError(err))
 	}
 	return total, nil
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 	t.Run("Apps", func(t *testing.T) { t.Parallel(); testApps(t, setup) })
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, setup) })
+	t.Run("KeyLifecycle", func(t *testing.T) { t.Parallel(); testKeyLifecycle(t, setup) })
 	t.Run("Topics", func(t *testing.T) { t.Parallel(); testTopics(t, setup) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, setup) })
 	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, setup) })
@@ -56,6 +57,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
+	t.Run("TriggerAdmin", func(t *testing.T) { t.Parallel(); testTriggerAdmin(t, setup) })
+	t.Run("Nodes", func(t *testing.T) { t.Parallel(); testNodes(t, setup) })
 }
 
 // testBundle is what one test case works with: a fresh store of its own.
