@@ -32,8 +32,11 @@ type benchConfig struct {
 	// publishNode the one every message is published through (-1: each
 	// message through the next, round-robin).
 	databaseURL string
-	nodes       int
-	publishNode int
+	// broadcastURL is the servers' --broadcast-url (NATS); empty keeps
+	// LISTEN/NOTIFY.
+	broadcastURL string
+	nodes        int
+	publishNode  int
 
 	subscribers int
 	topics      int
@@ -65,7 +68,8 @@ server. Messages sent during --warmup are not counted.
 
 Cluster mode: --database-url postgres://… starts the servers on that Postgres
 database, and --nodes N starts N of them on it, which deliver each other's
-messages through LISTEN/NOTIFY. Subscribers go round-robin over the nodes;
+messages through LISTEN/NOTIFY, or through NATS with --broadcast-url
+nats://…. Subscribers go round-robin over the nodes;
 messages are published through --publish-node (node 0 by default, or "all":
 each message through the next node). The report splits end-to-end latency
 into subscribers on the node a message was published through and those on
@@ -117,6 +121,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.connectConcurrency, "connect-concurrency", 100, "subscribers connecting at the same time")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringVar(&c.databaseURL, "database-url", "", "postgres:// URL of a scratch database: the servers bench starts use the Postgres store (cluster mode); empty: SQLite")
+	fs.StringVar(&c.broadcastURL, "broadcast-url", "", "nats:// URL the servers bench starts carry cluster notices over, instead of LISTEN/NOTIFY; needs --database-url")
 	fs.IntVar(&c.nodes, "nodes", 1, "servers to start on --database-url, each with its own port and data directory; more than 1 needs --database-url")
 	publishNode := fs.String("publish-node", "0", `node every message is published through, from 0; "all": each message through the next node in turn`)
 	// --url means something else here: given, it names the server to load;
@@ -167,6 +172,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(c.nodes <= 1 || c.databaseURL != "", "--nodes above 1 needs --database-url: nodes share a Postgres database")
 	check(c.databaseURL == "" || strings.HasPrefix(c.databaseURL, "postgres://") || strings.HasPrefix(c.databaseURL, "postgresql://"),
 		"--database-url must be a postgres:// URL")
+	check(c.broadcastURL == "" || c.databaseURL != "", "--broadcast-url needs --database-url: NATS carries notices between nodes on one Postgres store")
 	check(c.url == "" || (c.databaseURL == "" && c.nodes == 1), "--database-url and --nodes are for the servers bench starts, not with --url")
 	if n, err := parsePublishNode(*publishNode, c.nodes); err != nil {
 		errs = append(errs, err)
@@ -209,6 +215,10 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		rep.Config.Store = "sqlite"
 		if cfg.databaseURL != "" {
 			rep.Config.Store = "postgres"
+			rep.Config.Broadcast = "notify"
+			if cfg.broadcastURL != "" {
+				rep.Config.Broadcast = "nats"
+			}
 		}
 	}
 	if cfg.idle {
@@ -238,7 +248,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		} else {
 			say("starting a server (%s)", rep.Config.Store)
 		}
-		servers, err := startChildServers(ctx, nodes, cfg.databaseURL)
+		servers, err := startChildServers(ctx, nodes, cfg.databaseURL, cfg.broadcastURL)
 		if err != nil {
 			return nil, err
 		}

@@ -36,7 +36,10 @@ type benchReportConfig struct {
 	// Store is the store of the servers bench started (sqlite or
 	// postgres); empty for a remote server.
 	Store string `json:"store,omitempty"`
-	Nodes int    `json:"nodes"`
+	// Broadcast is the cluster transport of the servers bench started on
+	// Postgres: notify (LISTEN/NOTIFY) or nats.
+	Broadcast string `json:"broadcast,omitempty"`
+	Nodes     int    `json:"nodes"`
 	// URLs lists every node's URL on a cluster.
 	URLs []string `json:"urls,omitempty"`
 	// PublishNode is the node messages were published through, or "all".
@@ -200,7 +203,7 @@ const (
 	metricPGReconnects    = "herald_pg_listener_reconnects_total"
 	metricPGQueueUsage    = "herald_pg_notification_queue_usage"
 	metricPGReceived      = "herald_pg_notifications_received_total"
-	metricPGHistoryReads  = "herald_pg_history_reads_total"
+	metricPGHistoryReads  = "herald_cluster_history_reads_total"
 )
 
 // promSnapshot is one scrape of /metrics; nil when the scrape failed.
@@ -326,7 +329,7 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	}
 	switch {
 	case c.Nodes > 1:
-		server = fmt.Sprintf("%d nodes on %s, started by bench", c.Nodes, c.Store)
+		server = fmt.Sprintf("%d nodes on %s over %s, started by bench", c.Nodes, c.Store, c.Broadcast)
 	case c.OwnServer && c.Store != "":
 		server = "started by bench, " + c.Store
 	}

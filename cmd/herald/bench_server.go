@@ -48,6 +48,9 @@ type childOptions struct {
 	// databaseURL selects the Postgres store; empty means SQLite in the
 	// child's data directory.
 	databaseURL string
+	// broadcastURL is the cluster transport's URL; empty means
+	// LISTEN/NOTIFY.
+	broadcastURL string
 }
 
 // startChildServer runs this binary's serve command and waits until it logs
@@ -71,7 +74,7 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 		"--admin-token", s.Token, "--log-format", "json")
 	// The URL goes in the environment rather than argv, where ps would show
 	// a password in it; the last value of a variable wins.
-	s.cmd.Env = append(os.Environ(), "HERALD_DATABASE_URL="+opts.databaseURL)
+	s.cmd.Env = append(os.Environ(), "HERALD_DATABASE_URL="+opts.databaseURL, "HERALD_BROADCAST_URL="+opts.broadcastURL)
 	s.cmd.Stderr = s.log
 	// Bound Wait even if something else holds the server's stderr open.
 	s.cmd.WaitDelay = childStopTimeout
@@ -105,11 +108,12 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 }
 
 // startChildServers starts n servers sharing one admin token on the
-// database at databaseURL, one after another; an empty URL means SQLite,
+// database at databaseURL (and transport at broadcastURL), one after
+// another; an empty database URL means SQLite,
 // where n should be 1 (each server would have a store of its own). On
 // error, those already started are stopped.
-func startChildServers(ctx context.Context, n int, databaseURL string) ([]*childServer, error) {
-	opts := childOptions{token: rand.Text(), databaseURL: databaseURL}
+func startChildServers(ctx context.Context, n int, databaseURL, broadcastURL string) ([]*childServer, error) {
+	opts := childOptions{token: rand.Text(), databaseURL: databaseURL, broadcastURL: broadcastURL}
 	servers := make([]*childServer, 0, n)
 	for i := range n {
 		s, err := startChildServer(ctx, opts)

@@ -15,6 +15,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heraldhq/herald/internal/event"
 )
 
@@ -63,4 +65,19 @@ type Broadcaster interface {
 	// events published before the drop and then ErrTopicDropped. Later
 	// subscribers of the same name start afresh.
 	DropTopic(ctx context.Context, app, topic string)
+}
+
+// Service is a Broadcaster with its lifecycle: what the composition root
+// holds, so that it closes, asks readiness of and registers the metrics of
+// whichever broadcaster configuration picked without naming its type.
+type Service interface {
+	Broadcaster
+	// Ready reports whether the broadcaster delivers what other nodes
+	// publish; an error makes the node not ready.
+	Ready() error
+	// Collectors returns the broadcaster's metrics.
+	Collectors() []prometheus.Collector
+	// Close stops the broadcaster's goroutines. Subscriptions end with
+	// their own contexts.
+	Close() error
 }

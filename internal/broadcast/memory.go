@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultBufferSize is how many events a subscriber may fall behind before it
@@ -37,7 +39,7 @@ type Memory struct {
 	peak   int                // the most entries topics has held since it was made
 }
 
-var _ Broadcaster = (*Memory)(nil)
+var _ Service = (*Memory)(nil)
 
 type topicKey struct{ app, topic string }
 
@@ -96,6 +98,16 @@ func (m *Memory) Subscribe(ctx context.Context, app, topic string, wake chan<- s
 	m.mu.Unlock()
 	return s, nil
 }
+
+// Ready implements Service: one process has no one else to hear.
+func (m *Memory) Ready() error { return nil }
+
+// Collectors implements Service; Memory has no metrics of its own (the SSE
+// handler counts deliveries and lags).
+func (m *Memory) Collectors() []prometheus.Collector { return nil }
+
+// Close implements Service; Memory has no goroutines.
+func (m *Memory) Close() error { return nil }
 
 // leave removes s from r, and r from the registry once it is empty.
 func (m *Memory) leave(k topicKey, r *ring, s *Subscription) {

@@ -26,6 +26,9 @@ type Config struct {
 	// DatabaseURL, when set to a postgres:// URL, selects the Postgres store.
 	// Empty means embedded SQLite in DataDir.
 	DatabaseURL string
+	// BroadcastURL, when set to a nats:// URL, carries cluster notices over
+	// NATS instead of Postgres LISTEN/NOTIFY. It needs DatabaseURL.
+	BroadcastURL string
 	// AdminToken manages apps. Empty means generate one on first start and
 	// keep it in DataDir.
 	AdminToken string
@@ -132,6 +135,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
 	str(&c.DatabaseURL, "database-url", "", "postgres:// URL for the Postgres store; empty uses embedded SQLite")
+	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL (several comma-separated) carrying cluster notices between nodes instead of Postgres LISTEN/NOTIFY; needs --database-url")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
 	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
@@ -211,6 +215,12 @@ func (c Config) validate() []error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, errors.New("--database-url must be a postgres:// URL"))
+	}
+	if c.BroadcastURL != "" && c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--broadcast-url needs --database-url: NATS carries notices between nodes that share one Postgres store"))
+	}
+	if c.BroadcastURL != "" && !strings.HasPrefix(c.BroadcastURL, "nats://") && !strings.HasPrefix(c.BroadcastURL, "tls://") {
+		errs = append(errs, errors.New("--broadcast-url must be a nats:// (or tls://) URL"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

@@ -36,6 +36,7 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	e := env(map[string]string{
 		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok",
 		"HERALD_BUFFER_SIZE": "64", "HERALD_HEARTBEAT": "-1s", "HERALD_DATABASE_URL": "postgres://x/y",
+		"HERALD_BROADCAST_URL": "nats://127.0.0.1:4222",
 	})
 	c, err := config.Parse([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
 	require.NoError(t, err)
@@ -45,6 +46,7 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	require.Equal(t, 64, c.BufferSize)
 	require.Equal(t, -time.Second, c.Heartbeat, "a negative heartbeat disables it")
 	require.Equal(t, "postgres://x/y", c.DatabaseURL)
+	require.Equal(t, "nats://127.0.0.1:4222", c.BroadcastURL)
 }
 
 func TestInvalidConfigSaysWhat(t *testing.T) {
@@ -58,6 +60,8 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		{nil, map[string]string{"HERALD_BUFFER_SIZE": "lots"}, "HERALD_BUFFER_SIZE"},
 		{nil, map[string]string{"HERALD_WRITE_TIMEOUT": "30"}, "HERALD_WRITE_TIMEOUT"},
 		{[]string{"--database-url", "mysql://x"}, nil, "postgres://"},
+		{[]string{"--broadcast-url", "nats://127.0.0.1:4222"}, nil, "--broadcast-url needs --database-url"},
+		{[]string{"--database-url", "postgres://x/y", "--broadcast-url", "redis://x"}, nil, "nats://"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"extra"}, nil, "unexpected argument"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,17 +17,27 @@ import (
 
 	"github.com/heraldhq/herald/client"
 	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/natstest"
 	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/internal/server"
 )
 
-// startCluster runs n nodes on one fresh Postgres database.
-func startCluster(t *testing.T, n int) []*heraldtest.Server {
+// transports are the cluster transports every cluster test runs over: by
+// name, the --broadcast-url that picks it (empty: LISTEN/NOTIFY).
+func transports(t *testing.T) map[string]string {
+	return map[string]string{"notify": "", "nats": natstest.URL(t)}
+}
+
+// startCluster runs n nodes on one fresh Postgres database, their notices
+// carried by the transport at broadcastURL.
+func startCluster(t *testing.T, n int, broadcastURL string) []*heraldtest.Server {
 	t.Helper()
 	db := pgtest.NewDatabase(t)
 	nodes := make([]*heraldtest.Server, n)
 	for i := range nodes {
 		cfg := heraldtest.Config(t)
 		cfg.DatabaseURL = db
+		cfg.BroadcastURL = broadcastURL
 		cfg.MaxMessageBytes = 256 << 10
 		cfg.BufferSize = 4096 // the order test reads bursts of 1000
 		nodes[i] = heraldtest.Start(t, cfg)
@@ -73,7 +84,16 @@ func next(t *testing.T, ch <-chan client.Event) client.Event {
 // large, reaches subscribers on every node.
 func TestClusterActsAsOneServer(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 3)
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clusterActsAsOneServer(t, startCluster(t, 3, url))
+		})
+	}
+}
+
+func clusterActsAsOneServer(t *testing.T, nodes []*heraldtest.Server) {
+	t.Helper()
 	long := strings.Repeat("t", 128)
 	app := nodes[0].NewApp(t, "orders", long)
 
@@ -142,8 +162,13 @@ func TestClusterActsAsOneServer(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		m := metricsText(t, n)
-		require.Contains(t, m, "herald_pg_listener_up 1")
-		require.Contains(t, m, "herald_pg_notification_queue_usage ")
+		if strings.Contains(m, "herald_nats_up") {
+			require.Contains(t, m, "herald_nats_up 1")
+			require.NotContains(t, m, "herald_pg_listener_up", "one transport only")
+		} else {
+			require.Contains(t, m, "herald_pg_listener_up 1")
+			require.Contains(t, m, "herald_pg_notification_queue_usage ")
+		}
 	}
 }
 
@@ -151,7 +176,16 @@ func TestClusterActsAsOneServer(t *testing.T) {
 // on one node ends the streams on the others.
 func TestClusterDeletionEndsStreamsEverywhere(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clusterDeletionEndsStreamsEverywhere(t, startCluster(t, 2, url))
+		})
+	}
+}
+
+func clusterDeletionEndsStreamsEverywhere(t *testing.T, nodes []*heraldtest.Server) {
+	t.Helper()
 	app := nodes[0].NewApp(t, "a", "b")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -174,7 +208,7 @@ func TestClusterDeletionEndsStreamsEverywhere(t *testing.T) {
 // node with Last-Event-ID and sees every id once, in order.
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	nodes := startCluster(t, 2, "")
 	app := nodes[0].NewApp(t, "orders")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -266,7 +300,16 @@ func TestClusterDeafListenerNotReady(t *testing.T) {
 // 1000, each once, in order.
 func TestClusterOrderUnderConcurrentPublishers(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clusterOrderUnderConcurrentPublishers(t, startCluster(t, 2, url))
+		})
+	}
+}
+
+func clusterOrderUnderConcurrentPublishers(t *testing.T, nodes []*heraldtest.Server) {
+	t.Helper()
 	app := nodes[0].NewApp(t, "orders")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -295,4 +338,94 @@ func TestClusterOrderUnderConcurrentPublishers(t *testing.T) {
 			require.Equal(t, fmt.Sprint(want), ev.Message.ID, "node %d", i)
 		}
 	}
+}
+
+// TestClusterNATSDownNotReady: a node whose NATS server goes away answers
+// /readyz 503 until it is back, counts the reconnect, and delivers what the
+// other node published meanwhile.
+func TestClusterNATSDownNotReady(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	nodes := startCluster(t, 2, srv.URL())
+	app := nodes[0].NewApp(t, "orders")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s := follow(t, client.New(nodes[1].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"orders"}, client.StreamOptions{}))
+	require.Eventually(t, func() bool { return subscribers(t, nodes[1], app, "orders") == 1 }, 10*time.Second, 20*time.Millisecond)
+	ready := func(n *heraldtest.Server) int {
+		resp, err := http.Get(n.URL + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, ready(nodes[1]))
+
+	srv.Stop()
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return ready(n) == http.StatusServiceUnavailable }, 20*time.Second, 20*time.Millisecond)
+	}
+	_, err := app.Full.Publish(t.Context(), app.ID, "orders", []byte(`"while NATS was down"`))
+	require.NoError(t, err, "publishing does not wait on NATS")
+	srv.Restart()
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return ready(n) == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
+		require.Contains(t, metricsText(t, n), "herald_nats_reconnects_total 1")
+	}
+	ev := next(t, s)
+	require.Equal(t, client.EventMessage, ev.Type)
+	require.JSONEq(t, `"while NATS was down"`, string(ev.Message.Message))
+}
+
+// TestClusterTenantsApartOnTheWire: two apps with a topic of the same name,
+// published on one node and followed on the other: each app's stream gets
+// its own messages only.
+func TestClusterTenantsApartOnTheWire(t *testing.T) {
+	t.Parallel()
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			nodes := startCluster(t, 2, url)
+			apps := []heraldtest.App{nodes[0].NewApp(t, "same.name"), nodes[0].NewApp(t, "same.name")}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var streams []<-chan client.Event
+			for _, app := range apps {
+				streams = append(streams, follow(t, client.New(nodes[1].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"same.name"}, client.StreamOptions{})))
+				require.Eventually(t, func() bool { return subscribers(t, nodes[1], app, "same.name") == 1 }, 10*time.Second, 20*time.Millisecond)
+			}
+			for i, app := range apps {
+				for j := range 3 {
+					_, err := client.New(nodes[0].URL, app.FullKey).Publish(t.Context(), app.ID, "same.name", fmt.Appendf(nil, `{"app":%d,"n":%d}`, i, j))
+					require.NoError(t, err)
+				}
+			}
+			for i, s := range streams {
+				for j := range 3 {
+					ev := next(t, s)
+					require.Equal(t, client.EventMessage, ev.Type)
+					require.JSONEq(t, fmt.Sprintf(`{"app":%d,"n":%d}`, i, j), string(ev.Message.Message), "app %d", i)
+				}
+				select {
+				case ev := <-s:
+					require.Failf(t, "an extra event", "app %d got %+v", i, ev)
+				default:
+				}
+			}
+		})
+	}
+}
+
+// TestClusterNATSUnreachableFailsAtStart: a --broadcast-url where no NATS
+// answers stops the node at start, with an error naming the URL.
+func TestClusterNATSUnreachableFailsAtStart(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	url := srv.URL()
+	srv.Stop()
+	cfg := heraldtest.Config(t)
+	cfg.DatabaseURL = pgtest.NewDatabase(t)
+	cfg.BroadcastURL = url
+	_, err := server.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, url)
+	require.ErrorContains(t, err, "--broadcast-url")
 }

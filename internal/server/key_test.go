@@ -195,7 +195,7 @@ func TestKeyLastUsedSurvivesRestart(t *testing.T) {
 //	go test -race -count=1 -run TestClusterKeyRevocation -v ./internal/server/
 func TestClusterKeyRevocation(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	nodes := startCluster(t, 2, "")
 	app := nodes[0].NewApp(t, "orders")
 	ctx := t.Context()
 	topicURL := nodes[1].URL + "/v1/apps/" + app.ID + "/topics/orders"

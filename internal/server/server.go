@@ -23,12 +23,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/broadcast/cluster"
+	"github.com/heraldhq/herald/internal/broadcast/natsbus"
 	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/config"
 	"github.com/heraldhq/herald/internal/httpapi"
@@ -50,8 +53,8 @@ type Server struct {
 	streams *sse.Handler
 	metrics *metrics.Metrics
 	http    *http.Server
-	// cluster is the LISTEN/NOTIFY broadcaster in cluster mode, else nil.
-	cluster *pgnotify.Broadcaster
+	// bc is the broadcaster configuration picked (see openCluster).
+	bc broadcast.Service
 	// outbox is the store's durable path; dispatcher delivers from it, or
 	// is nil when this node delivers no webhooks (--webhook-concurrency<0).
 	outbox     store.Outbox
@@ -117,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	var (
 		st  store.Store
-		bc  broadcast.Broadcaster
+		bc  broadcast.Service
 		err error
 	)
 	if cfg.DatabaseURL != "" {
@@ -128,7 +131,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s.store = st
+	s.store, s.bc = st, bc
+	if err := s.metrics.Register(bc.Collectors()...); err != nil {
+		_ = s.closeStorage()
+		return nil, err
+	}
 	triggers, err := s.webhooks(st)
 	if err != nil {
 		_ = s.closeStorage()
@@ -188,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	var nodeReports httpapi.NodeReports
-	if ns, ok := st.(store.Nodes); ok && s.cluster != nil {
+	if ns, ok := st.(store.Nodes); ok && cfg.DatabaseURL != "" {
 		s.nodes, nodeReports = ns, ns
 	}
 	api := httpapi.New(httpapi.Config{
@@ -290,7 +297,7 @@ func (s *Server) closeDispatcher(ctx context.Context) {
 // openEmbedded opens the default single-node storage: SQLite in the data
 // directory and the in-process broadcaster. The admin token, unless given,
 // lives in the data directory too.
-func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Broadcaster, error) {
+func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Service, error) {
 	if err := s.adminToken(func() (string, bool, error) { return auth.LoadOrCreateAdminToken(s.cfg.DataDir) }); err != nil {
 		return nil, nil, err
 	}
@@ -306,16 +313,42 @@ func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Broad
 	return st, bc, nil
 }
 
-// openCluster opens cluster storage: the Postgres store, whose publish
-// transactions notify the other nodes, and the LISTEN/NOTIFY broadcaster
-// that hears them. Every node on the database serves the same apps, so the
-// admin token, unless given, is kept in the database for all of them.
-func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadcaster, error) {
-	notifier, err := pgnotify.NewNotifier("", 0)
-	if err != nil {
-		return nil, nil, err
+// openCluster opens cluster storage: the Postgres store and the cluster
+// broadcaster over the transport configuration picks. This is the one place
+// that knows the transports: LISTEN/NOTIFY by default, whose notification
+// is part of each publish transaction (the store's BeforeCommit hook), or
+// NATS (--broadcast-url), which is sent after commit and may be lost, so
+// every locally subscribed topic's last id is also checked every second.
+// Every node on the database serves the same apps, so the admin token,
+// unless given, is kept in the database for all of them.
+func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Service, error) {
+	var (
+		opts         postgres.Options
+		newTransport func(*postgres.Store) (cluster.Transport, error)
+		check        time.Duration
+	)
+	scheme, _, _ := strings.Cut(s.cfg.BroadcastURL, "://")
+	switch scheme {
+	case "":
+		notifier, err := pgnotify.NewNotifier("", 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.BeforeCommit = notifier.NotifyTx
+		newTransport = func(st *postgres.Store) (cluster.Transport, error) {
+			return pgnotify.New(pgnotify.Config{
+				DatabaseURL: s.cfg.DatabaseURL, Pool: st.Pool(), Notifier: notifier, Logger: s.log,
+			})
+		}
+	case "nats", "tls":
+		newTransport = func(*postgres.Store) (cluster.Transport, error) {
+			return natsbus.New(natsbus.Config{URL: s.cfg.BroadcastURL, Logger: s.log})
+		}
+		check = time.Second
+	default:
+		return nil, nil, fmt.Errorf("--broadcast-url: no cluster transport for %q URLs", scheme)
 	}
-	st, err := postgres.Open(ctx, s.cfg.DatabaseURL, postgres.Options{BeforeCommit: notifier.NotifyTx})
+	st, err := postgres.Open(ctx, s.cfg.DatabaseURL, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open postgres store: %w", err)
 	}
@@ -325,24 +358,19 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Broadc
 		st.Close()
 		return nil, nil, err
 	}
-	bc, err := pgnotify.Open(ctx, pgnotify.Config{
-		DatabaseURL: s.cfg.DatabaseURL,
-		Pool:        st.Pool(),
-		History:     st,
-		Notifier:    notifier,
-		BufferSize:  s.cfg.BufferSize,
-		Logger:      s.log,
-	})
+	tr, err := newTransport(st)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
-	if err := s.metrics.Register(bc.Collectors()...); err != nil {
-		bc.Close()
+	bc, err := cluster.Open(ctx, cluster.Config{
+		Transport: tr, History: st, BufferSize: s.cfg.BufferSize, CheckInterval: check, Logger: s.log,
+	})
+	if err != nil {
+		_ = tr.Close()
 		st.Close()
 		return nil, nil, err
 	}
-	s.cluster = bc
 	return st, bc, nil
 }
 
@@ -368,10 +396,7 @@ func (s *Server) ready() error {
 	if s.shuttingDown.Load() {
 		return errors.New("shutting down")
 	}
-	if s.cluster != nil {
-		return s.cluster.Ready()
-	}
-	return nil
+	return s.bc.Ready()
 }
 
 // Serve answers requests until ctx ends, then shuts down gracefully.
@@ -397,7 +422,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Go(func() { serveErr <- s.serveHTTP() })
 
 	storeName := "sqlite"
-	if s.cluster != nil {
+	if s.cfg.DatabaseURL != "" {
 		storeName = "postgres"
 	}
 	s.log.Info("herald ready", "addr", s.URL(), "data_dir", s.cfg.DataDir, "store", storeName)
@@ -447,11 +472,12 @@ func (s *Server) shutdown(stopBackground func()) error {
 	return nil
 }
 
-// closeStorage stops the cluster listener, if any, then closes the store it
-// reads from.
+// closeStorage stops the broadcaster, then closes the store it reads from.
 func (s *Server) closeStorage() error {
-	if s.cluster != nil {
-		s.cluster.Close()
+	if s.bc != nil {
+		if err := s.bc.Close(); err != nil {
+			s.log.Warn("close broadcaster", "err", err)
+		}
 	}
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -82,7 +82,7 @@ func TestAppStatsAreTheAppsOwn(t *testing.T) {
 // app's figures on each.
 func TestClusterStatsShowEveryNode(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
+	nodes := startCluster(t, 2, "")
 	app := nodes[0].NewApp(t, "orders")
 	for range 3 {
 		_, err := client.New(nodes[1].URL, app.FullKey).Publish(t.Context(), app.ID, "orders", []byte(`{}`))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/broadcast/cluster"
 	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store/postgres"
@@ -20,7 +21,7 @@ import (
 )
 
 // metric reads one of the broadcaster's metrics by name.
-func metric(t require.TestingT, bc *pgnotify.Broadcaster, name string) float64 {
+func metric(t require.TestingT, bc *cluster.Broadcaster, name string) float64 {
 	for _, c := range bc.Collectors() {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
@@ -58,8 +59,8 @@ func TestListenerTerminated(t *testing.T) {
 	time.Sleep(time.Second)
 	_, err := a.publish(t.Context(), "app", "t", []byte(`"after the cut"`))
 	require.NoError(t, err)
-	s.until(t, 10*time.Second, atLeast(1))
-	require.Equal(t, []uint64{1}, s.ids())
+	s.Until(t, 10*time.Second, atLeast(1))
+	require.Equal(t, []uint64{1}, s.IDs())
 	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_listener_reconnects_total") > before }, 10*time.Second, 50*time.Millisecond)
 }
 
@@ -73,7 +74,7 @@ func TestCatchUpAfterOutage(t *testing.T) {
 
 	_, err := a.publish(t.Context(), "app", "t", []byte(`0`))
 	require.NoError(t, err)
-	s.until(t, 10*time.Second, atLeast(1))
+	s.Until(t, 10*time.Second, atLeast(1))
 
 	proxy.Refuse(true)
 	proxy.Cut()
@@ -85,11 +86,11 @@ func TestCatchUpAfterOutage(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	proxy.Refuse(false)
 
-	s.until(t, 15*time.Second, atLeast(51))
+	s.Until(t, 15*time.Second, atLeast(51))
 	_, err = a.publish(t.Context(), "app", "t", []byte(`"live"`))
 	require.NoError(t, err)
-	s.until(t, 10*time.Second, atLeast(52))
-	require.Equal(t, storetest.Seq(1, 52), s.ids())
+	s.Until(t, 10*time.Second, atLeast(52))
+	require.Equal(t, storetest.Seq(1, 52), s.IDs())
 	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 10*time.Second, 20*time.Millisecond)
 }
 
@@ -109,8 +110,8 @@ func TestDeafListener(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 15*time.Second, 20*time.Millisecond, "the node must reopen its listener")
 	require.Greater(t, metric(t, b.bc, "herald_pg_listener_reconnects_total"), before)
-	s.until(t, 10*time.Second, atLeast(1))
-	require.Equal(t, []uint64{1}, s.ids())
+	s.Until(t, 10*time.Second, atLeast(1))
+	require.Equal(t, []uint64{1}, s.IDs())
 }
 
 // TestTransactionPoolerRefused: through a proxy that keeps notifications
@@ -126,10 +127,12 @@ func TestTransactionPoolerRefused(t *testing.T) {
 	st, err := postgres.Open(t.Context(), db, postgres.Options{MaxConns: 2, BeforeCommit: notifier.NotifyTx})
 	require.NoError(t, err)
 	defer st.Close()
-	_, err = pgnotify.Open(t.Context(), pgnotify.Config{
-		DatabaseURL: proxy.URL(db), Pool: st.Pool(), History: st, Notifier: notifier,
+	tr, err := pgnotify.New(pgnotify.Config{
+		DatabaseURL: proxy.URL(db), Pool: st.Pool(), Notifier: notifier,
 		StartTimeout: time.Second,
 	})
+	require.NoError(t, err)
+	_, err = cluster.Open(t.Context(), cluster.Config{Transport: tr, History: st})
 	require.ErrorContains(t, err, "transaction-pooling proxy")
 }
 
@@ -165,7 +168,7 @@ func TestSlowSubscriberDoesNotFillQueue(t *testing.T) {
 		}
 	}
 	publishMany(1000)
-	reader.until(t, 30*time.Second, func(evs []*broadcast.Event) bool { return len(evs) > 0 && evs[len(evs)-1].ID == 1000 })
+	reader.Until(t, 30*time.Second, func(evs []*broadcast.Event) bool { return len(evs) > 0 && evs[len(evs)-1].ID == 1000 })
 	require.Eventually(t, func() bool { return usage() == 0 }, 10*time.Second, 50*time.Millisecond,
 		"the queue must drain although a subscriber never reads")
 	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_notification_queue_usage") == 0 }, 5*time.Second, 50*time.Millisecond)

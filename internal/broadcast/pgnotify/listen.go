@@ -5,23 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/broadcast/cluster"
 )
 
 // errDeaf means the listener stopped hearing this node's own pings.
 var errDeaf = errors.New("listener heard no echo of its own pings")
 
 // connect opens a listener connection and LISTENs on it.
-func (b *Broadcaster) connect(ctx context.Context) (*pgx.Conn, error) {
+func (t *Transport) connect(ctx context.Context) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, b.connCfg)
+	conn, err := pgx.ConnectConfig(ctx, t.connCfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgnotify: connect listener: %w", err)
 	}
@@ -41,98 +40,89 @@ func closeConn(conn *pgx.Conn) {
 // awaitFirstEcho pings and waits until conn hears it. Through a
 // transaction-pooling proxy the LISTEN ran on a server connection the proxy
 // has since handed to someone else, so the echo never comes: say so.
-func (b *Broadcaster) awaitFirstEcho(ctx context.Context, conn *pgx.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.StartTimeout)
+func (t *Transport) awaitFirstEcho(ctx context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.StartTimeout)
 	defer cancel()
-	if err := b.ping(ctx); err != nil {
+	if err := t.ping(ctx); err != nil {
 		return err
 	}
-	for !b.heard.Load() {
+	for !t.heard.Load() {
 		n, err := conn.WaitForNotification(ctx)
 		if n != nil {
-			b.handle(n.Payload)
+			t.handle(n.Payload)
 		}
-		if err != nil && !b.heard.Load() {
+		if err != nil && !t.heard.Load() {
 			if ctx.Err() != nil {
 				return fmt.Errorf("pgnotify: the listener heard nothing within %v of NOTIFY on this database URL; "+
 					"LISTEN/NOTIFY cannot work through a transaction-pooling proxy (PgBouncer in transaction or statement mode): "+
-					"point --database-url straight at Postgres, or at a proxy in session mode", b.cfg.StartTimeout)
+					"point --database-url straight at Postgres, or at a proxy in session mode", t.cfg.StartTimeout)
 			}
 			return fmt.Errorf("pgnotify: listen: %w", err)
 		}
 	}
-	b.metrics.listenerUp.Set(1)
+	t.metrics.listenerUp.Set(1)
 	return nil
 }
 
 // run owns the listener connection: it receives until the connection fails
 // or goes deaf, then reconnects with backoff, until Close.
-func (b *Broadcaster) run(conn *pgx.Conn) {
+func (t *Transport) run(conn *pgx.Conn) {
 	for attempt := 0; ; {
 		if conn != nil {
-			err := b.receive(conn)
+			err := t.receive(conn)
 			closeConn(conn)
 			conn = nil
-			b.heard.Store(false)
-			b.metrics.listenerUp.Set(0)
-			if b.ctx.Err() != nil {
+			t.heard.Store(false)
+			t.metrics.listenerUp.Set(0)
+			if t.ctx.Err() != nil {
 				return
 			}
-			b.log.Warn("postgres listener lost; reconnecting", "err", err)
+			t.log.Warn("postgres listener lost; reconnecting", "err", err)
 			attempt = 0
 		}
 		select {
-		case <-b.ctx.Done():
+		case <-t.ctx.Done():
 			return
-		case <-time.After(backoff(attempt, b.cfg.MaxBackoff)):
+		case <-time.After(cluster.Backoff(attempt, t.cfg.MaxBackoff)):
 		}
 		attempt++
-		c, err := b.connect(b.ctx)
+		c, err := t.connect(t.ctx)
 		if err != nil {
-			if b.ctx.Err() == nil {
-				b.log.Warn("postgres listener: reconnect failed", "attempt", attempt, "err", err)
+			if t.ctx.Err() == nil {
+				t.log.Warn("postgres listener: reconnect failed", "attempt", attempt, "err", err)
 			}
 			continue
 		}
 		conn = c
-		b.metrics.reconnects.Inc()
-		b.log.Info("postgres listener reconnected", "attempt", attempt)
+		t.metrics.reconnects.Inc()
+		t.log.Info("postgres listener reconnected", "attempt", attempt)
 		// LISTEN is in place: anything committed from now on will be heard,
 		// so read what each subscribed topic missed before it.
-		b.catchUp()
+		t.recv.Resync()
 	}
-}
-
-// backoff is the wait before reconnect attempt n: exponential from 250 ms,
-// capped, with jitter so that nodes cut off together do not return in step.
-// The first wait is under half a second.
-func backoff(n int, limit time.Duration) time.Duration {
-	d := 250 * time.Millisecond << min(n, 16)
-	d = min(d, limit)
-	return d/2 + rand.N(d/2+1)
 }
 
 // receive reads notifications until the connection fails, the listener goes
 // deaf, or Close. It waits at most a check interval at a time, to notice a
 // missing echo.
-func (b *Broadcaster) receive(conn *pgx.Conn) error {
-	b.lastEcho.Store(time.Now().UnixNano())
+func (t *Transport) receive(conn *pgx.Conn) error {
+	t.lastEcho.Store(time.Now().UnixNano())
 	for {
-		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.CheckInterval)
+		ctx, cancel := context.WithTimeout(t.ctx, t.cfg.CheckInterval)
 		n, err := conn.WaitForNotification(ctx)
 		cancel()
 		if n != nil {
-			b.handle(n.Payload)
+			t.handle(n.Payload)
 		}
 		if err != nil {
-			if b.ctx.Err() != nil {
-				return b.ctx.Err()
+			if t.ctx.Err() != nil {
+				return t.ctx.Err()
 			}
 			if !pgconn.Timeout(err) {
 				return fmt.Errorf("pgnotify: receive: %w", err)
 			}
 		}
-		if time.Since(time.Unix(0, b.lastEcho.Load())) > b.cfg.DeafAfter {
+		if time.Since(time.Unix(0, t.lastEcho.Load())) > t.cfg.DeafAfter {
 			return errDeaf
 		}
 	}
@@ -140,85 +130,72 @@ func (b *Broadcaster) receive(conn *pgx.Conn) error {
 
 // handle acts on one notification. It never blocks on a subscriber: at most
 // it takes a topic's lock for an in-memory hand-off or starts a history read.
-func (b *Broadcaster) handle(payload string) {
-	b.metrics.received.Inc()
+func (t *Transport) handle(payload string) {
+	t.metrics.received.Inc()
 	var env envelope
 	if err := json.Unmarshal([]byte(payload), &env); err != nil {
-		b.metrics.bad.Inc()
-		b.log.Debug("ignoring an undecodable notification", "err", err)
+		t.metrics.bad.Inc()
+		t.log.Debug("ignoring an undecodable notification", "err", err)
 		return
 	}
-	own := env.Node == b.NodeID()
+	own := env.Node == t.NodeID()
 	switch env.Kind {
 	case kindPing:
 		if own {
-			b.lastEcho.Store(time.Now().UnixNano())
-			if !b.heard.Swap(true) {
-				b.metrics.listenerUp.Set(1)
+			t.lastEcho.Store(time.Now().UnixNano())
+			if !t.heard.Swap(true) {
+				t.metrics.listenerUp.Set(1)
 			}
 		}
 	case kindDrop:
 		if !own {
-			b.remoteDrop(env.App, env.Topic)
+			t.recv.Dropped(env.App, env.Topic)
 		}
 	case kindMessages:
 		// Own messages too: Publish delivered them when they committed, and
-		// the sequencer drops them here as duplicates, unless the commit's
+		// the sequencer drops them as duplicates, unless the commit's
 		// outcome was unknown to this node and Publish was never called.
-		ts := b.lookup(env.App, env.Topic)
-		if ts == nil {
+		// Decoding waits until the node is known to have subscribers.
+		if !t.recv.Watching(env.App, env.Topic) {
 			return
 		}
-		if len(env.Msgs) == 0 {
-			b.want(ts, env.Last)
-			return
-		}
-		var msgs []inlineMsg
-		if err := json.Unmarshal(env.Msgs, &msgs); err != nil {
-			b.metrics.bad.Inc()
-			b.want(ts, env.Last) // the range still exists in history
-			return
-		}
-		for _, m := range msgs {
-			b.offer(ts, &broadcast.Event{
-				App: env.App, Topic: env.Topic, ID: m.ID, Message: m.Body,
-				PublishedAt: time.UnixMicro(m.At).UTC(),
-			})
+		if err := cluster.HandOver(t.recv, env.App, env.Topic, env.Last, env.Msgs); err != nil {
+			t.metrics.bad.Inc()
 		}
 	default:
-		b.metrics.bad.Inc()
+		t.metrics.bad.Inc()
 	}
 }
 
 // pingLoop notifies this node every check interval, which the listener must
 // hear back, and samples the notification queue's usage while at it.
-func (b *Broadcaster) pingLoop() {
-	t := time.NewTicker(b.cfg.CheckInterval)
-	defer t.Stop()
+func (t *Transport) pingLoop() {
+	tick := time.NewTicker(t.cfg.CheckInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case <-b.ctx.Done():
+		case <-t.ctx.Done():
 			return
-		case <-t.C:
+		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.CheckInterval)
-		if err := b.ping(ctx); err != nil && b.ctx.Err() == nil {
-			b.log.Warn("postgres listener: ping", "err", err)
+		ctx, cancel := context.WithTimeout(t.ctx, t.cfg.CheckInterval)
+		if err := t.ping(ctx); err != nil && t.ctx.Err() == nil {
+			t.log.Warn("postgres listener: ping", "err", err)
 		}
 		cancel()
 	}
 }
 
 // ping sends one liveness notification and records the queue's usage.
-func (b *Broadcaster) ping(ctx context.Context) error {
-	p, err := b.cfg.Notifier.payload(envelope{Kind: kindPing, Seq: b.pingSeq.Add(1)})
+func (t *Transport) ping(ctx context.Context) error {
+	p, err := t.cfg.Notifier.payload(envelope{Kind: kindPing, Seq: t.pingSeq.Add(1)})
 	if err != nil {
 		return err
 	}
 	var usage float64
-	if err := b.cfg.Pool.QueryRow(ctx, "SELECT pg_notify($1, $2), pg_notification_queue_usage()", Channel, p).Scan(nil, &usage); err != nil {
+	if err := t.cfg.Pool.QueryRow(ctx, "SELECT pg_notify($1, $2), pg_notification_queue_usage()", Channel, p).Scan(nil, &usage); err != nil {
 		return fmt.Errorf("pgnotify: ping: %w", err)
 	}
-	b.metrics.queueUsage.Set(usage)
+	t.metrics.queueUsage.Set(usage)
 	return nil
 }

@@ -1,7 +1,6 @@
 package pgnotify
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/heraldhq/herald/internal/broadcast/cluster"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -50,14 +50,6 @@ type envelope struct {
 	Msgs json.RawMessage `json:"m,omitempty"`
 	// Seq numbers a node's pings.
 	Seq uint64 `json:"s,omitempty"`
-}
-
-// inlineMsg is one message carried in a notification.
-type inlineMsg struct {
-	ID uint64 `json:"i"`
-	// At is the commit time in Unix microseconds (what Postgres keeps).
-	At   int64           `json:"p"`
-	Body json.RawMessage `json:"b"`
 }
 
 // Notifier writes the notifications of one node. It is safe for concurrent
@@ -129,16 +121,16 @@ func (n *Notifier) messagesPayload(group []store.Message) (string, error) {
 		size += len(m.Body) + 40
 	}
 	if size < n.inlineLimit {
-		inline := make([]inlineMsg, len(group))
+		inline := make([]cluster.WireEvent, len(group))
 		for i, m := range group {
-			inline[i] = inlineMsg{ID: m.ID, At: m.PublishedAt.UnixMicro(), Body: m.Body}
+			inline[i] = cluster.WireEventOf(m.ID, m.PublishedAt, m.Body)
 		}
-		raw, err := marshal(inline)
+		raw, err := cluster.MarshalJSON(inline)
 		if err != nil {
 			return "", fmt.Errorf("pgnotify: encode messages of %s/%s: %w", env.App, env.Topic, err)
 		}
 		env.Msgs = raw
-		b, err := marshal(env)
+		b, err := cluster.MarshalJSON(env)
 		if err != nil {
 			return "", fmt.Errorf("pgnotify: encode notification: %w", err)
 		}
@@ -156,20 +148,6 @@ func (n *Notifier) messagesPayload(group []store.Message) (string, error) {
 		return "", fmt.Errorf("pgnotify: notification for %s/%s is %d bytes, over Postgres's limit", env.App, env.Topic, len(b))
 	}
 	return string(b), nil
-}
-
-// marshal encodes v as JSON without escaping <, > and &: message bodies
-// travel inside notifications, and subscribers on other nodes must get the
-// very bytes that were stored (json.Marshal would rewrite them in
-// RawMessages too).
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // payload encodes a control notification (drop or ping).

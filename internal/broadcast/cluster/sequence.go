@@ -1,4 +1,4 @@
-package pgnotify
+package cluster
 
 import (
 	"context"
@@ -41,6 +41,13 @@ type topicState struct {
 	born time.Time // guarded by mu
 	// primedc is closed once primed is set.
 	primedc chan struct{}
+
+	// watchOnce has the transport watch the topic for the state's first
+	// subscriber; every later one waits for it. unwatch and watchErr are
+	// set inside it.
+	watchOnce sync.Once
+	unwatch   func()
+	watchErr  error
 }
 
 // hold returns the topic's state, creating it, and counts one more holder.
@@ -58,10 +65,13 @@ func (b *Broadcaster) hold(app, topic string) *topicState {
 }
 
 // release counts one holder out and forgets the topic after its last one.
+// The last holder also ends the transport's watch, whether or not the
+// state is still the topic's (a drop removes it from the map first).
 func (b *Broadcaster) release(ts *topicState) {
 	b.mu.Lock()
 	ts.subs--
-	gone := ts.subs <= 0 && b.topics[ts.key] == ts
+	last := ts.subs <= 0
+	gone := last && b.topics[ts.key] == ts
 	if gone {
 		delete(b.topics, ts.key)
 	}
@@ -74,6 +84,23 @@ func (b *Broadcaster) release(ts *topicState) {
 		ts.held = nil
 		ts.mu.Unlock()
 	}
+	// Every holder went through watch, so watchOnce has run.
+	if last && ts.unwatch != nil {
+		ts.unwatch()
+	}
+}
+
+// watch has the transport watch the topic, once per state, before the
+// state is primed: a notice sent after the topic's last id is read is then
+// heard, and held or delivered in order.
+func (b *Broadcaster) watch(ctx context.Context, ts *topicState) error {
+	ts.watchOnce.Do(func() {
+		ts.unwatch, ts.watchErr = b.tr.Watch(ctx, ts.key.app, ts.key.topic)
+	})
+	if ts.watchErr != nil {
+		return fmt.Errorf("%w: subscribe %s/%s: %w", broadcast.ErrUnavailable, ts.key.app, ts.key.topic, ts.watchErr)
+	}
+	return nil
 }
 
 func (b *Broadcaster) lookup(app, topic string) *topicState {
@@ -174,7 +201,15 @@ func (b *Broadcaster) advanceLocked(ts *topicState) {
 	}
 	ts.held = slices.Delete(ts.held, 0, n)
 	if b.needsFillLocked(ts) && !ts.filling {
-		ts.filling = b.goOwned(func() { b.fill(ts) })
+		// A gap alone is most often a notice still on its way (another
+		// node committed the id just before this one, and its notice
+		// travels after the commit): give it GapGrace before reading
+		// history. A pointer or a catch-up is read at once.
+		wait := time.Duration(0)
+		if ts.want <= ts.last && !ts.resync {
+			wait = b.cfg.GapGrace
+		}
+		ts.filling = b.goOwned(func() { b.fill(ts, wait) })
 	}
 }
 
@@ -185,7 +220,16 @@ func (b *Broadcaster) needsFillLocked(ts *topicState) bool {
 // fill reads history after the topic's last delivered id until the gap, the
 // pointer or the catch-up that started it is resolved. It retries while the
 // store is unreachable, and ends at Close.
-func (b *Broadcaster) fill(ts *topicState) {
+func (b *Broadcaster) fill(ts *topicState, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	for attempt := 0; ; {
 		select {
 		case b.fills <- struct{}{}:
@@ -212,7 +256,7 @@ func (b *Broadcaster) fill(ts *topicState) {
 		}
 		ts.mu.Unlock()
 
-		b.metrics.historyRead.Inc()
+		b.historyReads.Inc()
 		msgs, err := b.readAfter(ts, after, resync)
 		<-b.fills
 		if errors.Is(err, store.ErrNotFound) {
@@ -224,14 +268,14 @@ func (b *Broadcaster) fill(ts *topicState) {
 			if b.ctx.Err() != nil {
 				return
 			}
-			b.log.Warn("postgres listener: read history", "app", ts.key.app, "topic", ts.key.topic, "err", err)
+			b.log.Warn("cluster: read history", "app", ts.key.app, "topic", ts.key.topic, "err", err)
 			ts.mu.Lock()
 			ts.resync = ts.resync || resync
 			ts.mu.Unlock()
 			select {
 			case <-b.ctx.Done():
 				return
-			case <-time.After(backoff(attempt, b.cfg.MaxBackoff)):
+			case <-time.After(Backoff(attempt, b.cfg.MaxBackoff)):
 			}
 			attempt++
 			continue
@@ -290,16 +334,21 @@ func (b *Broadcaster) readAfter(ts *topicState, after uint64, resync bool) ([]st
 	return b.cfg.History.History(b.ctx, ts.key.app, ts.key.topic, after, b.cfg.FillBatch)
 }
 
-// catchUp makes every subscribed topic read what it missed while the
-// listener was not listening.
-func (b *Broadcaster) catchUp() {
+// states returns the states of the topics with local subscribers now.
+func (b *Broadcaster) states() []*topicState {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	states := make([]*topicState, 0, len(b.topics))
 	for _, ts := range b.topics {
 		states = append(states, ts)
 	}
-	b.mu.Unlock()
-	for _, ts := range states {
+	return states
+}
+
+// catchUp makes every subscribed topic read what it missed while the
+// transport was not listening.
+func (b *Broadcaster) catchUp() {
+	for _, ts := range b.states() {
 		ts.mu.Lock()
 		ts.resync = true
 		b.advanceLocked(ts)
@@ -322,7 +371,7 @@ func (b *Broadcaster) remoteDrop(app, topic string) {
 		tp, err := b.cfg.History.GetTopic(b.ctx, app, topic)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			if b.ctx.Err() == nil {
-				b.log.Warn("postgres listener: check a deleted topic; ending its streams", "app", app, "topic", topic, "err", err)
+				b.log.Warn("cluster: check a deleted topic; ending its streams", "app", app, "topic", topic, "err", err)
 			}
 		}
 		// Which life the state follows is known once it is primed; a
@@ -373,4 +422,96 @@ func (b *Broadcaster) dropLocal(app, topic string) {
 		ts.mu.Unlock()
 	}
 	b.mem.DropTopic(b.ctx, app, topic)
+}
+
+// checkLoop reads, every CheckInterval, each locally subscribed topic's
+// last id and has the sequencer fill what it has not delivered: a notice
+// lost on the way (or never sent, its node having died after the commit)
+// is found within one interval of the commit. A topic found deleted, or in
+// another life, ends its streams. With a HeadsReader it is one read per
+// checkChunk topics, else one per topic.
+func (b *Broadcaster) checkLoop() {
+	t := time.NewTicker(b.cfg.CheckInterval)
+	defer t.Stop()
+	heads, batched := b.cfg.History.(HeadsReader)
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var due []*topicState
+		for _, ts := range b.states() {
+			ts.mu.Lock()
+			// A fill running now reads to the end anyway.
+			if ts.primed && !ts.dropped && !ts.filling {
+				due = append(due, ts)
+			}
+			ts.mu.Unlock()
+		}
+		for len(due) > 0 && b.ctx.Err() == nil {
+			n := 1
+			if batched {
+				n = min(len(due), checkChunk)
+			}
+			b.check(heads, due[:n])
+			due = due[n:]
+		}
+	}
+}
+
+// checkChunk is the most topics one batched check reads.
+const checkChunk = 500
+
+// check reads the heads of states' topics and compares each with what was
+// delivered. heads is nil for a History without HeadsReader; states then
+// holds one topic.
+func (b *Broadcaster) check(heads HeadsReader, states []*topicState) {
+	select {
+	case b.fills <- struct{}{}:
+	case <-b.ctx.Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, max(b.cfg.CheckInterval, time.Second))
+	found := make(map[topicKey]store.Topic, len(states))
+	var err error
+	if heads != nil {
+		apps, names := make([]string, len(states)), make([]string, len(states))
+		for i, ts := range states {
+			apps[i], names[i] = ts.key.app, ts.key.topic
+		}
+		var tps []store.Topic
+		tps, err = heads.TopicHeads(ctx, apps, names)
+		for _, tp := range tps {
+			found[topicKey{tp.AppID, tp.Name}] = tp
+		}
+	} else {
+		var tp store.Topic
+		tp, err = b.cfg.History.GetTopic(ctx, states[0].key.app, states[0].key.topic)
+		if err == nil {
+			found[states[0].key] = tp
+		} else if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	}
+	cancel()
+	<-b.fills
+	b.historyReads.Inc()
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Warn("cluster: check topics' last ids", "topics", len(states), "err", err)
+		}
+		return
+	}
+	for _, ts := range states {
+		tp, ok := found[ts.key]
+		ts.mu.Lock()
+		born := ts.born
+		ts.mu.Unlock()
+		if !ok || !tp.CreatedAt.Equal(born) {
+			b.dropState(ts) // deleted, or deleted and created again
+			continue
+		}
+		b.want(ts, tp.LastID)
+	}
 }
