@@ -47,6 +47,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Index is the message of a batch publish the error is about, nil
+	// when it is about none.
+	Index *int
 }
 
 func (e *Error) Error() string {
@@ -124,13 +127,14 @@ func decodeError(resp *http.Response) error {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
+			Index   *int   `json:"index"`
 		} `json:"error"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &env) != nil || env.Error.Code == "" {
 		return &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b))}
 	}
-	return &Error{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message}
+	return &Error{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message, Index: env.Error.Index}
 }
 
 func jsonBody(v any) io.Reader {
@@ -201,6 +205,41 @@ func (c *Client) PublishIdempotent(ctx context.Context, app, topic, key string, 
 	h := http.Header{"Idempotency-Key": {key}}
 	_, rh, err := c.doHeader(ctx, http.MethodPost, topicPath(app, topic)+"/messages", h, bytes.NewReader(message), &m)
 	return m, rh.Get("Idempotent-Replayed") == "true", err
+}
+
+// BatchMessage is one message of a batch publish.
+type BatchMessage struct {
+	Topic string `json:"topic"`
+	// Message is one JSON value, sent as it is (nil sends null).
+	Message json.RawMessage `json:"message"`
+	// IdempotencyKey, if not empty, makes a retry of the batch within 24
+	// hours return this message's first publish instead of storing it
+	// again; keys must differ within a batch.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// BatchResult is one message of a batch publish's answer.
+type BatchResult struct {
+	Message
+	// Replayed reports that the message's idempotency key was used before:
+	// this is that publish's message, and nothing was stored.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// PublishBatch publishes 1 to 1000 messages, to any topics of app, in one
+// transaction: it returns once the server has committed all of them, with
+// their results in the order of msgs, or an *Error (its Index naming the
+// first bad message, where one is to blame) and nothing stored.
+func (c *Client) PublishBatch(ctx context.Context, app string, msgs []BatchMessage) ([]BatchResult, error) {
+	body, err := json.Marshal(map[string]any{"messages": msgs})
+	if err != nil {
+		return nil, fmt.Errorf("herald: encode batch: %w", err)
+	}
+	var out struct {
+		Messages []BatchResult `json:"messages"`
+	}
+	_, err = c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/messages", bytes.NewReader(body), &out)
+	return out.Messages, err
 }
 
 // History returns up to limit messages of a topic after the message id after

@@ -50,6 +50,9 @@ type benchConfig struct {
 	// ends early once every expected delivery has arrived.
 	grace time.Duration
 	size  int
+	// batch is how many messages each publish request carries: 1 uses the
+	// single publish route, more the batch route.
+	batch int
 	idle  bool
 
 	connectTimeout     time.Duration
@@ -115,6 +118,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to publish and measure (with --idle: to hold the connections)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "how long to publish before measuring (with --idle: to settle before sampling memory)")
 	fs.DurationVar(&c.grace, "grace", 5*time.Second, "longest wait for in-flight events after the last publish; it ends early when all have arrived")
+	fs.IntVar(&c.batch, "batch", 1, "messages per publish request: above 1, each request is a batch publish (POST /v1/apps/{app}/messages) of that many")
 	fs.IntVar(&c.size, "size", 128, `bytes of each message, a JSON object {"seq":N,"t":UNIX_NANOS,"pad":"xx…"}`)
 	fs.BoolVar(&c.idle, "idle", false, "connect the subscribers and publish nothing: measures the memory of an idle connection")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", time.Minute, "how long all subscribers together may take to connect")
@@ -166,6 +170,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(c.warmup >= 0, "--warmup must not be negative")
 	check(c.grace >= 0, "--grace must not be negative")
 	check(c.size >= 1, "--size must be positive")
+	check(c.batch >= 1 && c.batch <= 1000, "--batch must be 1 to 1000")
 	check(c.connectTimeout > 0, "--connect-timeout must be positive")
 	check(c.connectConcurrency >= 1, "--connect-concurrency must be at least 1")
 	check(c.nodes >= 1, "--nodes must be at least 1")
@@ -179,6 +184,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	} else {
 		c.publishNode = n
 	}
+	check(c.batch == 1 || c.publishNode >= 0, `--batch above 1 needs one --publish-node, not "all": a batch goes through one node`)
 	if err := errors.Join(errs...); err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return benchConfig{}, errUsage
@@ -208,7 +214,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 	say := func(format string, args ...any) { _, _ = fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
 	rep = &benchReport{Config: benchReportConfig{
 		URL: cfg.url, OwnServer: cfg.url == "", Nodes: cfg.nodes, Subscribers: cfg.subscribers, Topics: cfg.topics,
-		Rate: cfg.rate, Publishers: cfg.publishers, Size: cfg.size,
+		Rate: cfg.rate, Publishers: cfg.publishers, Size: cfg.size, Batch: cfg.batch,
 		DurationS: cfg.duration.Seconds(), WarmupS: cfg.warmup.Seconds(), Idle: cfg.idle,
 	}}
 	if cfg.url == "" {
@@ -222,7 +228,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		}
 	}
 	if cfg.idle {
-		rep.Config.Rate, rep.Config.Publishers, rep.Config.Size = 0, 0, 0
+		rep.Config.Rate, rep.Config.Publishers, rep.Config.Size, rep.Config.Batch = 0, 0, 0, 0
 	} else {
 		rep.Config.PublishNode = strconv.Itoa(cfg.publishNode)
 		if cfg.publishNode < 0 {
@@ -407,7 +413,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		window.end.Store(start.Add(cfg.warmup + cfg.duration).UnixNano())
 		plan := publishPlan{
 			clients: appClients, route: route, app: app.ID, topics: topics, rate: cfg.rate, publishers: cfg.publishers,
-			size: cfg.size, start: start, warmup: cfg.warmup, duration: cfg.duration,
+			size: cfg.size, batch: cfg.batch, start: start, warmup: cfg.warmup, duration: cfg.duration,
 		}
 		say("publishing for %s (%s warmup, then %s measured)", cfg.warmup+cfg.duration, cfg.warmup, cfg.duration)
 		var (
@@ -438,7 +444,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		var totals deliveryTotals
 		totals, byNode = pool.Totals(accepted)
 		rep.Publish = &benchReportPublish{
-			Accepted: pub.accepted.Load(), Errors: pub.failed.Load(),
+			Accepted: pub.accepted.Load(), Errors: pub.failed.Load(), Requests: pub.requests.Load(),
 			PerSecond: float64(pub.accepted.Load()) / cfg.duration.Seconds(),
 			Latency:   newLatencyMs(&pub.latency),
 		}
@@ -542,11 +548,15 @@ func serverFigures(before, withSubs, windowStart, after promSnapshot, subscriber
 	s.EventsDelivered = metricDelta(windowStart, after, metricDelivered)
 	if s.CPUSeconds != nil && s.EventsDelivered != nil && *s.EventsDelivered > 0 {
 		us := 1e6 * *s.CPUSeconds / *s.EventsDelivered
-		s.CPUPerDeliveryUs = &us
+		s.CPUPerDeliveryMicros = &us
 	}
 	s.EventsLagged = metricDelta(windowStart, after, metricLagged)
 	s.SlowDisconnects = metricDelta(windowStart, after, metricSlowDisconnects)
 	s.MessagesPublished = metricDelta(windowStart, after, metricPublished)
+	if s.CPUSeconds != nil && s.MessagesPublished != nil && *s.MessagesPublished > 0 {
+		us := 1e6 * *s.CPUSeconds / *s.MessagesPublished
+		s.CPUPerPublishMicros = &us
+	}
 	s.PublishCommitP50 = histogramQuantileDelta(windowStart, after, metricPublishDuration, .50)
 	s.PublishCommitP99 = histogramQuantileDelta(windowStart, after, metricPublishDuration, .99)
 	s.PGListenerReconnects = after.value(metricPGReconnects)

@@ -21,6 +21,7 @@ type publishPlan struct {
 	rate       float64
 	publishers int
 	size       int
+	batch      int
 	start      time.Time
 	warmup     time.Duration
 	duration   time.Duration
@@ -29,16 +30,17 @@ type publishPlan struct {
 // publishResult is what the publishers did inside the measured window.
 type publishResult struct {
 	ledger   *publishLedger
-	accepted atomic.Uint64 // inside the window
-	failed   atomic.Uint64 // inside the window
+	accepted atomic.Uint64 // messages, inside the window
+	requests atomic.Uint64 // requests that carried them
+	failed   atomic.Uint64 // messages, inside the window
 	latency  latencyHistogram
 
 	mu       sync.Mutex
 	firstErr error // guarded by mu; the first publish error in the window
 }
 
-func (r *publishResult) fail(err error) {
-	r.failed.Add(1)
+func (r *publishResult) fail(err error, messages int) {
+	r.failed.Add(uint64(messages))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.firstErr == nil {
@@ -133,32 +135,64 @@ func schedulePublishes(ctx context.Context, start time.Time, rate float64, jobs 
 	}
 }
 
-// publishLoop is one publisher: take a job, publish it, record the outcome.
+// publishLoop is one publisher: take a job (or plan.batch of them), publish
+// it, record the outcome. A batch is measured when its first message is.
 func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measureWindow, next func() (uint64, bool), res *publishResult) {
-	var buf []byte
+	var (
+		bufs [][]byte
+		jobs []uint64
+		msgs []client.BatchMessage
+	)
 	for {
-		n, ok := next()
-		if !ok || stopCtx.Err() != nil {
+		jobs = jobs[:0]
+		for len(jobs) < max(plan.batch, 1) {
+			n, ok := next()
+			if !ok || stopCtx.Err() != nil {
+				break
+			}
+			jobs = append(jobs, n)
+		}
+		if len(jobs) == 0 {
 			return
 		}
-		ti, seq := jobTopicSeq(n, len(plan.topics))
 		sent := time.Now()
-		buf = buildPayload(buf[:0], seq, sent.UnixNano(), plan.size)
-		_, err := plan.clients[plan.route.publisherNode(seq)].Publish(ctx, plan.app, plan.topics[ti], buf)
+		for len(bufs) < len(jobs) {
+			bufs = append(bufs, nil)
+		}
+		msgs = msgs[:0]
+		var firstSeq uint64
+		for i, n := range jobs {
+			ti, seq := jobTopicSeq(n, len(plan.topics))
+			if i == 0 {
+				firstSeq = seq
+			}
+			bufs[i] = buildPayload(bufs[i][:0], seq, sent.UnixNano(), plan.size)
+			msgs = append(msgs, client.BatchMessage{Topic: plan.topics[ti], Message: bufs[i]})
+		}
+		c := plan.clients[plan.route.publisherNode(firstSeq)]
+		var err error
+		if plan.batch <= 1 {
+			_, err = c.Publish(ctx, plan.app, msgs[0].Topic, msgs[0].Message)
+		} else {
+			_, err = c.PublishBatch(ctx, plan.app, msgs)
+		}
 		took := time.Since(sent)
 		measured := window.Contains(sent.UnixNano())
+		state := jobAccepted
 		switch {
 		case err != nil:
-			res.ledger.Set(n, jobFailed)
+			state = jobFailed
 			if measured {
-				res.fail(err)
+				res.fail(err, len(jobs))
 			}
 		case measured:
-			res.ledger.Set(n, jobAcceptedMeasured)
-			res.accepted.Add(1)
+			state = jobAcceptedMeasured
+			res.accepted.Add(uint64(len(jobs)))
+			res.requests.Add(1)
 			res.latency.Record(took)
-		default:
-			res.ledger.Set(n, jobAccepted)
+		}
+		for _, n := range jobs {
+			res.ledger.Set(n, state)
 		}
 	}
 }

@@ -49,6 +49,7 @@ type benchReportConfig struct {
 	Rate        float64 `json:"rate"` // 0: as fast as possible
 	Publishers  int     `json:"publishers"`
 	Size        int     `json:"size"`
+	Batch       int     `json:"batch"` // messages per publish request (1: single publishes)
 	DurationS   float64 `json:"duration_seconds"`
 	WarmupS     float64 `json:"warmup_seconds"`
 	Idle        bool    `json:"idle"`
@@ -87,7 +88,8 @@ type benchReportPublish struct {
 	// BehindSchedule is set when the publishers, each waiting for a 202
 	// before its next request, sent less than 95% of what --rate asked.
 	BehindSchedule bool      `json:"behind_schedule,omitempty"`
-	Accepted       uint64    `json:"accepted"`
+	Accepted       uint64    `json:"accepted"` // messages, as Errors
+	Requests       uint64    `json:"requests"` // that carried the accepted messages (as many, unless --batch)
 	Errors         uint64    `json:"errors"`
 	FirstError     string    `json:"first_error,omitempty"`
 	PerSecond      float64   `json:"per_second"`
@@ -152,10 +154,10 @@ type benchReportServer struct {
 	WindowS    float64  `json:"window_seconds"`
 	CPUSeconds *float64 `json:"cpu_seconds,omitempty"`
 	CPUCores   *float64 `json:"cpu_cores,omitempty"` // CPU seconds per second of the window
-	// CPUPerDeliveryUs is the server's CPU over the window divided by the
+	// CPUPerDeliveryMicros is the server's CPU over the window divided by the
 	// events it wrote to SSE streams in it, in microseconds: the fan-out
 	// cost the headline of the table gives.
-	CPUPerDeliveryUs     *float64     `json:"cpu_per_delivery_us,omitempty"`
+	CPUPerDeliveryMicros     *float64     `json:"cpu_per_delivery_us,omitempty"`
 	RSSBefore            *float64     `json:"rss_before_bytes,omitempty"`
 	RSSWithSubscribers   *float64     `json:"rss_with_subscribers_bytes,omitempty"`
 	RSSAfter             *float64     `json:"rss_after_bytes,omitempty"`
@@ -170,6 +172,7 @@ type benchReportServer struct {
 	EventsLagged         *float64     `json:"events_lagged,omitempty"`
 	SlowDisconnects      *float64     `json:"slow_consumer_disconnects,omitempty"`
 	MessagesPublished    *float64     `json:"messages_published,omitempty"`
+	CPUPerPublishMicros  *float64     `json:"cpu_per_publish_us,omitempty"` // CPUSeconds / MessagesPublished: deliveries included
 	PublishCommitP50     *bucketBound `json:"publish_commit_p50,omitempty"`
 	PublishCommitP99     *bucketBound `json:"publish_commit_p99,omitempty"`
 
@@ -341,8 +344,12 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		if c.Rate == 0 {
 			rate = "max rate"
 		}
-		row("run", "%d subscribers on %d topic(s); %s from %d publishers; %gs measured after %gs warmup; %d-byte messages",
-			c.Subscribers, c.Topics, rate, c.Publishers, c.DurationS, c.WarmupS, c.Size)
+		batch := ""
+		if c.Batch > 1 {
+			batch = fmt.Sprintf(" in batches of %d", c.Batch)
+		}
+		row("run", "%d subscribers on %d topic(s); %s from %d publishers%s; %gs measured after %gs warmup; %d-byte messages",
+			c.Subscribers, c.Topics, rate, c.Publishers, batch, c.DurationS, c.WarmupS, c.Size)
 		if c.Nodes > 1 {
 			through := "node " + c.PublishNode
 			if c.PublishNode == publishAll {
@@ -352,7 +359,7 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		}
 	}
 	row("connect", "%d subscribers in %.2fs", r.Connect.Subscribers, r.Connect.Seconds)
-	if us := r.Server.CPUPerDeliveryUs; us != nil && !c.Idle {
+	if us := r.Server.CPUPerDeliveryMicros; us != nil && !c.Idle {
 		row("server cpu", "%.2f µs per delivery (server CPU over the window / events written to streams)", *us)
 	}
 
@@ -363,6 +370,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 			target = fmt.Sprintf(" of %g/s target", c.Rate)
 		}
 		row("accepted", "%d (%.1f/s%s)", p.Accepted, p.PerSecond, target)
+		if c.Batch > 1 {
+			row("requests", "%d (%.1f/s), each a batch of up to %d", p.Requests, float64(p.Requests)/c.DurationS, c.Batch)
+		}
 		row("errors", "%d", p.Errors)
 		if p.FirstError != "" {
 			row("first error", "%s", p.FirstError)
@@ -453,6 +463,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 	}
 	if s.CPUSeconds != nil && s.CPUCores != nil {
 		row("cpu", "%.2fs over %.1fs (%.0f%% of one core)", *s.CPUSeconds, s.WindowS, 100**s.CPUCores)
+		if s.CPUPerPublishMicros != nil {
+			row("cpu/publish", "%.1f µs per message published (its deliveries included)", *s.CPUPerPublishMicros)
+		}
 	} else {
 		row("cpu", "n/a")
 	}

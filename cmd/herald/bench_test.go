@@ -303,8 +303,12 @@ func TestServerFigures(t *testing.T) {
 	require.InDelta(t, 10_000, *s.RSSPerConnection, 1e-9)
 	require.InDelta(t, 5_000, *s.HeapPerConnection, 1e-9)
 	require.InDelta(t, 1000, *s.EventsDelivered, 1e-9)
-	require.InDelta(t, 2500, *s.CPUPerDeliveryUs, 1e-9, "2.5 s over 1000 deliveries")
+	require.InDelta(t, 2500, *s.CPUPerDeliveryMicros, 1e-9, "2.5 s over 1000 deliveries")
 	require.Nil(t, s.EventsLagged, "absent from the scrapes")
+	require.Nil(t, s.CPUPerPublishMicros, "nothing published")
+	start[metricPublished], after[metricPublished] = 100, 600
+	s = serverFigures(before, withSubs, start, after, 1000, 5*time.Second)
+	require.InDelta(t, 5000, *s.CPUPerPublishMicros, 1e-9, "2.5 s of CPU over 500 publishes")
 
 	// A failed scrape is a nil snapshot: the figures are absent, not wrong.
 	s = serverFigures(nil, withSubs, nil, after, 1000, time.Second)
@@ -376,6 +380,9 @@ func TestBenchFlags(t *testing.T) {
 		{"--database-url", "postgres://x/y", "--url", "http://127.0.0.1:1", "--token", "t"},
 		{"--nodes", "2", "--database-url", "postgres://x/y", "--publish-node", "2"},
 		{"--publish-node", "first"},
+		{"--batch", "0"},
+		{"--batch", "1001"},
+		{"--batch", "10", "--nodes", "2", "--database-url", "postgres://x/y", "--publish-node", "all"},
 	} {
 		var stderr bytes.Buffer
 		_, err := parseBenchFlags(args, getenv, &stderr)
@@ -542,7 +549,27 @@ func TestBenchEndToEnd(t *testing.T) {
 	require.Empty(t, rep.Server.MetricsError)
 	require.NotNil(t, rep.Server.EventsDelivered)
 
-	// The app bench made is gone again.
+	require.NotNil(t, rep.Server.CPUPerPublishMicros)
+
+	// --batch N publishes N messages per request through the batch route,
+	// each delivered as if published alone.
+	stdout.Reset()
+	err = run(ctx, []string{
+		"bench", "--url", srv.URL, "--token", heraldtest.AdminToken,
+		"--subscribers", "3", "--topics", "2", "--rate", "200", "--batch", "10", "--duration", "1s", "--json",
+	}, func(string) string { return "" }, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	rep = benchReport{}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
+	require.Equal(t, 10, rep.Config.Batch)
+	require.Zero(t, rep.Publish.Errors, rep.Publish.FirstError)
+	require.Positive(t, rep.Publish.Requests)
+	require.Less(t, rep.Publish.Requests, rep.Publish.Accepted, "several messages per request")
+	require.Equal(t, rep.Delivery.Expected, rep.Delivery.Delivered)
+	require.Zero(t, rep.Delivery.OutOfOrder)
+	require.Zero(t, rep.Delivery.Duplicates)
+
+	// The apps bench made are gone again.
 	apps, err := srv.Admin.ListApps(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, apps)

@@ -20,6 +20,7 @@ Usage:
   herald app create NAME | list | delete APP
   herald topic create APP TOPIC | list APP | delete APP TOPIC
   herald publish APP TOPIC JSON           publish one message (--idempotency-key K makes a retry safe)
+  herald publish --batch FILE|- APP       publish NDJSON lines {"topic":…,"message":…}, 1000 per transaction
   herald key list APP | create APP SCOPE... | revoke APP ID
                                           app keys: issue, list, revoke (rotate without downtime)
   herald trigger create APP TOPIC URL | list APP TOPIC | delete APP TOPIC ID

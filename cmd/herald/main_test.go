@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -99,7 +100,24 @@ func TestCLIEndToEnd(t *testing.T) {
 	stopTail()
 	require.NoError(t, <-tailDone)
 
-	err := run(t.Context(), []string{"publish", "--url", addr, "--token", key, app.ID, "orders", `{bad`}, getenv, io.Discard, io.Discard)
+	// A batch from NDJSON: one request, all or nothing, line numbers in
+	// errors.
+	batch := filepath.Join(t.TempDir(), "batch.ndjson")
+	require.NoError(t, os.WriteFile(batch, []byte("{\"topic\":\"orders\",\"message\":{\"n\":2}}\n\n{\"topic\":\"orders\",\"message\":3,\"idempotency_key\":\"k\"}\n"), 0o600))
+	out := runOK("publish", "--url", addr, "--token", key, "--batch", batch, app.ID)
+	require.Contains(t, out, "orders\t2\n")
+	require.Contains(t, out, "orders\t3\n")
+	require.Contains(t, out, "published 2 messages")
+	require.NoError(t, os.WriteFile(batch, []byte("{\"topic\":\"orders\",\"message\":4}\n{\"topic\":\"ghost\",\"message\":5}\n"), 0o600))
+	err := run(t.Context(), []string{"publish", "--url", addr, "--token", key, "--batch", batch, app.ID}, getenv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "line 2")
+	require.ErrorContains(t, err, "topic_not_found")
+	require.NoError(t, os.WriteFile(batch, []byte("{\"topic\":\"orders\"}\n"), 0o600))
+	err = run(t.Context(), []string{"publish", "--url", addr, "--token", key, "--batch", batch, app.ID}, getenv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "line 1")
+	require.Contains(t, runOK("publish", "--url", addr, "--token", key, app.ID, "orders", `4`), "id 4", "no failed batch took an id")
+
+	err = run(t.Context(), []string{"publish", "--url", addr, "--token", key, app.ID, "orders", `{bad`}, getenv, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "invalid_request")
 	require.ErrorIs(t, run(t.Context(), []string{"nope"}, getenv, io.Discard, io.Discard), errUsage)
 

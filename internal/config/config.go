@@ -35,6 +35,8 @@ type Config struct {
 
 	// MaxMessageBytes is the largest message, in compact JSON.
 	MaxMessageBytes int
+	// MaxBatchBytes is the largest body of a batch publish, as sent.
+	MaxBatchBytes int
 	// HistoryKeep is how many of each topic's newest messages are kept.
 	HistoryKeep int
 	// HistoryMaxAge is how long every message is kept regardless of HistoryKeep.
@@ -138,6 +140,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL (several comma-separated) carrying cluster notices between nodes instead of Postgres LISTEN/NOTIFY; needs --database-url")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
+	integer(&c.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest batch publish body accepted (POST /v1/apps/{app}/messages), in bytes as sent")
 	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
 	dur(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "messages younger than this are kept for replay")
 	dur(&c.PruneInterval, "prune-interval", time.Minute, "how often history beyond retention is deleted")
@@ -192,6 +195,7 @@ func (c Config) validate() []error {
 		}
 	}
 	positive("max-message-bytes", int64(c.MaxMessageBytes))
+	positive("max-batch-bytes", int64(c.MaxBatchBytes))
 	positive("history-keep", int64(c.HistoryKeep))
 	positive("history-max-age", int64(c.HistoryMaxAge))
 	positive("prune-interval", int64(c.PruneInterval))

@@ -24,6 +24,7 @@ func TestDefaults(t *testing.T) {
 	require.Empty(t, c.DatabaseURL)
 	require.Empty(t, c.AdminToken)
 	require.Equal(t, 64<<10, c.MaxMessageBytes)
+	require.Equal(t, 4<<20, c.MaxBatchBytes)
 	require.Equal(t, 1000, c.HistoryKeep)
 	require.Equal(t, 24*time.Hour, c.HistoryMaxAge)
 	require.Equal(t, 512, c.BufferSize)
@@ -36,7 +37,8 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	e := env(map[string]string{
 		"HERALD_ADDR": "127.0.0.1:9000", "HERALD_DATA_DIR": "/d", "HERALD_ADMIN_TOKEN": "tok",
 		"HERALD_BUFFER_SIZE": "64", "HERALD_HEARTBEAT": "-1s", "HERALD_DATABASE_URL": "postgres://x/y",
-		"HERALD_BROADCAST_URL": "nats://127.0.0.1:4222",
+		"HERALD_MAX_BATCH_BYTES": "1024",
+		"HERALD_BROADCAST_URL":   "nats://127.0.0.1:4222",
 	})
 	c, err := config.Parse([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
 	require.NoError(t, err)
@@ -46,6 +48,7 @@ func TestEnvironmentMirrorsFlagsAndFlagsWin(t *testing.T) {
 	require.Equal(t, 64, c.BufferSize)
 	require.Equal(t, -time.Second, c.Heartbeat, "a negative heartbeat disables it")
 	require.Equal(t, "postgres://x/y", c.DatabaseURL)
+	require.Equal(t, 1024, c.MaxBatchBytes)
 	require.Equal(t, "nats://127.0.0.1:4222", c.BroadcastURL)
 }
 
@@ -57,6 +60,7 @@ func TestInvalidConfigSaysWhat(t *testing.T) {
 		want string
 	}{
 		{[]string{"--buffer-size", "0"}, nil, "--buffer-size must be positive"},
+		{[]string{"--max-batch-bytes", "0"}, nil, "--max-batch-bytes must be positive"},
 		{nil, map[string]string{"HERALD_BUFFER_SIZE": "lots"}, "HERALD_BUFFER_SIZE"},
 		{nil, map[string]string{"HERALD_WRITE_TIMEOUT": "30"}, "HERALD_WRITE_TIMEOUT"},
 		{[]string{"--database-url", "mysql://x"}, nil, "postgres://"},

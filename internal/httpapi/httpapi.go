@@ -27,6 +27,10 @@ import (
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
+// DefaultMaxBatchBytes is the largest batch publish body when
+// Config.MaxBatchBytes is 0.
+const DefaultMaxBatchBytes = 4 << 20
+
 // MaxTopicsPerStream bounds the topics of one multi-topic stream.
 const MaxTopicsPerStream = 64
 
@@ -64,6 +68,10 @@ type Config struct {
 	// credentialed CORS, "*" any origin without credentials. Empty sends no
 	// CORS headers.
 	CORS []string
+	// MaxBatchBytes bounds the body of a batch publish
+	// (POST /v1/apps/{app}/messages). 0 (or less) means
+	// DefaultMaxBatchBytes.
+	MaxBatchBytes int
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.
 	Logger *slog.Logger
@@ -80,6 +88,9 @@ type API struct {
 
 // New returns the API's handler.
 func New(cfg Config) *API {
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -126,6 +137,7 @@ func (a *API) routes() []route {
 		{"GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics)},
 		{"DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic)},
 		{"POST /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopePublish, a.publish)},
+		{"POST /v1/apps/{app}/messages", a.scoped(store.ScopePublish, a.publishBatch)},
 		{"GET /v1/apps/{app}/topics/{topic}/messages", a.scoped(store.ScopeSubscribe, a.history)},
 		{"GET /v1/apps/{app}/topics/{topic}/events", a.streaming(a.topicEvents)},
 		{"GET /v1/apps/{app}/events", a.streaming(a.appEvents)},
@@ -236,7 +248,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
 			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
 	case errors.Is(err, pubsub.ErrInvalid):
-		status, code, msg = http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: ")
+		// Replace, not TrimPrefix: a batch's error starts "message N: ".
+		status, code, msg = http.StatusBadRequest, "invalid_request", strings.Replace(err.Error(), "invalid: ", "", 1)
 	case errors.As(err, &refused):
 		status, code, msg = http.StatusBadRequest, "address_refused", refused.Error()
 	case errors.Is(err, webhook.ErrInvalidURL):
@@ -260,7 +273,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	body := map[string]any{"code": code, "message": msg}
+	// An error caused by one message of a batch publish names it.
+	if ie := (*store.ItemError)(nil); errors.As(err, &ie) {
+		body["index"] = ie.Index
+	}
+	writeJSON(w, status, map[string]any{"error": body})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

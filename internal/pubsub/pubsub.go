@@ -135,29 +135,100 @@ func (s *Service) PublishRequest(ctx context.Context, p Publication) (Published,
 	if err != nil {
 		return Published{}, err
 	}
-	committed := false
+	replayed := true
 	msg, err := s.store.Publish(ctx, store.PublishRequest{
 		AppID:          p.AppID,
 		Topic:          p.Topic,
 		Body:           compact,
 		IdempotencyKey: p.IdempotencyKey,
-		// The store calls this in commit order per topic, so subscribers see
-		// ids in order even when publishes to one topic race. It is not
-		// called for a replay, which is how a replay is told apart.
-		CommittedFunc: func(m store.Message) {
-			committed = true
-			s.broadcaster.Publish(context.WithoutCancel(ctx), &broadcast.Event{
-				App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt,
-			})
-		},
+		CommittedFunc:  s.committedFunc(ctx, &replayed),
 	})
 	if err != nil {
 		return Published{}, fmt.Errorf("publish: %w", err)
 	}
-	if committed && s.publishedFunc != nil {
+	if !replayed && s.publishedFunc != nil {
 		s.publishedFunc(time.Since(start))
 	}
-	return Published{Message: msg, Replayed: !committed}, nil
+	return Published{Message: msg, Replayed: replayed}, nil
+}
+
+// MaxBatch is the most messages one batch publish holds.
+const MaxBatch = 1000
+
+// PublishBatch validates every publication, stores them all in one
+// transaction or none (store.Store.PublishBatch) and broadcasts each
+// committed message as Publish would, in id order per topic. The results
+// are in the order of ps. An error caused by one publication is a
+// *store.ItemError naming the first bad one: a bad topic name, body or key
+// (ErrInvalid, ErrTooLarge), an idempotency key that an earlier
+// publication of the batch carries too (ErrInvalid), a topic that does not
+// exist (store.ErrNotFound) or a key used in the window with another topic
+// (store.ErrConflict). A publication whose key a publish used in the
+// window with its topic replays that publish, as PublishRequest does, and
+// the others are stored.
+func (s *Service) PublishBatch(ctx context.Context, ps []Publication) ([]Published, error) {
+	start := time.Now()
+	if len(ps) == 0 || len(ps) > MaxBatch {
+		return nil, fmt.Errorf("%w: a batch holds 1 to %d messages, not %d", ErrInvalid, MaxBatch, len(ps))
+	}
+	reqs := make([]store.PublishRequest, len(ps))
+	out := make([]Published, len(ps))
+	var keys map[string]int
+	for i, p := range ps {
+		if err := ValidateTopic(p.Topic); err != nil {
+			return nil, &store.ItemError{Index: i, Err: err}
+		}
+		if err := ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
+			return nil, &store.ItemError{Index: i, Err: err}
+		}
+		if p.IdempotencyKey != "" {
+			if keys == nil {
+				keys = make(map[string]int)
+			}
+			if j, dup := keys[p.IdempotencyKey]; dup {
+				return nil, &store.ItemError{Index: i, Err: fmt.Errorf("%w: idempotency key %q is also the key of message %d of the batch", ErrInvalid, p.IdempotencyKey, j)}
+			}
+			keys[p.IdempotencyKey] = i
+		}
+		compact, err := s.compact(p.Body)
+		if err != nil {
+			return nil, &store.ItemError{Index: i, Err: err}
+		}
+		reqs[i] = store.PublishRequest{
+			AppID:          p.AppID,
+			Topic:          p.Topic,
+			Body:           compact,
+			IdempotencyKey: p.IdempotencyKey,
+			CommittedFunc:  s.committedFunc(ctx, &out[i].Replayed),
+		}
+		// Replayed until the store says it committed this one.
+		out[i].Replayed = true
+	}
+	msgs, err := s.store.PublishBatch(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	for i, m := range msgs {
+		out[i].Message = m
+		if !out[i].Replayed && s.publishedFunc != nil {
+			s.publishedFunc(time.Since(start))
+		}
+	}
+	return out, nil
+}
+
+// committedFunc returns the store.PublishRequest.CommittedFunc of a publish:
+// it broadcasts the message and clears *replayed. The store calls it in
+// commit order per topic, so subscribers see ids in order even when
+// publishes to one topic race. It is not called for a replay, which is how
+// a replay is told apart.
+func (s *Service) committedFunc(ctx context.Context, replayed *bool) func(store.Message) {
+	return func(m store.Message) {
+		*replayed = false
+		s.broadcaster.Publish(context.WithoutCancel(ctx), &broadcast.Event{
+			App: m.AppID, Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt,
+		})
+	}
 }
 
 // ValidateIdempotencyKey checks an idempotency key: empty (none), or 1 to

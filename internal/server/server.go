@@ -214,6 +214,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Triggers:  triggers,
 		CORS:      cfg.CORSOrigins,
 		Logger:    log,
+
+		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
 	s.http = &http.Server{
 		Handler:           api,

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -106,6 +107,20 @@ type PublishRequest struct {
 	IdempotencyKey string
 }
 
+// ItemError is the error of a PublishBatch that failed because of one of its
+// requests. Nothing of the batch was stored.
+type ItemError struct {
+	// Index is the failing request's place in the batch, from 0.
+	Index int
+	// Err says why, wrapping ErrNotFound or ErrConflict where one applies.
+	Err error
+}
+
+func (e *ItemError) Error() string { return fmt.Sprintf("message %d: %v", e.Index, e.Err) }
+
+// Unwrap returns Err, so that errors.Is sees the sentinel it wraps.
+func (e *ItemError) Unwrap() error { return e.Err }
+
 // IdempotencyWindow is how long a store remembers a publish's
 // IdempotencyKey. Prune forgets keys older than this.
 const IdempotencyWindow = 24 * time.Hour
@@ -151,12 +166,26 @@ type Store interface {
 	// whole: no message is stored when it returns an error. A topic that
 	// does not exist gives ErrNotFound.
 	Publish(ctx context.Context, req PublishRequest) (Message, error)
+	// PublishBatch stores reqs in one transaction, all or nothing, and
+	// returns their messages in the order of reqs. Each request is
+	// handled as Publish handles it alone: within a topic, ids follow the
+	// order of reqs; CommittedFunc is called in id order per topic after
+	// the commit; a request whose IdempotencyKey a publish used within the
+	// window (one of reqs before it included) gets that publish's message
+	// and stores nothing, while the rest are stored. A request that would
+	// fail alone (a topic that does not exist: ErrNotFound; a key used
+	// with another topic: ErrConflict) fails the whole batch with an
+	// *ItemError naming such a request (the first in reqs among those of
+	// its kind), and nothing is stored.
+	// An empty reqs stores nothing and returns no messages.
+	PublishBatch(ctx context.Context, reqs []PublishRequest) ([]Message, error)
 	// History returns up to limit messages of a topic with id > after,
 	// oldest first. A topic that does not exist gives ErrNotFound.
 	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]Message, error)
 	// Prune deletes messages outside the retention and returns how many.
-	// It also forgets idempotency keys older than IdempotencyWindow at now
-	// (not counted).
+	// It also forgets the idempotency keys whose window has ended at now
+	// (not counted): those of messages published at now-IdempotencyWindow
+	// or before, which a publish would no longer replay.
 	Prune(ctx context.Context, r Retention, now time.Time) (int64, error)
 
 	// Close releases the store. It is safe to call more than once.

@@ -5,6 +5,11 @@
 // throughput grows with the number of publishers while no publish waits for
 // one that has not begun.
 //
+// A batch publish (store.Store.PublishBatch) travels as a unit: its calls
+// reach the writer in one hand-off, always in one batch and next to each
+// other in request order, and its caller is answered once, when the writer
+// has answered every call of the unit. Fail marks a whole unit failed.
+//
 // The package owns the hand-off only (queueing, batching, callers that give
 // up); what a batch's transaction does is the store's, in the commit function
 // it gives Run.
@@ -12,6 +17,7 @@ package groupcommit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -36,14 +42,79 @@ type Call struct {
 	// Msg or Err is the answer.
 	Msg store.Message
 	Err error
-	// done receives one value once the call is answered. It has room for
-	// it, so the writer never waits for the caller.
+	// done receives one value once the call is answered (for a unit: the
+	// unit's first call, once all are). It has room for it, so the writer
+	// never waits for the caller.
 	done chan struct{}
+	// unit is the batch publish the call belongs to, nil for a single
+	// publish; index is the call's place in it.
+	unit  *unit
+	index int
+}
+
+// unit is the calls of one batch publish.
+type unit struct {
+	calls []*Call
+	// left counts the calls not yet answered. Only the writer touches it.
+	left int
 }
 
 // Answer hands Msg or Err to the caller. The writer calls it once per call
-// and must not touch the call afterwards: the caller reuses it.
-func (c *Call) Answer() { c.done <- struct{}{} }
+// and must not touch the call afterwards: the caller reuses it. The caller
+// of a batch publish wakes when the last call of its unit is answered.
+func (c *Call) Answer() {
+	u := c.unit
+	if u == nil {
+		c.done <- struct{}{}
+		return
+	}
+	if u.left--; u.left == 0 {
+		u.calls[0].done <- struct{}{}
+	}
+}
+
+// Unit returns the calls that commit or fail together with c, in request
+// order: those of its batch publish, or c alone. The writer must write all
+// of them or none.
+func (c *Call) Unit() []*Call {
+	if c.unit == nil {
+		return []*Call{c}
+	}
+	return c.unit.calls
+}
+
+// Batched reports whether c is part of a batch publish of more than one
+// call, whose failure (Fail) fails the others.
+func (c *Call) Batched() bool { return c.unit != nil && len(c.unit.calls) > 1 }
+
+// Fail sets err as the answer of c's whole unit, so that none of it is
+// written: for a single publish, err itself; for a batch publish, a
+// *store.ItemError naming c, unless the unit already failed because of an
+// earlier call of it. It does not Answer.
+func (c *Call) Fail(err error) {
+	if c.unit == nil {
+		c.Err = err
+		return
+	}
+	var prev *store.ItemError
+	if errors.As(c.unit.calls[0].Err, &prev) && prev.Index <= c.index {
+		return
+	}
+	ie := &store.ItemError{Index: c.index, Err: err}
+	for _, o := range c.unit.calls {
+		o.Err = ie
+	}
+}
+
+// Failed reports whether c's unit failed as a whole through Fail (a batch
+// publish of more than one call) and must not be written.
+func (c *Call) Failed() bool {
+	if !c.Batched() {
+		return false
+	}
+	var ie *store.ItemError
+	return errors.As(c.Err, &ie)
+}
 
 // Options bounds a batch.
 type Options struct {
@@ -102,6 +173,46 @@ func (q *Queue) Submit(ctx context.Context, req store.PublishRequest) (store.Mes
 	return msg, err
 }
 
+// SubmitBatch hands reqs to the writer as one unit and waits for the
+// answer: a message per request, in order, or the error that failed the
+// unit. Context and closing work as for Submit. An empty reqs returns at
+// once.
+func (q *Queue) SubmitBatch(ctx context.Context, reqs []store.PublishRequest) ([]store.Message, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	// Not pooled: a unit is as large as its request, and one allocation
+	// holds all of its calls.
+	calls := make([]Call, len(reqs))
+	u := &unit{calls: make([]*Call, len(reqs)), left: len(reqs)}
+	for i := range calls {
+		c := &calls[i]
+		c.Ctx, c.Req, c.unit, c.index = ctx, reqs[i], u, i
+		u.calls[i] = c
+	}
+	head := u.calls[0]
+	head.done = make(chan struct{}, 1)
+	q.sending.Add(1)
+	select {
+	case q.calls <- head:
+	case <-ctx.Done():
+		q.sending.Add(-1)
+		return nil, fmt.Errorf("publish: %w", ctx.Err())
+	case <-q.closing:
+		q.sending.Add(-1)
+		return nil, fmt.Errorf("publish: %w", store.ErrClosed)
+	}
+	<-head.done
+	msgs := make([]store.Message, len(reqs))
+	for i, c := range u.calls {
+		if c.Err != nil {
+			return nil, c.Err
+		}
+		msgs[i] = c.Msg
+	}
+	return msgs, nil
+}
+
 // recycle puts c back in the pool, with no references to the call it held.
 func (q *Queue) recycle(c *Call) {
 	done := c.done
@@ -113,31 +224,68 @@ func (q *Queue) recycle(c *Call) {
 // callers still wait to commit, which must Answer every one of them. It
 // returns once closing is closed, after its current batch.
 func (q *Queue) Run(commit func(live []*Call)) {
+	q.RunTurns(nil, func(live []*Call, _ func()) { commit(live) })
+}
+
+// RunTurns is Run for one of several writers that share q and take turns
+// to gather a batch, so that they do not split the waiting calls into
+// small batches that then wait for each other: turns holds one token
+// among them (a channel with room for one, filled once), and a writer
+// takes a batch only while it holds it. commit gets pass, which hands the
+// turn to the next writer; the writer calls it once its batch no longer
+// keeps the next one from starting (its locks are held, say). Run passes
+// the turn itself after commit, if commit did not. A nil turns runs
+// without turns.
+func (q *Queue) RunTurns(turns chan struct{}, commit func(live []*Call, pass func())) {
 	batch := make([]*Call, 0, q.opts.MaxBatch)
 	live := make([]*Call, 0, q.opts.MaxBatch)
+	held := false
+	pass := func() {
+		if held {
+			held = false
+			turns <- struct{}{}
+		}
+	}
 	for {
+		if turns != nil {
+			select {
+			case <-turns:
+				held = true
+			case <-q.closing:
+				return
+			}
+		}
 		var first *Call
 		select {
 		case first = <-q.calls:
 			q.sending.Add(-1)
 		case <-q.closing:
+			pass()
 			return
 		}
 		batch = q.gather(batch[:0], first)
 		// A call whose caller gave up before the writer took it is not
-		// written.
+		// written. A unit's calls share one context, asked once for all.
 		live = live[:0]
-		for _, c := range batch {
-			if err := c.Ctx.Err(); err != nil {
-				c.Err = fmt.Errorf("publish: %w", err)
-				c.Answer()
-				continue
+		for i := 0; i < len(batch); {
+			n := 1
+			if u := batch[i].unit; u != nil {
+				n = len(u.calls)
 			}
-			live = append(live, c)
+			if err := batch[i].Ctx.Err(); err != nil {
+				for _, c := range batch[i : i+n] {
+					c.Err = fmt.Errorf("publish: %w", err)
+					c.Answer()
+				}
+			} else {
+				live = append(live, batch[i:i+n]...)
+			}
+			i += n
 		}
 		if len(live) > 0 {
-			commit(live)
+			commit(live, pass)
 		}
+		pass()
 		clear(batch)
 		clear(live)
 	}
@@ -148,16 +296,17 @@ func (q *Queue) Run(commit func(live []*Call)) {
 // takes calls for as long as a Submit is about to send one, within the
 // batch bounds. It never waits for a call that has not begun: the calls that
 // arrive while a batch commits make the next batch.
+//
+// A unit (a batch publish) comes whole, whatever the bounds: they only stop
+// further calls from joining.
 func (q *Queue) gather(batch []*Call, first *Call) []*Call {
-	batch = append(batch, first)
-	size := len(first.Req.Body)
+	batch, size := appendUnit(batch, first, 0)
 	runtime.Gosched()
 	for len(batch) < q.opts.MaxBatch && (q.opts.MaxBatchBytes == 0 || size < q.opts.MaxBatchBytes) {
 		select {
 		case c := <-q.calls:
 			q.sending.Add(-1)
-			batch = append(batch, c)
-			size += len(c.Req.Body)
+			batch, size = appendUnit(batch, c, size)
 			continue
 		default:
 		}
@@ -167,4 +316,17 @@ func (q *Queue) gather(batch []*Call, first *Call) []*Call {
 		runtime.Gosched()
 	}
 	return batch
+}
+
+// appendUnit appends the unit of c, which the writer just took, to batch
+// and adds its bodies to size.
+func appendUnit(batch []*Call, c *Call, size int) ([]*Call, int) {
+	if c.unit == nil {
+		return append(batch, c), size + len(c.Req.Body)
+	}
+	for _, u := range c.unit.calls {
+		batch = append(batch, u)
+		size += len(u.Req.Body)
+	}
+	return batch, size
 }

@@ -2,6 +2,8 @@ package groupcommit_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -144,4 +146,92 @@ func TestGivenUpCallsNotCommitted(t *testing.T) {
 	stop()
 	_, err = q.Submit(t.Context(), store.PublishRequest{Body: []byte(`"late"`)})
 	require.ErrorIs(t, err, store.ErrClosed)
+}
+
+// TestBatchPublishTravelsWhole: a batch publish reaches commit in one batch,
+// its calls next to each other in request order, beyond MaxBatch; its
+// caller gets every answer in order; Fail on one call fails all of it with
+// an ItemError naming the first failing call.
+func TestBatchPublishTravelsWhole(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		next uint64
+		bad  []string
+	)
+	q, stop := run(t, groupcommit.Options{MaxBatch: 4}, func(live []*groupcommit.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 0; i < len(live); {
+			unit := live[i].Unit()
+			for j, c := range unit {
+				if live[i+j] != c {
+					bad = append(bad, "a unit's calls are not next to each other in order")
+				}
+			}
+			for _, c := range unit {
+				if string(c.Req.Body) == `"bad"` {
+					c.Fail(store.ErrNotFound)
+				}
+			}
+			for _, c := range unit {
+				if c.Err == nil {
+					next++
+					c.Msg = store.Message{ID: next, Body: c.Req.Body}
+				}
+			}
+			i += len(unit)
+		}
+		for _, c := range live {
+			c.Answer()
+		}
+	})
+	reqs := make([]store.PublishRequest, 10)
+	for i := range reqs {
+		reqs[i].Body = fmt.Appendf(nil, "%d", i)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				msgs, err := q.SubmitBatch(t.Context(), reqs)
+				if !assert.NoError(t, err) {
+					return
+				}
+				for i, m := range msgs {
+					assert.Equal(t, string(reqs[i].Body), string(m.Body))
+					if i > 0 {
+						assert.Equal(t, msgs[i-1].ID+1, m.ID, "ids of one unit are consecutive")
+					}
+				}
+				_, err = q.Submit(t.Context(), store.PublishRequest{Body: []byte(`1`)})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	failing := slices.Clone(reqs)
+	failing[3].Body = []byte(`"bad"`)
+	failing[7].Body = []byte(`"bad"`)
+	_, err := q.SubmitBatch(t.Context(), failing)
+	var ie *store.ItemError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, 3, ie.Index)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	msgs, err := q.SubmitBatch(t.Context(), nil)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = q.SubmitBatch(ctx, reqs)
+	require.ErrorIs(t, err, context.Canceled)
+	stop()
+	_, err = q.SubmitBatch(t.Context(), reqs)
+	require.ErrorIs(t, err, store.ErrClosed)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, bad)
 }

@@ -24,10 +24,15 @@
 //
 // # Concurrency
 //
-// Publish uses group commit: callers hand their requests to the writer, a
-// goroutine owned by the Store, which takes the first request waiting and
-// every other already on its way (up to Options.MaxBatch requests and
-// Options.MaxBatchBytes of bodies) and writes them all in one transaction:
+// Publish uses group commit: callers hand their requests to a writer, one
+// of Options.Writers goroutines owned by the Store, which takes the first
+// request waiting and every other already on its way (up to
+// Options.MaxBatch requests and Options.MaxBatchBytes of bodies) and writes
+// them all in one transaction. With several writers, while one waits for
+// its commit the next batch is already being written by another, on its
+// own connection, so the database is not left idle for a round trip per
+// batch; the writers take turns to gather, and a writer passes the turn
+// when only its COMMIT is left. Each transaction:
 //
 //  1. if requests carry idempotency keys, read those committed within
 //     store.IdempotencyWindow (one round trip, only then): their requests
@@ -45,7 +50,17 @@
 //     id), in the transaction, so that what it writes (a NOTIFY) commits
 //     or rolls back with the messages;
 //  5. commit, then call each request's CommittedFunc in batch order, which
-//     is id order within a topic, and answer the callers.
+//     is id order within a topic, and answer the callers. A writer takes a
+//     ticket once its topic locks are held; batches hand their messages
+//     over in ticket order. A batch that shares a topic with another waits
+//     for that one's commit before it locks the topic, so it takes a later
+//     ticket: CommittedFunc calls come in id order per topic, never at
+//     once, whichever writer commits first.
+//
+// A batch publish (PublishBatch) is one unit of the batch: when one of its
+// requests fails (a topic that does not exist, a key used with another
+// topic), the writer answers the unit with that error and runs the
+// transaction again without it, so that it takes no ids.
 //
 // Deliveries and keys commit with their messages or not at all. Two nodes
 // publishing with one key: the second one's insert of the key waits for

@@ -146,8 +146,10 @@ func (s *Store) Prune(ctx context.Context, r store.Retention, now time.Time) (to
 
 	if _, err := s.pruneChunks(ctx, `
 		DELETE FROM herald.idempotency WHERE (app_id, key) IN (
-			SELECT app_id, key FROM herald.idempotency WHERE created_at < $1 LIMIT $2)`,
-		pruneCutoff(now, store.IdempotencyWindow)); err != nil {
+			SELECT app_id, key FROM herald.idempotency WHERE created_at <= $1 LIMIT $2)`,
+		// A key whose window has ended: stamped at now-window or before,
+		// the lookup's bound (getKeysQuery). Stamps are whole microseconds.
+		now.Add(-store.IdempotencyWindow).Truncate(time.Microsecond)); err != nil {
 		return 0, err
 	}
 	keep := int64(max(r.Keep, 0))

@@ -58,8 +58,9 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		t.Helper()
-		// Small chunks, so that the suite's prune tests take several.
-		return openStore(t, pgtest.NewDatabase(t), postgres.Options{PruneChunk: 7})
+		// Small chunks, so that the suite's prune tests take several;
+		// several writers, so that batches commit side by side.
+		return openStore(t, pgtest.NewDatabase(t), postgres.Options{PruneChunk: 7, Writers: 3})
 	})
 }
 

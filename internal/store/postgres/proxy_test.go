@@ -157,23 +157,26 @@ func (p *faultProxy) toServer(client, server net.Conn) {
 				if act != cutBeforeCommit {
 					_, _ = server.Write(chunk)
 				}
-				// Closing the client side first: whatever the server
-				// answers finds no one to read it. The server side of a
-				// forwarded COMMIT stays open until the server answers, so
-				// that the server surely reads it.
-				_ = client.Close()
+				// tripped is closed, and a blackout cuts the pool's idle
+				// connections (so that the client has no way left to the
+				// server), before the client side is closed: a client that
+				// learns of the cut at once and asks the server on another
+				// connection must not see a proxy that has not tripped yet.
 				p.mu.Lock()
 				if act == blackoutAfterCommit {
-					// Also cut the pool's idle connections, so that the
-					// client has no way left to the server.
 					for c := range p.conns {
-						if c != server {
+						if c != server && c != client {
 							_ = c.Close()
 						}
 					}
 				}
 				close(p.tripped)
 				p.mu.Unlock()
+				// Closing the client side now: whatever the server answers
+				// finds no one to read it. The server side of a forwarded
+				// COMMIT stays open until the server answers, so that the
+				// server surely reads it.
+				_ = client.Close()
 				if act == cutBeforeCommit {
 					_ = server.Close()
 				}

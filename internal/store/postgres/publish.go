@@ -40,6 +40,32 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	return s.queue.Submit(ctx, req)
 }
 
+// PublishBatch stores reqs in one transaction, all or nothing (see
+// store.Store). The writer commits them, next to each other, in a batch
+// with other publishes; when one of them fails, the writer answers the
+// batch publish and runs the transaction again without it, so that it takes
+// no ids. An error wrapping ErrCommitUnknown means the messages may have
+// been stored all the same.
+func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) ([]store.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	select {
+	case <-s.closing:
+		return nil, fmt.Errorf("publish: %w", store.ErrClosed)
+	default:
+	}
+	for i, req := range reqs {
+		if !storable(req.AppID) || !storable(req.Topic) {
+			return nil, &store.ItemError{Index: i, Err: fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)}
+		}
+		if !storable(req.IdempotencyKey) {
+			return nil, &store.ItemError{Index: i, Err: errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")}
+		}
+	}
+	return s.queue.SubmitBatch(ctx, reqs)
+}
+
 // topicKey names a topic.
 type topicKey struct{ app, topic string }
 
@@ -140,14 +166,15 @@ const getKeysQuery = `
 
 // putKeysQuery records the keys of a batch's publishes, from arrays of
 // app ids, keys, topic row ids, message ids and stamps, in key order, so
-// that two batches wait for each other's keys in one order. A row for a
-// key that has expired is taken over; one that has not (another node
-// committed the key since getKeysQuery, or commits it while this waits) is
-// left alone, and the writer, seeing fewer rows than keys, runs the batch
-// again: it then finds the key and replays it.
+// that two batches wait for each other's keys in one order. A key's window
+// starts at its message's stamp (created_at), as in the SQLite store. A
+// row for a key that has expired is taken over; one that has not (another
+// node committed the key since getKeysQuery, or commits it while this
+// waits) is left alone, and the writer, seeing fewer rows than keys, runs
+// the batch again: it then finds the key and replays it.
 const putKeysQuery = `
 	INSERT INTO herald.idempotency AS i (app_id, key, topic_id, message_id, published_at, created_at)
-	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, now()
+	SELECT k.app, k.key, k.topic_id, k.message_id, k.published_at, k.published_at
 	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
 		AS k(app, key, topic_id, message_id, published_at)
 	ORDER BY k.app, k.key
@@ -159,6 +186,11 @@ const putKeysQuery = `
 // errNotSent marks a batch attempt that failed before anything reached the
 // database (its BEGIN), which can always be tried again.
 var errNotSent = errors.New("transaction not begun")
+
+// errUnitFailed means a batch publish of the batch failed (Call.Fail) after
+// the transaction began: the writer answers it and runs the transaction
+// again without it.
+var errUnitFailed = errors.New("a batch publish failed")
 
 // errKeyRace means another transaction committed an idempotency key of the
 // batch after the batch looked it up: the batch rolls back and runs again.
@@ -188,13 +220,26 @@ type writer struct {
 	keyApps, keyKeys   []string
 	keyTopics, keyMsgs []int64
 	keyStamps          []time.Time
+	// ticket is the batch's place in the order of CommittedFunc calls
+	// across writers, when ticketed (see sequencer).
+	ticket   uint64
+	ticketed bool
+	// pass hands the turn to gather a batch to the next writer once only
+	// this one's COMMIT is left (see groupcommit.Queue.RunTurns): the next
+	// batch gathers what arrived meanwhile, and its BEGIN and lock
+	// requests overlap this one's commit.
+	pass func()
 }
 
-// write is the writer goroutine: it commits batches of publishes until
-// Close. It is the only goroutine of the store that publishes.
+// write is a writer goroutine: it commits batches of publishes until Close.
+// Options.Writers of them share the queue.
 func (s *Store) write() {
 	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
-	s.queue.Run(w.commit)
+	s.queue.RunTurns(s.turns, func(live []*groupcommit.Call, pass func()) {
+		w.pass = pass
+		w.commit(live)
+		w.pass = nil
+	})
 }
 
 // commit writes live in one transaction and answers every call in it.
@@ -220,6 +265,16 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = w.writeTx(live)
+		if errors.Is(err, errUnitFailed) {
+			// Not counted as an attempt: each run drops at least one
+			// batch publish.
+			live = w.dropFailed(live)
+			attempt--
+			if len(live) == 0 {
+				return
+			}
+			continue
+		}
 		again := retryable(err) || errors.Is(err, errKeyRace) || errors.Is(err, errNotSent)
 		if err == nil || !again {
 			break
@@ -252,8 +307,12 @@ func (w *writer) commit(live []*groupcommit.Call) {
 			}
 		}
 	}
-	// Batch order is id order within each topic, and this is the only
-	// goroutine that calls CommittedFunc.
+	// Batch order is id order within each topic, and the sequencer puts
+	// the writers' batches in commit order per topic.
+	if w.ticketed {
+		w.s.seq.await(w.ticket)
+		defer w.finishTicket()
+	}
 	for _, c := range live {
 		g := &w.groups[c.Group]
 		switch {
@@ -266,7 +325,19 @@ func (w *writer) commit(live []*groupcommit.Call) {
 				f(c.Msg)
 			}
 		}
+	}
+	// Answered once the whole batch is handed over (see the SQLite store).
+	w.finishTicket()
+	for _, c := range live {
 		c.Answer()
+	}
+}
+
+// finishTicket lets the batches after this one hand their messages over.
+func (w *writer) finishTicket() {
+	if w.ticketed {
+		w.s.seq.finish(w.ticket)
+		w.ticketed = false
 	}
 }
 
@@ -300,6 +371,12 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		// connection (a pooled one can be found dead only when used).
 		return fmt.Errorf("publish: begin: %w: %w", errNotSent, interpretError(err))
 	}
+	defer func() {
+		if err != nil {
+			// Not committed: nothing of this attempt is handed over.
+			w.finishTicket()
+		}
+	}()
 	finished := false
 	defer func() {
 		if !finished {
@@ -312,6 +389,17 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 
 	if err := w.findReplays(ctx, tx, live); err != nil {
 		return err
+	}
+	// A conflict in a batch publish fails all of it.
+	failed := false
+	for _, c := range live {
+		if c.Err != nil && c.Batched() && !c.Failed() {
+			c.Fail(c.Err)
+			failed = true
+		}
+	}
+	if failed {
+		return errUnitFailed
 	}
 	for i, c := range live {
 		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
@@ -360,9 +448,23 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if err := results.Close(); err != nil {
 		return w.txError("lock topics", err)
 	}
+	// A batch publish to a missing topic fails all of it, and the ids
+	// taken for the rest of it must be given back: roll back, run again.
+	for _, c := range live {
+		if g := &w.groups[c.Group]; g.missing && c.Batched() && c.Err == nil {
+			c.Fail(fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound))
+			failed = true
+		}
+	}
+	if failed {
+		return errUnitFailed
+	}
 	if found == 0 {
 		return nil // every topic is missing: nothing to write, roll back
 	}
+	// The batch holds its topics' locks: any batch that shares a topic
+	// with it and commits later takes a later ticket.
+	w.ticket, w.ticketed = s.seq.take(), true
 
 	w.columns(live)
 	defer func() {
@@ -418,11 +520,28 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}
 
+	// Only the commit is left: the next batch may gather and start.
+	w.pass()
 	finished = true
 	if err := tx.Commit(ctx); err != nil {
 		return s.commitFailed(err, xactID)
 	}
 	return nil
+}
+
+// dropFailed answers the calls of live whose batch publish failed and
+// returns the others, in order, in live's array.
+func (w *writer) dropFailed(live []*groupcommit.Call) []*groupcommit.Call {
+	kept := live[:0]
+	for _, c := range live {
+		if c.Failed() {
+			c.Answer()
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(live[len(kept):])
+	return kept
 }
 
 // stores reports whether live call i, c, stores a message in this

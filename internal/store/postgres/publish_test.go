@@ -427,23 +427,28 @@ func requireClosed(t *testing.T, c <-chan struct{}, msg string) {
 // drains them. publishes/s is b.N over the elapsed time.
 //
 //	go test -run x -bench Publish -count 3 ./internal/store/postgres/
+//
+// writers=N runs the store with Options.Writers N: 1 is one batch in
+// flight at a time.
 func BenchmarkPublish(b *testing.B) {
 	for _, mode := range []string{"plain", "notify"} {
 		b.Run(mode, func(b *testing.B) {
 			for _, topics := range []int{1, 8} {
-				b.Run(fmt.Sprintf("topics=%d", topics), func(b *testing.B) {
-					benchmarkPublish(b, mode == "notify", topics)
-				})
+				for _, writers := range []int{1, 4} {
+					b.Run(fmt.Sprintf("topics=%d/writers=%d", topics, writers), func(b *testing.B) {
+						benchmarkPublish(b, mode == "notify", topics, writers)
+					})
+				}
 			}
 		})
 	}
 }
 
-func benchmarkPublish(b *testing.B, notify bool, topics int) {
+func benchmarkPublish(b *testing.B, notify bool, topics, writers int) {
 	b.Helper()
 	ctx := context.Background()
 	dbURL := pgtest.NewDatabase(b)
-	var opts postgres.Options
+	opts := postgres.Options{Writers: writers}
 	var batches atomic.Int64
 	if notify {
 		listen(b, dbURL, "herald_bench")

@@ -23,7 +23,15 @@ type Options struct {
 	// else uses Pool share. 0 means 10; the writer needs one connection and
 	// resolving a lost commit a second.
 	MaxConns int32
-	// MaxBatch is the most publishes the writer commits in one transaction.
+	// Writers is how many batches of publishes may be in flight at once,
+	// each on its own connection: while one commits, the next is already
+	// being written, so the round trips of a commit do not leave the
+	// database idle. That pays when publishes spread over many topics; when
+	// they go to a few hot ones, the batches wait for each other's topic
+	// locks, and one writer with larger batches does better (see
+	// BenchmarkPublish). 0 means 1; it must be below MaxConns.
+	Writers int
+	// MaxBatch is the most publishes a writer commits in one transaction.
 	// 0 means 512.
 	MaxBatch int
 	// MaxBatchBytes bounds the bodies of one batch, in bytes, so that a
@@ -43,8 +51,9 @@ type Options struct {
 	// transaction ordered by (app, topic, id). An error rolls the whole
 	// transaction back (no message stored, no id consumed) and every Publish
 	// in it fails with that error wrapped. It must not commit or roll back
-	// tx, and it runs on the writer goroutine: while it runs, no other batch
-	// commits. The cluster broadcaster uses it to send pg_notify in the
+	// tx, and it runs on a writer goroutine, on several at once when
+	// Writers is above 1 (each with its own transaction). The cluster
+	// broadcaster uses it to send pg_notify in the
 	// same transaction, so that a notification exists if and only if the
 	// message committed.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx, msgs []store.Message) error
@@ -53,7 +62,7 @@ type Options struct {
 // withDefaults returns o with zero fields set to their defaults, or an
 // error for a field out of range.
 func (o Options) withDefaults() (Options, error) {
-	if o.MaxConns < 0 || o.MaxBatch < 0 || o.MaxBatchBytes < 0 || o.PruneChunk < 0 || o.WriteTimeout < 0 {
+	if o.MaxConns < 0 || o.Writers < 0 || o.MaxBatch < 0 || o.MaxBatchBytes < 0 || o.PruneChunk < 0 || o.WriteTimeout < 0 {
 		return o, errors.New("options: negative value")
 	}
 	if o.MaxConns == 0 {
@@ -61,6 +70,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConns < 2 {
 		return o, errors.New("options: MaxConns must be at least 2 (the writer, and a reader or the commit check)")
+	}
+	if o.Writers == 0 {
+		o.Writers = 1
+	}
+	if o.Writers >= int(o.MaxConns) {
+		return o, errors.New("options: Writers must be below MaxConns (a connection is left for the rest)")
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 512
@@ -84,12 +99,17 @@ type Store struct {
 	opts Options
 	pool *pgxpool.Pool
 
-	// queue hands publishes to the writer, which commits them in groups.
+	// queue hands publishes to the writers, which commit them in groups.
 	queue *groupcommit.Queue
+	// seq orders the writers' CommittedFunc calls (see sequencer).
+	seq *sequencer
+	// turns holds the token of the writer whose turn it is to gather a
+	// batch (see groupcommit.Queue.RunTurns).
+	turns chan struct{}
 	// closing is closed by Close; the writer then returns after its
 	// current batch.
 	closing chan struct{}
-	// wg counts the writer goroutine.
+	// wg counts the writer goroutines.
 	wg sync.WaitGroup
 
 	// mu guards closed. Every method but Publish holds it shared for its
@@ -156,9 +176,14 @@ func Open(ctx context.Context, databaseURL string, opts Options) (_ *Store, err 
 		opts:    opts,
 		pool:    pool,
 		closing: make(chan struct{}),
+		seq:     newSequencer(),
+		turns:   make(chan struct{}, 1),
 	}
+	s.turns <- struct{}{}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch, MaxBatchBytes: opts.MaxBatchBytes})
-	s.wg.Go(s.write)
+	for range opts.Writers {
+		s.wg.Go(s.write)
+	}
 	return s, nil
 }
 

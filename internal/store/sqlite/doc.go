@@ -25,6 +25,9 @@
 // request for a topic that does not exist fails alone; a failed commit fails
 // the whole batch. The writer calls CommittedFunc after the commit, in batch
 // order, so that calls for one topic come in id order and never overlap.
+// A batch publish (PublishBatch) is written inside a savepoint of the
+// batch's transaction: when one of its requests fails, the savepoint is
+// rolled back and the others of the batch are kept.
 //
 // Other writes (apps, topics, triggers, Claim, Settle, Redrive, Prune,
 // PruneDeliveries) use the write connection directly and take turns with

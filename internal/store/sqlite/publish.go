@@ -24,6 +24,17 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	return s.queue.Submit(ctx, req)
 }
 
+// PublishBatch stores reqs in one transaction, all or nothing (see
+// store.Store). The writer commits them, next to each other, in a batch
+// with other publishes; a savepoint keeps a failed batch publish from
+// taking the others with it.
+func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) ([]store.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return s.queue.SubmitBatch(ctx, reqs)
+}
+
 // topicKey names a topic.
 type topicKey struct{ app, topic string }
 
@@ -53,6 +64,9 @@ type writer struct {
 	stamp int64
 	// commits counts the batches committed.
 	commits uint64
+	// saved is where each group's next id stood when the batch publish
+	// being written began (see beginUnit).
+	saved []uint64
 }
 
 // write is the writer goroutine: it commits batches of publishes until
@@ -110,6 +124,11 @@ func (w *writer) commit(live []*groupcommit.Call) {
 				f(c.Msg)
 			}
 		}
+	}
+	// Answered only once the whole batch is handed over: a subscriber
+	// woken by the first message then finds the others too and writes
+	// them in one go, and no woken publisher competes with the hand-over.
+	for _, c := range live {
 		c.Answer()
 	}
 }
@@ -156,11 +175,28 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 			}
 		}
 
+		// A request of a batch publish to a missing topic fails its whole
+		// batch before anything of it is written.
+		for _, c := range live {
+			if g := &w.groups[c.Group]; g.err != nil {
+				c.Fail(g.err)
+			}
+		}
+
 		keyCutoff := stamp - int64(store.IdempotencyWindow)
 		for _, c := range live {
-			g := &w.groups[c.Group]
-			if g.err != nil {
+			if c.Err != nil {
 				continue
+			}
+			g := &w.groups[c.Group]
+			// A batch publish is written inside a savepoint, so that one of
+			// its requests failing (a key used with another topic) takes
+			// back what the requests before it wrote.
+			batched := c.Batched()
+			if batched && c.Unit()[0] == c {
+				if err := w.beginUnit(ctx, tx); err != nil {
+					return err
+				}
 			}
 			if c.Req.IdempotencyKey != "" {
 				if getKey == nil {
@@ -171,7 +207,18 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 				if err != nil {
 					return err
 				}
+				if batched && c.Err != nil {
+					if err := w.rollbackUnit(ctx, tx); err != nil {
+						return err
+					}
+					continue
+				}
 				if replay {
+					if batched && c.Unit()[len(c.Unit())-1] == c {
+						if err := w.endUnit(ctx, tx); err != nil {
+							return err
+						}
+					}
 					continue
 				}
 			}
@@ -198,9 +245,43 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 					return err
 				}
 			}
+			if batched && c.Unit()[len(c.Unit())-1] == c {
+				if err := w.endUnit(ctx, tx); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
+}
+
+// beginUnit starts the savepoint of a batch publish and remembers where
+// each topic's ids stood.
+func (w *writer) beginUnit(ctx context.Context, tx *sql.Tx) error {
+	w.saved = w.saved[:0]
+	for i := range w.groups {
+		w.saved = append(w.saved, w.groups[i].next)
+	}
+	_, err := tx.ExecContext(ctx, `SAVEPOINT unit`)
+	return err
+}
+
+// endUnit keeps what a batch publish wrote.
+func (w *writer) endUnit(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `RELEASE unit`)
+	return err
+}
+
+// rollbackUnit takes back what a failed batch publish wrote, and the ids it
+// took.
+func (w *writer) rollbackUnit(ctx context.Context, tx *sql.Tx) error {
+	for i := range w.groups {
+		w.groups[i].next = w.saved[i]
+	}
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+		return err
+	}
+	return w.endUnit(ctx, tx)
 }
 
 // replayOf looks c's idempotency key up with getKey and reports whether a
@@ -218,7 +299,7 @@ func replayOf(ctx context.Context, getKey *sql.Stmt, c *groupcommit.Call, keyCut
 		return false, err
 	}
 	if topic != c.Req.Topic {
-		c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict)
+		c.Fail(fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict))
 		return true, nil
 	}
 	c.Replay = true

@@ -667,6 +667,33 @@ func testOutbox(t *testing.T, setup setupFunc) {
 		require.Len(t, history(t, b, app.ID, "gone"), 1)
 	})
 
+	t.Run("IdempotencyKeyPruneBoundary", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "t")
+		req := store.PublishRequest{AppID: app.ID, Topic: "t", Body: []byte(`1`), IdempotencyKey: "k"}
+		first, err := b.st.Publish(b.ctx, req)
+		require.NoError(t, err)
+		retention := store.Retention{Keep: 1000, MaxAge: 1000 * time.Hour}
+
+		// A key's window runs from its message's stamp: one microsecond
+		// before it ends, Prune keeps the key...
+		end := first.PublishedAt.Add(store.IdempotencyWindow)
+		_, err = b.st.Prune(b.ctx, retention, end.Add(-time.Microsecond))
+		require.NoError(t, err)
+		again, err := b.st.Publish(b.ctx, req)
+		require.NoError(t, err)
+		requireMessage(t, first, again)
+		// ... and the moment it ends (stamp + window, exactly), the key is
+		// forgotten, as a lookup would no longer find it.
+		_, err = b.st.Prune(b.ctx, retention, end)
+		require.NoError(t, err)
+		fresh, err := b.st.Publish(b.ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, first.ID+1, fresh.ID)
+	})
+
 	t.Run("ConcurrentPublishesWithOneKey", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/heraldhq/herald/internal/pubsub"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// batchItemJSON is one message of a batch publish request.
+type batchItemJSON struct {
+	Topic string `json:"topic"`
+	// Message is nil when the item has none; JSON null is "null", a
+	// message like any other.
+	Message        json.RawMessage `json:"message"`
+	IdempotencyKey string          `json:"idempotency_key"`
+}
+
+// batchResultJSON is one message of a batch publish's answer.
+type batchResultJSON struct {
+	messageJSON
+	// Replayed marks a message whose idempotency key an earlier publish
+	// used: this is that publish's message, and nothing was stored.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// publishBatch is POST /v1/apps/{app}/messages: up to pubsub.MaxBatch
+// messages, to any topics of the app, stored in one transaction or not at
+// all. An error caused by one message names it with "index".
+func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.cfg.MaxBatchBytes)))
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		a.writeError(w, r, &apiError{http.StatusRequestEntityTooLarge, "batch_too_large",
+			fmt.Sprintf("batch body larger than the limit of %d bytes (--max-batch-bytes); split it", a.cfg.MaxBatchBytes)})
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Messages []batchItemJSON `json:"messages"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		a.writeError(w, r, fmt.Errorf("%w: request body: %s", pubsub.ErrInvalid, err.Error()))
+		return
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		a.writeError(w, r, fmt.Errorf("%w: request body: one JSON object expected, more follows", pubsub.ErrInvalid))
+		return
+	}
+	appID := r.PathValue("app")
+	ps := make([]pubsub.Publication, len(req.Messages))
+	for i, m := range req.Messages {
+		if m.Message == nil {
+			a.writeError(w, r, &store.ItemError{Index: i, Err: fmt.Errorf("%w: message %d has no \"message\"", pubsub.ErrInvalid, i)})
+			return
+		}
+		ps[i] = pubsub.Publication{AppID: appID, Topic: m.Topic, Body: m.Message, IdempotencyKey: m.IdempotencyKey}
+	}
+	out, err := a.cfg.Service.PublishBatch(r.Context(), ps)
+	if err != nil {
+		a.writeError(w, r, batchErr(req.Messages, err))
+		return
+	}
+	resp := make([]batchResultJSON, len(out))
+	for i, p := range out {
+		m := p.Message
+		resp[i] = batchResultJSON{
+			messageJSON: messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt},
+			Replayed:    p.Replayed,
+		}
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"messages": resp})
+}
+
+// batchErr gives an error of one message of a batch the answer a single
+// publish would get, keeping its index.
+func batchErr(items []batchItemJSON, err error) error {
+	var ie *store.ItemError
+	if !errors.As(err, &ie) || ie.Index < 0 || ie.Index >= len(items) {
+		return err
+	}
+	inner := ie.Err
+	switch {
+	case errors.Is(inner, store.ErrNotFound):
+		inner = topicErr(items[ie.Index].Topic, inner)
+	case errors.Is(inner, store.ErrConflict):
+		inner = &apiError{http.StatusConflict, "idempotency_key_reused",
+			fmt.Sprintf("the idempotency key of message %d was used in the last 24 hours for a publish to another topic", ie.Index)}
+	}
+	return &store.ItemError{Index: ie.Index, Err: inner}
+}
