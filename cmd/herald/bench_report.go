@@ -157,7 +157,7 @@ type benchReportServer struct {
 	// CPUPerDeliveryMicros is the server's CPU over the window divided by the
 	// events it wrote to SSE streams in it, in microseconds: the fan-out
 	// cost the headline of the table gives.
-	CPUPerDeliveryMicros     *float64     `json:"cpu_per_delivery_us,omitempty"`
+	CPUPerDeliveryMicros *float64     `json:"cpu_per_delivery_us,omitempty"`
 	RSSBefore            *float64     `json:"rss_before_bytes,omitempty"`
 	RSSWithSubscribers   *float64     `json:"rss_with_subscribers_bytes,omitempty"`
 	RSSAfter             *float64     `json:"rss_after_bytes,omitempty"`
