@@ -72,12 +72,19 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := make([]batchResultJSON, len(out))
+	stored := 0
 	for i, p := range out {
+		if !p.Replayed {
+			stored++
+		}
 		m := p.Message
 		resp[i] = batchResultJSON{
 			messageJSON: messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt},
 			Replayed:    p.Replayed,
 		}
+	}
+	if a.cfg.Stats != nil {
+		a.cfg.Stats.Published(appID, stored)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"messages": resp})
 }

@@ -537,7 +537,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if p.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	} else if a.cfg.Stats != nil {
-		a.cfg.Stats.Published(p.Message.AppID)
+		a.cfg.Stats.Published(p.Message.AppID, 1)
 	}
 	m := p.Message
 	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: m.PublishedAt})

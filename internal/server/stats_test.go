@@ -41,8 +41,9 @@ func sum(s statsBody) (published, delivered int64) {
 	return published, delivered
 }
 
-// TestAppStatsAreTheAppsOwn: the stats endpoint counts an app's publishes,
-// webhook deliveries and live streams, and nothing of another app's.
+// TestAppStatsAreTheAppsOwn: the stats endpoint counts an app's publishes
+// (single and batched, a replayed one not again), webhook deliveries and
+// live streams, and nothing of another app's.
 func TestAppStatsAreTheAppsOwn(t *testing.T) {
 	t.Parallel()
 	srv := heraldtest.StartDefault(t)
@@ -57,14 +58,22 @@ func TestAppStatsAreTheAppsOwn(t *testing.T) {
 		_, err := app.Full.Publish(t.Context(), app.ID, "orders", []byte(`{}`))
 		require.NoError(t, err)
 	}
+	batch := []client.BatchMessage{
+		{Topic: "orders", Message: []byte(`1`), IdempotencyKey: "k1"},
+		{Topic: "orders", Message: []byte(`2`)},
+	}
+	for range 2 { // the second batch replays k1 and stores one message
+		_, err = app.Full.PublishBatch(t.Context(), app.ID, batch)
+		require.NoError(t, err)
+	}
 	var s statsBody
 	require.Eventually(t, func() bool {
 		s = getStats(t, srv, app.ID, app.FullKey)
 		_, delivered := sum(s)
-		return delivered == 2
+		return delivered == 5
 	}, 15*time.Second, 10*time.Millisecond)
 	published, _ := sum(s)
-	require.Equal(t, int64(2), published)
+	require.Equal(t, int64(5), published)
 	require.True(t, s.Node.Ready)
 	require.Equal(t, 10, s.BucketSeconds)
 	require.Len(t, s.Points, 90)

@@ -143,12 +143,16 @@ func (r *Recorder) evictLocked(now time.Time) {
 	}
 }
 
-// Published counts one publish of app.
-func (r *Recorder) Published(app string) {
+// Published counts n publishes of app: one for a single publish, the
+// messages stored by a batch.
+func (r *Recorder) Published(app string, n int) {
+	if n <= 0 {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, b := r.bucketLocked(app, r.now())
-	b.published++
+	b.published += int64(n)
 }
 
 // Attempted counts one webhook attempt of app, delivered or failed.

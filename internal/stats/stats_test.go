@@ -24,9 +24,8 @@ func TestSeriesPerAppAndWindow(t *testing.T) {
 	c := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	r := stats.New(c.now)
 	r.Connections("a", 1)
-	r.Published("a")
-	r.Published("a")
-	r.Published("b")
+	r.Published("a", 2)
+	r.Published("b", 1)
 	r.Attempted("a", true)
 	r.Attempted("a", false)
 	r.Lagged("a", "orders", 7)
