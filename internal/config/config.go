@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/pubsub"
+	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -53,6 +56,28 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds reading a request's headers and, on every route
+	// but the event streams, its body: a client that sends slower than
+	// that is cut off instead of holding a connection for good.
+	ReadTimeout time.Duration
+	// MaxConnections caps the open connections of this node. Past it the
+	// listener accepts no more until one closes (they wait in the kernel's
+	// backlog), and event streams are refused earlier, with 503, so that a
+	// node full of subscribers still answers publishes and probes. The
+	// default is DefaultMaxConnections: the open-file limit less headroom
+	// for the store, webhooks and logs.
+	MaxConnections int
+	// AppLimits are the per-app limits of an app that has none of its own
+	// (PATCH /v1/apps/{app} sets those), enforced on each node apart:
+	// streams and the publish rate per node, topics over the cluster. For
+	// each, 0 is unlimited. Streams and topics default far above what one
+	// node holds, the rate to unlimited, so they only part tenants that an
+	// operator chose to part.
+	AppLimits store.AppLimits
+	// MaxMessageDepth is how deeply a message's arrays and objects may
+	// nest: Go's encoding/json, which the SDK uses, refuses documents
+	// deeper than 10,000 levels, and each envelope adds one or two.
+	MaxMessageDepth int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
 	// LogFormat is text or json.
@@ -100,6 +125,20 @@ const MinDeadLetterRetention = 7 * 24 * time.Hour
 const (
 	DefaultAddr    = "127.0.0.1:8080"
 	DefaultDataDir = "./herald-data"
+	// DefaultReadTimeout is --read-timeout's default: ample for a 64 KiB
+	// message on a slow mobile link, short enough that a client sending
+	// nothing gives its connection back soon.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultMaxMessageDepth is --max-message-depth's default: far deeper
+	// than real documents nest, far below what decoders refuse.
+	DefaultMaxMessageDepth = 64
+	// DefaultAppMaxStreams and DefaultAppMaxTopics are generous: a
+	// single-tenant install and `herald bench` never meet them.
+	DefaultAppMaxStreams = 100_000
+	DefaultAppMaxTopics  = 100_000
+	// DefaultAppMaxTriggers is generous too: each trigger is a webhook
+	// delivery per message, so a thousand is already a lot of traffic.
+	DefaultAppMaxTriggers = 1000
 )
 
 // Parse reads the serve flags from args, with getenv supplying the HERALD_*
@@ -133,6 +172,14 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 		}
 		fs.DurationVar(p, name, def, help+" ($"+envName(name)+")")
 	}
+	float := func(p *float64, name string, def float64, help string) {
+		if v := getenv(envName(name)); v != "" {
+			if _, err := fmt.Sscan(v, &def); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a number", envName(name), v))
+			}
+		}
+		fs.Float64Var(p, name, def, help+" ($"+envName(name)+")")
+	}
 	var level string
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
@@ -148,6 +195,14 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.Heartbeat, "heartbeat", 15*time.Second, "ping interval on idle streams; negative disables")
 	dur(&c.WriteTimeout, "write-timeout", 30*time.Second, "a stream write slower than this disconnects the client")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "bound on reading a request's headers and body (event streams excepted)")
+	integer(&c.MaxConnections, "max-connections", DefaultMaxConnections(), "open connections this node takes; event streams past it (less a reserve) get 503 (default: open-file limit less headroom)")
+	integer(&c.MaxMessageDepth, "max-message-depth", DefaultMaxMessageDepth, "deepest nesting of arrays and objects a message may have")
+	integer(&c.AppLimits.Streams, "app-max-streams", DefaultAppMaxStreams, "event streams one app may hold open on this node; 0 unlimited")
+	integer(&c.AppLimits.Topics, "app-max-topics", DefaultAppMaxTopics, "topics one app may have; 0 unlimited")
+	integer(&c.AppLimits.Triggers, "app-max-triggers", DefaultAppMaxTriggers, "webhook triggers one app may have, over all its topics; 0 unlimited")
+	float(&c.AppLimits.PublishRate, "app-publish-rate", 0, "publishes per second one app may make on this node; 0 unlimited")
+	integer(&c.AppLimits.PublishBurst, "app-publish-burst", 0, "publishes one app may make at once above its rate; 0 is one second's worth")
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	str(&c.TokenSecret, "token-secret", "", "key (32+ characters) that signs browser tokens; empty derives one from the admin token")
@@ -202,6 +257,20 @@ func (c Config) validate() []error {
 	positive("buffer-size", int64(c.BufferSize))
 	positive("write-timeout", int64(c.WriteTimeout))
 	positive("shutdown-timeout", int64(c.ShutdownTimeout))
+	positive("read-timeout", int64(c.ReadTimeout))
+	positive("max-connections", int64(c.MaxConnections))
+	positive("max-message-depth", int64(c.MaxMessageDepth))
+	for name, v := range map[string]float64{
+		"app-max-streams": float64(c.AppLimits.Streams), "app-max-topics": float64(c.AppLimits.Topics),
+		"app-max-triggers": float64(c.AppLimits.Triggers), "app-publish-rate": c.AppLimits.PublishRate, "app-publish-burst": float64(c.AppLimits.PublishBurst),
+	} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("--%s must be 0 (unlimited) or positive", name))
+		}
+	}
+	if c.MaxMessageDepth > pubsub.MaxMaxDepth {
+		errs = append(errs, fmt.Errorf("--max-message-depth must be at most %d: deeper messages could not be decoded by clients inside their envelopes", pubsub.MaxMaxDepth))
+	}
 	positive("webhook-timeout", int64(c.WebhookTimeout))
 	positive("webhook-poll-interval", int64(c.WebhookPollInterval))
 	positive("webhook-retention", int64(c.WebhookRetention))

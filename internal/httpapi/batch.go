@@ -66,6 +66,13 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		ps[i] = pubsub.Publication{AppID: appID, Topic: m.Topic, Body: m.Message, IdempotencyKey: m.IdempotencyKey}
 	}
+	if a.cfg.Limits != nil {
+		// A batch spends one token of the app's publish rate per message.
+		if err := a.cfg.Limits.AllowPublish(r.Context(), appID, len(ps)); err != nil {
+			a.writeError(w, r, appErr(err))
+			return
+		}
+	}
 	out, err := a.cfg.Service.PublishBatch(r.Context(), ps)
 	if err != nil {
 		a.writeError(w, r, batchErr(req.Messages, err))

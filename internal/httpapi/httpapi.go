@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/dashboard"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/stats"
@@ -75,15 +76,29 @@ type Config struct {
 	// Logger logs failures, refused CORS origins, and at debug level one
 	// line per request (with any access_token redacted). Nil discards.
 	Logger *slog.Logger
+	// ReadTimeout bounds reading a request body, on every route but the
+	// event streams. 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// MaxStreams caps the event streams open on this node; past it a
+	// stream is refused with 503 and Retry-After. 0 or less is unlimited.
+	MaxStreams int
+	// Limits enforces per-app limits; nil enforces none.
+	Limits *limit.Apps
+	// AppLimits keeps apps' own limits (PATCH /v1/apps/{app}); nil answers
+	// that route with 404.
+	AppLimits store.LimitStore
 }
 
 // API is the HTTP handler of the whole server.
 type API struct {
-	cfg  Config
-	mux  *http.ServeMux
-	log  *slog.Logger
-	cors *cors
-	dash http.Handler
+	cfg         Config
+	mux         *http.ServeMux
+	log         *slog.Logger
+	cors        *cors
+	dash        http.Handler
+	readTimeout time.Duration
+	// streams counts the open event streams, under the key "".
+	streams limit.Counter
 }
 
 // New returns the API's handler.
@@ -91,7 +106,10 @@ func New(cfg Config) *API {
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, readTimeout: cfg.ReadTimeout}
+	if a.readTimeout <= 0 {
+		a.readTimeout = DefaultReadTimeout
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,7 +128,7 @@ func New(cfg Config) *API {
 
 // notFound answers every path no route matches.
 func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
-	a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + r.Method + " " + r.URL.Path})
+	a.writeError(w, r, &apiError{http.StatusNotFound, "route_not_found", "no such route: " + limit.Echo(r.Method) + " " + limit.Echo(r.URL.Path)})
 }
 
 // route is one entry of the API's route table: a net/http pattern and its
@@ -133,6 +151,7 @@ func (a *API) routes() []route {
 		{"POST /v1/apps", a.admin(a.createApp)},
 		{"GET /v1/apps", a.admin(a.listApps)},
 		{"DELETE /v1/apps/{app}", a.admin(a.deleteApp)},
+		{"PATCH /v1/apps/{app}", a.admin(a.patchApp)},
 		{"PUT /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.createTopic)},
 		{"GET /v1/apps/{app}/topics", a.scoped(store.ScopeManage, a.listTopics)},
 		{"DELETE /v1/apps/{app}/topics/{topic}", a.scoped(store.ScopeManage, a.deleteTopic)},
@@ -187,6 +206,7 @@ func (a *API) Patterns() []string {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = a.boundBody(w, r)
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
@@ -206,6 +226,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cors.handle(w, r, a.writeError) {
 		return
 	}
+	if err := checkQuery(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -223,6 +247,8 @@ func (e *apiError) Error() string { return e.message }
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		ae      *apiError
+		limited *limit.Refused
+		unread  *bodyReadError
 		tooBig  *http.MaxBytesError
 		expired *auth.TokenExpiredError
 		refused *webhook.RefusedError
@@ -230,6 +256,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
 	switch {
 	case errors.As(err, &ae):
+		status, code, msg = ae.status, ae.code, ae.message
+	case errors.As(err, &limited):
+		retryAfter(w, limited.RetryAfter)
+		status, code, msg = http.StatusTooManyRequests, "limit_reached", limited.Error()
+		if limited.Kind == limit.KindPublishRate {
+			code = "rate_limited"
+		}
+	case errors.As(err, &unread):
+		ae := unread.apiError()
 		status, code, msg = ae.status, ae.code, ae.message
 	case errors.As(err, &expired):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
@@ -247,6 +282,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooBig), errors.Is(err, pubsub.ErrTooLarge):
 		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
 			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
+	case errors.Is(err, pubsub.ErrTooDeep):
+		status, code, msg = http.StatusBadRequest, "message_too_deep",
+			fmt.Sprintf("the message nests arrays and objects deeper than the limit of %d levels", a.cfg.Service.MaxDepth())
 	case errors.Is(err, pubsub.ErrInvalid):
 		// Replace, not TrimPrefix: a batch's error starts "message N: ".
 		status, code, msg = http.StatusBadRequest, "invalid_request", strings.Replace(err.Error(), "invalid: ", "", 1)
@@ -265,6 +303,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusNotFound, "not_found", "not found"
 	case errors.Is(err, store.ErrConflict):
 		status, code, msg = http.StatusConflict, "conflict", "already exists"
+	case errors.Is(err, store.ErrCommitUnknown):
+		status, code, msg = http.StatusServiceUnavailable, "commit_unknown",
+			"the connection to the database was lost while this was committed: it may or may not be stored. "+
+				"Retrying with the same Idempotency-Key is safe: it is stored at most once"
+	case errors.Is(err, store.ErrFull):
+		retryAfter(w, storeFullRetry)
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the server's storage is full; retry later"
+	case errors.Is(err, store.ErrUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the store is unavailable; retry"
 	case errors.Is(err, sse.ErrShuttingDown), errors.Is(err, broadcast.ErrUnavailable):
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "temporarily unavailable; retry"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -273,12 +320,17 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+		retryAfter(w, time.Second)
+	}
 	body := map[string]any{"code": code, "message": msg}
 	// An error caused by one message of a batch publish names it.
 	if ie := (*store.ItemError)(nil); errors.As(err, &ie) {
 		body["index"] = ie.Index
 	}
+	afterAnswer := abandonBody(w, r)
 	writeJSON(w, status, map[string]any{"error": body})
+	afterAnswer()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -294,27 +346,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // so page scripts never see the token.
 const TokenCookie = "herald_token"
 
-// credential returns the request's credential and whether it came from the
-// token cookie: the Authorization header; on the events endpoints, where
-// EventSource cannot send headers, also ?access_token= and then the cookie.
-func credential(r *http.Request, stream bool) (token string, fromCookie bool) {
+// credSource is where a request's credential came from.
+type credSource int
+
+const (
+	fromHeader credSource = iota // Authorization: Bearer, or none at all
+	fromQuery                    // ?access_token=
+	fromCookie                   // the TokenCookie
+)
+
+// credential returns the request's credential and where it came from: the
+// Authorization header; on the events endpoints, where EventSource cannot
+// send headers, also ?access_token= and then the cookie.
+func credential(r *http.Request, stream bool) (string, credSource) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token), false
+			return strings.TrimSpace(token), fromHeader
 		}
-		return "", false
+		return "", fromHeader
 	}
 	if !stream {
-		return "", false
+		return "", fromHeader
 	}
 	if t := r.URL.Query().Get("access_token"); t != "" {
-		return t, false
+		return t, fromQuery
 	}
 	if c, err := r.Cookie(TokenCookie); err == nil {
-		return c.Value, true
+		return c.Value, fromCookie
 	}
-	return "", false
+	return "", fromHeader
 }
 
 func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
@@ -337,14 +398,25 @@ func (a *API) scoped(scope store.Scope, next http.HandlerFunc) http.HandlerFunc 
 // token of the path's app, from the header, ?access_token= or the cookie.
 // Which topics the token allows is checked by the handler, which knows them.
 func (a *API) streaming(next http.HandlerFunc) http.HandlerFunc {
-	return a.authorize(store.ScopeSubscribe, true, next)
+	h := a.authorize(store.ScopeSubscribe, true, next)
+	return func(w http.ResponseWriter, r *http.Request) {
+		unboundBody(w, r)
+		h(w, r)
+	}
 }
 
 func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		appID := r.PathValue("app")
-		token, fromCookie := credential(r, stream)
-		if !fromCookie && a.cfg.Admin.Verify(token) {
+		token, from := credential(r, stream)
+		if from == fromQuery && a.cfg.Admin.Verify(token) {
+			// URLs end up in logs, browser history and Referer headers:
+			// the one credential that manages every app never goes there.
+			a.writeError(w, r, &apiError{http.StatusUnauthorized, "admin_token_in_url",
+				"the admin token is refused in ?access_token=; send it as Authorization: Bearer, and rotate it if this URL was logged"})
+			return
+		}
+		if from == fromHeader && a.cfg.Admin.Verify(token) {
 			if _, err := a.cfg.Apps.GetApp(r.Context(), appID); err != nil {
 				a.writeError(w, r, appErr(err))
 				return
@@ -352,7 +424,7 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			next(w, r)
 			return
 		}
-		if fromCookie || auth.LooksLikeToken(token) {
+		if from == fromCookie || auth.LooksLikeToken(token) {
 			// The cookie carries browser tokens only: an app key or the
 			// admin token there would be sent by the browser to every
 			// request of the path, which is not what keys are for.
@@ -455,6 +527,9 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Keys.Forget(r.PathValue("app"))
+	if a.cfg.Limits != nil {
+		a.cfg.Limits.Forget(r.PathValue("app"))
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -473,6 +548,10 @@ func (a *API) topicJSON(t store.Topic) topicJSON {
 }
 
 func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
+	if err := a.checkTopicLimit(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	t, created, err := a.cfg.Service.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
 	if err != nil {
 		a.writeError(w, r, appErr(err))
@@ -516,6 +595,13 @@ type messageJSON struct {
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
+	if a.cfg.Limits != nil {
+		// Before the body is read: a refused publish costs no reading.
+		if err := a.cfg.Limits.AllowPublish(r.Context(), r.PathValue("app"), 1); err != nil {
+			a.writeError(w, r, appErr(err))
+			return
+		}
+	}
 	// The limit is on compact JSON; the raw body may carry whitespace, so it
 	// gets room for that, bounded so a huge body is refused while reading.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*a.cfg.Service.MaxMessageBytes())))
@@ -628,8 +714,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, topics []string) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
+	release, ok := a.acquireStream(w, r)
+	if !ok {
+		return
+	}
 	err := a.cfg.Streams.Serve(w, r, sse.Request{
-		App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until,
+		App: r.PathValue("app"), Topics: topics, LastEventID: last, Until: until, ReleaseFunc: release,
 		KeyID: keyID, KeyValidFunc: a.keyStillValid(keyID, viaToken),
 	})
 	if err != nil {
@@ -674,6 +764,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if unread := (*bodyReadError)(nil); errors.As(err, &unread) {
+			return err
+		}
 		return fmt.Errorf("%w: request body: %s", pubsub.ErrInvalid, err.Error())
 	}
 	return nil

@@ -53,6 +53,11 @@ type Metrics struct {
 	WebhookAttemptDuration prometheus.Histogram
 	// WebhookPruned counts settled deliveries removed by retention.
 	WebhookPruned prometheus.Counter
+
+	// LimitRefusals counts requests refused at a per-app limit, by kind
+	// (streams, publish_rate, topics); no app label, so the series count
+	// is fixed.
+	LimitRefusals *prometheus.CounterVec
 }
 
 // New returns collectors registered on a fresh registry, with the Go runtime
@@ -116,7 +121,16 @@ func New() *Metrics {
 		WebhookPruned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_webhook_deliveries_pruned_total", Help: "Settled webhook deliveries removed by retention.",
 		}),
+		LimitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_limit_refusals_total", Help: "Requests refused at a per-app limit (429), by limit.",
+		}, []string{"limit"}),
 	}
+	// Every kind shows from the start, at 0, so a rate() over it works
+	// before the first refusal.
+	for _, kind := range []string{"streams", "publish_rate", "topics", "triggers"} {
+		m.LimitRefusals.WithLabelValues(kind)
+	}
+	r.MustRegister(m.LimitRefusals)
 	r.MustRegister(
 		m.Connections, m.Subscribers, m.Published, m.Delivered, m.Lagged, m.LagEpisodes,
 		m.SlowDisconnects, m.PublishDuration, m.Pruned,

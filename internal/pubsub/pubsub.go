@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,9 +32,23 @@ var ErrInvalid = errors.New("invalid")
 // ErrTooLarge means the message is larger than the configured limit.
 var ErrTooLarge = errors.New("message too large")
 
+// ErrTooDeep means the message nests arrays and objects deeper than the
+// configured limit.
+var ErrTooDeep = errors.New("message too deep")
+
 // DefaultMaxMessageBytes is the largest message accepted when
 // Options.MaxMessageBytes is 0.
 const DefaultMaxMessageBytes = 64 << 10
+
+// DefaultMaxDepth is the deepest nesting accepted when Options.MaxDepth
+// is 0, and MaxMaxDepth the most it may be set to: Go's encoding/json
+// refuses documents nested deeper than 10,000 levels, and a message is
+// read inside an envelope (history, stream, webhook) a few levels deep, so
+// a message must stay well under that for every reader to decode it.
+const (
+	DefaultMaxDepth = 64
+	MaxMaxDepth     = 1000
+)
 
 // MaxTopicLen is the longest topic name.
 const MaxTopicLen = 128
@@ -43,6 +58,9 @@ type Options struct {
 	// MaxMessageBytes is the largest message, counted in compact JSON.
 	// 0 means DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// MaxDepth is how deeply a message's arrays and objects may nest
+	// (1 to MaxMaxDepth). 0 means DefaultMaxDepth.
+	MaxDepth int
 	// PublishedFunc, if not nil, is called after each committed publish with
 	// the time it took; the server uses it for metrics.
 	PublishedFunc func(time.Duration)
@@ -54,6 +72,7 @@ type Service struct {
 	store         store.Store
 	broadcaster   broadcast.Broadcaster
 	maxMessage    int
+	maxDepth      int
 	publishedFunc func(time.Duration)
 }
 
@@ -68,13 +87,24 @@ func New(s store.Store, b broadcast.Broadcaster, opts Options) (*Service, error)
 	if opts.MaxMessageBytes == 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	return &Service{store: s, broadcaster: b, maxMessage: opts.MaxMessageBytes, publishedFunc: opts.PublishedFunc}, nil
+	if opts.MaxDepth < 0 || opts.MaxDepth > MaxMaxDepth {
+		return nil, fmt.Errorf("pubsub: MaxDepth %d outside 1 to %d", opts.MaxDepth, MaxMaxDepth)
+	}
+	if opts.MaxDepth == 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	return &Service{store: s, broadcaster: b, maxMessage: opts.MaxMessageBytes, maxDepth: opts.MaxDepth, publishedFunc: opts.PublishedFunc}, nil
 }
 
 // MaxMessageBytes is the largest message the service accepts.
 func (s *Service) MaxMessageBytes() int { return s.maxMessage }
 
-// ValidateTopic checks a topic name: 1 to 128 characters of A-Z a-z 0-9 . _ -.
+// MaxDepth is the deepest nesting of arrays and objects the service
+// accepts.
+func (s *Service) MaxDepth() int { return s.maxDepth }
+
+// ValidateTopic checks a topic name: 1 to 128 characters of A-Z a-z 0-9 . _ -,
+// not only dots.
 func ValidateTopic(name string) error {
 	if name == "" || len(name) > MaxTopicLen {
 		return fmt.Errorf("%w: topic name must be 1 to %d characters", ErrInvalid, MaxTopicLen)
@@ -84,6 +114,11 @@ func ValidateTopic(name string) error {
 		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
 			return fmt.Errorf("%w: topic name may hold only A-Z a-z 0-9 . _ -", ErrInvalid)
 		}
+	}
+	if strings.Trim(name, ".") == "" {
+		// "." and ".." are path segments: clients and proxies normalise
+		// them away, so such a topic could be created but never reached.
+		return fmt.Errorf("%w: a topic name must hold something besides dots", ErrInvalid)
 	}
 	return nil
 }
@@ -253,6 +288,11 @@ func (s *Service) compact(body []byte) (json.RawMessage, error) {
 		// json.Valid accepts invalid UTF-8 inside strings; we do not.
 		return nil, fmt.Errorf("%w: message is not valid UTF-8", ErrInvalid)
 	}
+	// Before parsing: the parser gives up past 10,000 levels with a
+	// message that does not name the limit a client must stay under.
+	if depth(body) > s.maxDepth {
+		return nil, fmt.Errorf("%w: arrays and objects nest deeper than %d levels", ErrTooDeep, s.maxDepth)
+	}
 	var buf bytes.Buffer
 	buf.Grow(len(body))
 	if err := json.Compact(&buf, body); err != nil {
@@ -265,6 +305,36 @@ func (s *Service) compact(body []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %d bytes of compact JSON, limit %d", ErrTooLarge, buf.Len(), s.maxMessage)
 	}
 	return buf.Bytes(), nil
+}
+
+// depth is how deeply the arrays and objects of b nest, brackets in
+// strings not counted. b need not be valid JSON.
+func depth(b []byte) int {
+	var (
+		d, most         int
+		inString, escap bool
+	)
+	for _, c := range b {
+		switch {
+		case escap:
+			escap = false
+		case inString:
+			switch c {
+			case '\\':
+				escap = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			d++
+			most = max(most, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return most
 }
 
 // CreateTopic creates a topic; created is false when it already existed.

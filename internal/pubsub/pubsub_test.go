@@ -42,26 +42,31 @@ func setup(tb testing.TB) *testBundle {
 }
 
 // FuzzPublish feeds arbitrary bodies to the publish path over a real SQLite
-// store: each is either refused as invalid or too large, storing nothing, or
-// stored as one line of compact JSON that means the same as what was sent
-// and reaches a live subscriber byte for byte.
+// store: each is either refused as invalid, too large or too deep, storing
+// nothing, or stored as one line of compact JSON that means the same as
+// what was sent (numbers compared as written: 1e400 is valid JSON that no
+// float64 holds) and reaches a live subscriber byte for byte. Each input
+// gets its own subscription, so one failure does not fail every input
+// after it.
 func FuzzPublish(f *testing.F) {
 	for _, seed := range []string{
 		`{"a":1}`, " [1,\n2] ", `"\u2028"`, "\"\xff\"", `{"a":`, ``, `1 2`, `"😀"`, `"\u0000"`, "\"\r\n\"",
-		`{"deep":[[[[[[[[[[1]]]]]]]]]]}`, `nul`, `-0.0e+10`,
+		`{"deep":[[[[[[[[[[1]]]]]]]]]]}`, `nul`, `-0.0e+10`, `1e400`, `[1e400, -1E-400]`, `{"a":1,"a":2}`,
+		`123456789012345678901234567890`, `"[[[["`,
 	} {
 		f.Add([]byte(seed))
 	}
 	b := setup(f)
-	wake := make(chan struct{}, 1)
-	sub, err := b.bc.Subscribe(f.Context(), b.appID, "t", wake)
-	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		wake := make(chan struct{}, 1)
+		sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", wake)
+		require.NoError(t, err)
 		before, err := b.store.GetTopic(t.Context(), b.appID, "t")
 		require.NoError(t, err)
 		msg, err := b.svc.Publish(t.Context(), b.appID, "t", body)
 		if err != nil {
-			require.True(t, errors.Is(err, pubsub.ErrInvalid) || errors.Is(err, pubsub.ErrTooLarge), "unexpected error %v", err)
+			require.True(t, errors.Is(err, pubsub.ErrInvalid) || errors.Is(err, pubsub.ErrTooLarge) || errors.Is(err, pubsub.ErrTooDeep),
+				"unexpected error %v", err)
 			after, err := b.store.GetTopic(t.Context(), b.appID, "t")
 			require.NoError(t, err)
 			require.Equal(t, before.LastID, after.LastID, "a refused message stores nothing")
@@ -70,10 +75,7 @@ func FuzzPublish(f *testing.F) {
 		require.True(t, json.Valid(body) && utf8.Valid(body))
 		require.NotContains(t, string(msg.Body), "\n")
 		require.NotContains(t, string(msg.Body), "\r")
-		var want, got any
-		require.NoError(t, json.Unmarshal(body, &want))
-		require.NoError(t, json.Unmarshal(msg.Body, &got))
-		require.Equal(t, want, got)
+		require.Equal(t, decodeKeepingNumbers(t, body), decodeKeepingNumbers(t, msg.Body))
 		evs, _, err := sub.Receive(nil)
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
@@ -82,12 +84,22 @@ func FuzzPublish(f *testing.F) {
 	})
 }
 
+// decodeKeepingNumbers decodes one JSON value with its numbers as written.
+func decodeKeepingNumbers(t *testing.T, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	require.NoError(t, dec.Decode(&v))
+	return v
+}
+
 func TestValidateTopic(t *testing.T) {
 	t.Parallel()
-	for _, ok := range []string{"a", "orders", "A.b_c-9", string(bytes.Repeat([]byte("x"), 128))} {
+	for _, ok := range []string{"a", "orders", "A.b_c-9", ".a", "..a..", string(bytes.Repeat([]byte("x"), 128))} {
 		require.NoError(t, pubsub.ValidateTopic(ok), ok)
 	}
-	for _, bad := range []string{"", "a b", "a/b", "é", "a:b", "a,b", "a\n", string(bytes.Repeat([]byte("x"), 129))} {
+	for _, bad := range []string{"", ".", "..", "...", "a b", "a/b", "é", "a:b", "a,b", "a\n", string(bytes.Repeat([]byte("x"), 129))} {
 		require.ErrorIs(t, pubsub.ValidateTopic(bad), pubsub.ErrInvalid, bad)
 	}
 }
@@ -131,4 +143,31 @@ func TestValidateIdempotencyKey(t *testing.T) {
 	for _, bad := range []string{strings.Repeat("k", 256), "tab\there", "new\nline", "nul\x00", "del\x7f", "café"} {
 		require.ErrorIs(t, pubsub.ValidateIdempotencyKey(bad), pubsub.ErrInvalid, "%q", bad)
 	}
+}
+
+// TestPublishRefusesMessagesNestedTooDeep: a message nested past MaxDepth
+// is refused with ErrTooDeep and stores nothing; brackets inside strings
+// do not count, and a message at the limit is taken.
+func TestPublishRefusesMessagesNestedTooDeep(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	svc, err := pubsub.New(b.store, b.bc, pubsub.Options{MaxDepth: 4})
+	require.NoError(t, err)
+	nest := func(n int) []byte {
+		return []byte(strings.Repeat("[", n) + strings.Repeat("]", n))
+	}
+	_, err = svc.Publish(t.Context(), b.appID, "t", nest(4))
+	require.NoError(t, err)
+	_, err = svc.Publish(t.Context(), b.appID, "t", []byte(`{"a":{"b":{"c":"[[[[[[\"{{{{"}}}`))
+	require.NoError(t, err, "brackets in strings are text")
+	for _, deep := range [][]byte{nest(5), nest(10_000), []byte(`{"a":{"b":{"c":{"d":[1]}}}}`)} {
+		_, err = svc.Publish(t.Context(), b.appID, "t", deep)
+		require.ErrorIs(t, err, pubsub.ErrTooDeep)
+	}
+	topic, err := b.store.GetTopic(t.Context(), b.appID, "t")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), topic.LastID, "the refused ones stored nothing")
+
+	_, err = pubsub.New(b.store, b.bc, pubsub.Options{MaxDepth: pubsub.MaxMaxDepth + 1})
+	require.Error(t, err)
 }

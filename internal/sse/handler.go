@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -152,6 +153,11 @@ type Request struct {
 	// stream. The stream then sends "event: token_expired" and ends
 	// cleanly. The zero time means no deadline.
 	Until time.Time
+	// ReleaseFunc, if not nil, is called once when the stream ends, or
+	// before Serve returns an error: the caller holds a slot (a limit on
+	// streams) for as long as the stream lives, which on a hijacked
+	// connection is longer than the request.
+	ReleaseFunc func()
 	// KeyID is the app key the stream was opened with, or that minted its
 	// browser token: EndKey(KeyID) ends the stream with "event:
 	// key_revoked". Empty for the admin token.
@@ -177,17 +183,25 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	topics := slices.Clone(req.Topics)
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
+	release := req.ReleaseFunc
+	if release == nil {
+		release = func() {}
+	}
 	cursor, err := parseCursor(req.LastEventID, topics)
 	if err != nil {
-		return fmt.Errorf("%w: %q", ErrBadLastEventID, req.LastEventID)
+		release()
+		return fmt.Errorf("%w: %q", ErrBadLastEventID, limit.Echo(req.LastEventID))
 	}
 	if !h.adm.enter() {
+		release()
 		return ErrShuttingDown
 	}
 	s, err := h.newStream(r.Context(), req, topics, cursor)
 	if err != nil {
+		release()
 		return err
 	}
+	s.release = release // from here on the stream's end calls it
 	s.out = takeOver(w, r)
 	if _, ok := s.out.(*rawConn); !ok {
 		s.serve()

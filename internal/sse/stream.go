@@ -20,6 +20,7 @@ type stream struct {
 	ctx              context.Context // ends the stream: Close, the client leaving (until handed off), end
 	cancel           context.CancelFunc
 	stopRequestWatch func() bool // stops the request's context from ending ctx
+	release          func()      // Request.ReleaseFunc (or a no-op), called last by end
 	out              sink
 
 	app    string
@@ -114,6 +115,7 @@ func (s *stream) end() {
 	s.cancel()
 	s.h.count(s.app, s.topics, -1)
 	s.h.adm.leave()
+	s.release()
 }
 
 // start sends the stream's opening and replays history.

@@ -26,6 +26,21 @@ var ErrConflict = errors.New("conflict")
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store closed")
 
+// ErrUnavailable means the store could not do the work for a reason a
+// later retry may not meet: the database is unreachable or restarting, the
+// connection was lost, the database is busy. Nothing was written.
+var ErrUnavailable = errors.New("store unavailable")
+
+// ErrFull means the store's disk is full. It wraps ErrUnavailable: space
+// may be freed, and the same write then succeeds.
+var ErrFull = fmt.Errorf("%w: storage full", ErrUnavailable)
+
+// ErrCommitUnknown means the connection was lost while a write committed,
+// and the store could not find out in time whether the commit went
+// through: the write may be stored or not. It is never reported as
+// success; a retry that carries the same idempotency key is safe.
+var ErrCommitUnknown = errors.New("commit outcome unknown: the connection was lost during COMMIT")
+
 // Scope is what a key may do within its app.
 type Scope string
 

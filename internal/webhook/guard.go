@@ -154,7 +154,7 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) (string, error) {
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return "", fmt.Errorf("%w: host %q does not resolve: %w", ErrInvalidURL, host, err)
+		return "", resolveError(host, err)
 	}
 	if len(addrs) == 0 {
 		return "", fmt.Errorf("%w: host %q has no address", ErrInvalidURL, host)
@@ -204,4 +204,20 @@ func (g *Guard) DialControl(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("webhook dial: unexpected address %q: %w", address, err)
 	}
 	return g.CheckAddr("", ap.Addr())
+}
+
+// resolveError says why host did not resolve, in words for the client.
+// The resolver's own message names the server's DNS server (like "lookup
+// x on 10.0.0.2:53"), an internal address a client has no use for; only
+// the kind of failure is kept.
+func resolveError(host string, err error) error {
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de) && de.IsNotFound:
+		return fmt.Errorf("%w: host %q does not resolve (no such host)", ErrInvalidURL, host)
+	case errors.As(err, &de) && (de.IsTimeout || de.IsTemporary):
+		return fmt.Errorf("%w: host %q could not be resolved just now (the lookup timed out or failed for a while); retry", ErrInvalidURL, host)
+	default:
+		return fmt.Errorf("%w: host %q could not be resolved", ErrInvalidURL, host)
+	}
 }

@@ -91,3 +91,16 @@ func TestGuardRefusesMalformedURLs(t *testing.T) {
 		require.ErrorIs(t, err, webhook.ErrInvalidURL, "%q", url)
 	}
 }
+
+// TestUnresolvableHostSaysSoWithoutTheResolver: a host that does not
+// resolve (.invalid never does) is an invalid URL whose message names the
+// host and not the server's DNS server.
+func TestUnresolvableHostSaysSoWithoutTheResolver(t *testing.T) {
+	t.Parallel()
+	g := webhook.NewGuard(nil)
+	_, err := g.CheckURL(t.Context(), "https://no-such-host.invalid/hook")
+	require.ErrorIs(t, err, webhook.ErrInvalidURL)
+	require.Contains(t, err.Error(), `"no-such-host.invalid"`)
+	require.NotContains(t, err.Error(), ":53")
+	require.NotContains(t, err.Error(), " on ")
+}

@@ -33,5 +33,13 @@ func interpretError(err error) error {
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return fmt.Errorf("%w: %s", store.ErrNotFound, se.Error())
 	}
+	// Primary result codes (the low byte of an extended one) of failures
+	// that are the disk's or the moment's, not the statement's.
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %s", store.ErrFull, se.Error())
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL:
+		return fmt.Errorf("%w: %s", store.ErrUnavailable, se.Error())
+	}
 	return errors.New(err.Error())
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
 	t.Run("Close", func(t *testing.T) { t.Parallel(); testClose(t, setup) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, setup) })
+	t.Run("Limits", func(t *testing.T) { t.Parallel(); testLimits(t, setup) })
 	t.Run("TriggerAdmin", func(t *testing.T) { t.Parallel(); testTriggerAdmin(t, setup) })
 	t.Run("Nodes", func(t *testing.T) { t.Parallel(); testNodes(t, setup) })
 }

@@ -1,0 +1,73 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+func testLimits(t *testing.T, setup setupFunc) {
+	t.Run("DefaultsSetReplaceCascade", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls, ok := b.st.(store.LimitStore)
+		require.True(t, ok, "%T does not implement store.LimitStore; every store must", b.st)
+		app := store.App{ID: newID(), Name: "a", CreatedAt: now()}
+		require.NoError(t, b.st.CreateApp(b.ctx, app, nil))
+
+		l, err := ls.AppLimits(b.ctx, app.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.AppLimits{}, l, "an app without its own limits has the defaults")
+
+		want := store.AppLimits{Streams: 5, PublishRate: 2.5, PublishBurst: 10, Topics: -1, Triggers: 3}
+		require.NoError(t, ls.SetAppLimits(b.ctx, app.ID, want))
+		l, err = ls.AppLimits(b.ctx, app.ID)
+		require.NoError(t, err)
+		require.Equal(t, want, l)
+
+		require.NoError(t, ls.SetAppLimits(b.ctx, app.ID, store.AppLimits{Topics: 7}))
+		l, err = ls.AppLimits(b.ctx, app.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.AppLimits{Topics: 7}, l, "set replaces, it does not merge")
+
+		_, err = ls.AppLimits(b.ctx, newID())
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, ls.SetAppLimits(b.ctx, newID(), want), store.ErrNotFound)
+
+		require.NoError(t, b.st.DeleteApp(b.ctx, app.ID))
+		_, err = ls.AppLimits(b.ctx, app.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.NoError(t, b.st.CreateApp(b.ctx, app, nil))
+		l, err = ls.AppLimits(b.ctx, app.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.AppLimits{}, l, "deleting the app deleted its limits")
+	})
+	t.Run("CountTriggers", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls := b.st.(store.LimitStore)
+		app, other := newID(), newID()
+		for _, id := range []string{app, other} {
+			require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: id, Name: "a", CreatedAt: now()}, nil))
+			for _, topic := range []string{"a", "b"} {
+				_, _, err := b.st.CreateTopic(b.ctx, id, topic)
+				require.NoError(t, err)
+			}
+		}
+		n, err := ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		createTrigger(t, b, app, "a")
+		createTrigger(t, b, app, "a")
+		createTrigger(t, b, app, "b")
+		createTrigger(t, b, other, "a")
+		n, err = ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Equal(t, 3, n, "over all its topics, and only its own")
+		n, err = ls.CountTriggers(b.ctx, newID())
+		require.NoError(t, err)
+		require.Zero(t, n)
+	})
+}
