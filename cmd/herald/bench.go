@@ -546,6 +546,10 @@ func serverFigures(before, withSubs, windowStart, after promSnapshot, subscriber
 	s.StackPerConnection = perConnection(metricDelta(before, withSubs, metricStackInuse), subscribers)
 	s.Goroutines = withSubs.value(metricGoroutines)
 	s.EventsDelivered = metricDelta(windowStart, after, metricDelivered)
+	if s.CPUSeconds != nil && s.EventsDelivered != nil && *s.EventsDelivered > 0 {
+		us := 1e6 * *s.CPUSeconds / *s.EventsDelivered
+		s.CPUPerDeliveryMicros = &us
+	}
 	s.EventsLagged = metricDelta(windowStart, after, metricLagged)
 	s.SlowDisconnects = metricDelta(windowStart, after, metricSlowDisconnects)
 	s.MessagesPublished = metricDelta(windowStart, after, metricPublished)

@@ -151,9 +151,13 @@ type benchReportNodeDelivery struct {
 // figures (PG…) exist on the Postgres store only: reconnects and queue usage
 // as they stand at the end, notifications and history reads over the window.
 type benchReportServer struct {
-	WindowS              float64      `json:"window_seconds"`
-	CPUSeconds           *float64     `json:"cpu_seconds,omitempty"`
-	CPUCores             *float64     `json:"cpu_cores,omitempty"` // CPU seconds per second of the window
+	WindowS    float64  `json:"window_seconds"`
+	CPUSeconds *float64 `json:"cpu_seconds,omitempty"`
+	CPUCores   *float64 `json:"cpu_cores,omitempty"` // CPU seconds per second of the window
+	// CPUPerDeliveryMicros is the server's CPU over the window divided by the
+	// events it wrote to SSE streams in it, in microseconds: the fan-out
+	// cost the headline of the table gives.
+	CPUPerDeliveryMicros *float64     `json:"cpu_per_delivery_us,omitempty"`
 	RSSBefore            *float64     `json:"rss_before_bytes,omitempty"`
 	RSSWithSubscribers   *float64     `json:"rss_with_subscribers_bytes,omitempty"`
 	RSSAfter             *float64     `json:"rss_after_bytes,omitempty"`
@@ -355,6 +359,9 @@ func writeBenchTable(w io.Writer, r *benchReport) error {
 		}
 	}
 	row("connect", "%d subscribers in %.2fs", r.Connect.Subscribers, r.Connect.Seconds)
+	if us := r.Server.CPUPerDeliveryMicros; us != nil && !c.Idle {
+		row("server cpu", "%.2f µs per delivery (server CPU over the window / events written to streams)", *us)
+	}
 
 	if p := r.Publish; p != nil {
 		section("publish")

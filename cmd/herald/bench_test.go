@@ -303,6 +303,7 @@ func TestServerFigures(t *testing.T) {
 	require.InDelta(t, 10_000, *s.RSSPerConnection, 1e-9)
 	require.InDelta(t, 5_000, *s.HeapPerConnection, 1e-9)
 	require.InDelta(t, 1000, *s.EventsDelivered, 1e-9)
+	require.InDelta(t, 2500, *s.CPUPerDeliveryMicros, 1e-9, "2.5 s over 1000 deliveries")
 	require.Nil(t, s.EventsLagged, "absent from the scrapes")
 	require.Nil(t, s.CPUPerPublishMicros, "nothing published")
 	start[metricPublished], after[metricPublished] = 100, 600

@@ -13,12 +13,11 @@ package broadcast
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/internal/event"
 )
 
 // ErrTopicDropped is returned by Subscription.Receive once the subscription's
@@ -36,31 +35,9 @@ var ErrClosed = errors.New("broadcast: closed")
 var ErrUnavailable = errors.New("broadcast: unavailable")
 
 // Event is one message on its way to live subscribers. Events are shared by
-// every subscriber of a topic and must not be modified after Publish.
-type Event struct {
-	// App is the id of the app that owns the topic.
-	App string
-	// Topic is the topic name.
-	Topic string
-	// ID is the message id: strictly increasing per topic, assigned by the store.
-	ID uint64
-	// Message is the published JSON value in compact form (no newlines).
-	Message json.RawMessage
-	// PublishedAt is when the store committed the message.
-	PublishedAt time.Time
-
-	frameOnce sync.Once
-	frame     []byte
-}
-
-// Frame returns the event's wire encoding, computed by encode on the first
-// call; every later call, from any goroutine, returns the same bytes without
-// calling encode. All callers must pass the same encoder: this is how an event
-// is encoded once however many subscribers receive it.
-func (e *Event) Frame(encode func(*Event) []byte) []byte {
-	e.frameOnce.Do(func() { e.frame = encode(e) })
-	return e.frame
-}
+// every subscriber of a topic and must not be modified after Publish. It is
+// event.Event, which also holds the event's wire forms.
+type Event = event.Event
 
 // Broadcaster fans events out to live subscribers of (app, topic).
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/dashboard"
+	"github.com/heraldhq/herald/internal/event"
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/sse"
@@ -599,14 +600,14 @@ func (a *API) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// timestamp is a time as the API writes it: sse.TimeLayout, the layout of
+// timestamp is a time as the API writes it: event.TimeLayout, the layout of
 // published_at in events and webhook bodies too.
 type timestamp time.Time
 
-// MarshalJSON writes t in sse.TimeLayout.
+// MarshalJSON writes t in event.TimeLayout.
 func (t timestamp) MarshalJSON() ([]byte, error) {
 	b := append(make([]byte, 0, 30), '"')
-	b = time.Time(t).UTC().AppendFormat(b, sse.TimeLayout)
+	b = time.Time(t).UTC().AppendFormat(b, event.TimeLayout)
 	return append(b, '"'), nil
 }
 

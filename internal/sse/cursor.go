@@ -51,7 +51,9 @@ func appendCursor(b []byte, topics []string, pos []uint64) []byte {
 		}
 		b = append(b, t...)
 		b = append(b, ':')
-		b = strconv.AppendUint(b, pos[i], 10)
+		b = appendUint(b, pos[i])
 	}
 	return b
 }
+
+func appendUint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }

@@ -1,39 +1,39 @@
 package sse
 
 import (
-	"encoding/json"
+	"context"
+
+	"github.com/heraldhq/herald/internal/event"
 )
 
-// keyWatch is the streams opened with each key, so that revoking the key
-// ends them. Each stream holds a channel that EndKey closes.
-type keyWatch map[string]map[chan struct{}]struct{}
+// watchKey registers s under the key that opened it, so that revoking the
+// key ends it. A stream without a key (the admin token) is not registered.
+func (a *admission) watchKey(s *stream) {
+	if s.keyID == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.keys == nil {
+		a.keys = make(map[string]map[*stream]struct{})
+	}
+	if a.keys[s.keyID] == nil {
+		a.keys[s.keyID] = make(map[*stream]struct{})
+	}
+	a.keys[s.keyID][s] = struct{}{}
+}
 
-// watchKey registers a stream opened with keyID and returns the channel
-// that closes when the key is revoked, and the function that unregisters
-// it. An empty keyID (the admin token) gives a nil channel, which never
-// closes.
-func (h *Handler) watchKey(keyID string) (<-chan struct{}, func()) {
-	if keyID == "" {
-		return nil, func() {}
+// unwatchKey undoes watchKey. It is harmless after EndKey.
+func (a *admission) unwatchKey(s *stream) {
+	if s.keyID == "" {
+		return
 	}
-	ch := make(chan struct{})
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.keys == nil {
-		h.keys = make(keyWatch)
-	}
-	if h.keys[keyID] == nil {
-		h.keys[keyID] = make(map[chan struct{}]struct{})
-	}
-	h.keys[keyID][ch] = struct{}{}
-	return ch, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if set, ok := h.keys[keyID]; ok {
-			delete(set, ch)
-			if len(set) == 0 {
-				delete(h.keys, keyID)
-			}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if set, ok := a.keys[s.keyID]; ok {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(a.keys, s.keyID)
 		}
 	}
 }
@@ -42,22 +42,30 @@ func (h *Handler) watchKey(keyID string) (<-chan struct{}, func()) {
 // a browser token it minted: each gets "event: key_revoked" and ends. It
 // returns how many it ended. Calling it again for the same key is harmless.
 func (h *Handler) EndKey(keyID string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	set := h.keys[keyID]
-	delete(h.keys, keyID)
-	for ch := range set {
-		close(ch) // once: the set was removed from the map under the same lock
+	h.adm.mu.Lock()
+	defer h.adm.mu.Unlock()
+	set := h.adm.keys[keyID]
+	delete(h.adm.keys, keyID)
+	for s := range set {
+		s.revoked.Store(true)
+		s.notify()
 	}
 	return len(set)
+}
+
+// checkKey asks valid, if not nil, whether the stream's key is still valid,
+// once the stream is registered under it: a revocation between the
+// request's authentication and the registration would otherwise miss it.
+func (s *stream) checkKey(valid func(ctx context.Context) error) error {
+	if valid == nil {
+		return nil
+	}
+	return valid(s.ctx) // the caller's own error, which Serve returns as it is
 }
 
 // endRevoked tells the client that the key its stream was opened with was
 // revoked. A client should not reconnect with it: it would get 401.
 func (s *stream) endRevoked() {
-	id, _ := json.Marshal(s.keyID) // a string always encodes
-	s.buf = append(s.buf, "event: key_revoked\ndata: {\"key\":"...)
-	s.buf = append(s.buf, id...)
-	s.buf = append(s.buf, "}\n\n"...)
+	s.buf = event.AppendKeyRevoked(s.buf, s.keyID)
 	s.flush()
 }

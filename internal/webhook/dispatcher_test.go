@@ -12,9 +12,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/heraldhq/herald/internal/broadcast"
+	"github.com/heraldhq/herald/internal/event"
 	"github.com/heraldhq/herald/internal/metrics"
-	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
@@ -32,8 +31,8 @@ func TestDispatcherDeliversTheSSEDataSigned(t *testing.T) {
 		wh, err := standardwebhooks.NewWebhook(tr.Secret)
 		require.NoError(t, err)
 		require.NoError(t, wh.Verify(h.Body, h.Header), "the official Standard Webhooks library verifies it")
-		ev := &broadcast.Event{Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt}
-		require.Equal(t, string(sse.AppendData(nil, ev)), string(h.Body), "the body is the SSE frame's data")
+		ev := &event.Event{Topic: m.Topic, ID: m.ID, Message: m.Body, PublishedAt: m.PublishedAt}
+		require.Equal(t, string(event.AppendData(nil, ev)), string(h.Body), "the body is the SSE frame's data")
 		require.Regexp(t, `^msg_`, h.Header.Get("webhook-id"))
 
 		o := b.nextOutcome(t)

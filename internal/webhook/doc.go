@@ -14,7 +14,7 @@
 //     attempt's; webhook-signature is "v1," + base64 HMAC-SHA256 of
 //     "id.timestamp.body" under the secret's key.
 //   - The body (Body) is the message event's JSON, byte for byte the data
-//     of its SSE frame (sse.AppendData).
+//     of its SSE frame (event.AppendData).
 //   - Guard refuses URLs that reach loopback, private, link-local, CGNAT,
 //     multicast or unspecified addresses (unless allowed): at trigger
 //     creation (CheckURL, after resolving the name) and again on every

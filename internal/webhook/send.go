@@ -14,8 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/heraldhq/herald/internal/broadcast"
-	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/event"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -120,8 +119,8 @@ func (r Result) Delivered() bool { return r.Err == nil }
 // Body returns the body of a delivery: the JSON of its message event,
 // byte for byte the data of the message's SSE frame.
 func Body(d *store.Delivery) []byte {
-	ev := broadcast.Event{ID: d.MessageID, Topic: d.Topic, Message: d.Body, PublishedAt: d.PublishedAt}
-	return sse.AppendData(make([]byte, 0, 96+len(d.Topic)+len(d.Body)), &ev)
+	ev := event.Event{ID: d.MessageID, Topic: d.Topic, Message: d.Body, PublishedAt: d.PublishedAt}
+	return event.AppendData(make([]byte, 0, 96+len(d.Topic)+len(d.Body)), &ev)
 }
 
 // Send makes one attempt at d: it POSTs the body, signed with d.Secret (and

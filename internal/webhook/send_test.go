@@ -18,8 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/client"
-	"github.com/heraldhq/herald/internal/broadcast"
-	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/event"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
 )
@@ -112,7 +111,7 @@ func TestSendSignsTheSSEDataWithStandardWebhooks(t *testing.T) {
 	require.Equal(t, "Herald-Webhooks/1", h.Header.Get("User-Agent"))
 
 	// The body is the data line of the message's SSE frame, byte for byte.
-	frame := sse.EncodeEvent(&broadcast.Event{Topic: d.Topic, ID: d.MessageID, Message: d.Body, PublishedAt: d.PublishedAt})
+	frame := event.EncodeFrame(&event.Event{Topic: d.Topic, ID: d.MessageID, Message: d.Body, PublishedAt: d.PublishedAt})
 	f, err := client.NewFrameReader(bytes.NewReader(frame)).Next()
 	require.NoError(t, err)
 	require.Equal(t, f.Data, string(h.Body))

@@ -1,0 +1,99 @@
+package sse
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// sink is where a stream's bytes go: a hijacked HTTP/1.x connection, or the
+// ResponseWriter (HTTP/2, or a writer that cannot be hijacked).
+type sink interface {
+	// write writes b in full, by the deadline (the zero time keeps the
+	// current one).
+	write(b []byte, deadline time.Time) error
+	close()
+}
+
+// takeOver writes the response head and returns the stream's sink. On
+// HTTP/1.x it takes the connection over: the stream then costs no net/http
+// buffers and no chunked encoding. The end of the body is the end of the
+// connection, as HTTP/1.1 allows with "Connection: close". The client
+// leaving is noticed on the next write, at the latest the next heartbeat.
+func takeOver(w http.ResponseWriter, r *http.Request) sink {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Del("Content-Length")
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		// Nothing of the response has been written, and a GET has no body:
+		// what net/http buffered is dropped with the bufio.ReadWriter.
+		if conn, _, err := rc.Hijack(); err == nil {
+			hd.Set("Connection", "close")
+			return &rawConn{conn: conn, head: responseHead(hd)}
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	return &responseSink{w: w, rc: rc}
+}
+
+// responseHead is the status line and header block of a 200 response.
+func responseHead(hd http.Header) []byte {
+	head := headerBuffer(make([]byte, 0, 256))
+	head = append(head, "HTTP/1.1 200 OK\r\n"...)
+	hd.Write(&head) //nolint:errcheck // writes to memory
+	return append(head, "\r\n"...)
+}
+
+type headerBuffer []byte
+
+func (b *headerBuffer) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
+
+// rawConn is a hijacked connection. The response head goes out with the
+// first write.
+type rawConn struct {
+	conn net.Conn
+	head []byte
+}
+
+func (c *rawConn) write(b []byte, deadline time.Time) error {
+	if !deadline.IsZero() {
+		if err := c.conn.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+	}
+	if c.head != nil {
+		b = append(c.head, b...)
+		c.head = nil
+	}
+	_, err := c.conn.Write(b)
+	return err
+}
+
+func (c *rawConn) close() { c.conn.Close() }
+
+// responseSink writes through the ResponseWriter and flushes each write.
+type responseSink struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (s *responseSink) write(b []byte, deadline time.Time) error {
+	if !deadline.IsZero() {
+		if err := s.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *responseSink) close() {}
