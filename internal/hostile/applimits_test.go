@@ -28,7 +28,7 @@ func TestOneAppAtItsLimitsLeavesTheOthersAlone(t *testing.T) {
 		strings.NewReader(`{"limits":{"streams":1,"publish_rate":0.001,"publish_burst":2,"topics":2,"triggers":2}}`))
 	require.Equal(t, http.StatusOK, a.Status, a.Msg)
 	a = call(t, http.MethodPatch, srv.URL+"/v1/apps/"+tenant.ID, tenant.FullKey, nil, strings.NewReader(`{"limits":{"streams":-1}}`))
-	require.Equal(t, http.StatusUnauthorized, a.Status, "only the admin sets limits")
+	require.Equal(t, http.StatusForbidden, a.Status, "only the admin sets limits: an app key is a valid credential that may not")
 
 	requireLimited := func(err error, code, names string) {
 		t.Helper()
