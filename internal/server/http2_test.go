@@ -186,6 +186,41 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	require.Equal(t, 1, h1.ProtoMajor, "HTTP/1.1 still served")
 }
 
+// TestHTTP2IdleStreamOutlivesItsWriteTimeout: a stream that is quiet for
+// longer than the write timeout is not a slow consumer. On HTTP/2 a write
+// deadline left standing after a write would reset the stream when it
+// passes, with no write pending, and the next event would never arrive.
+func TestHTTP2IdleStreamOutlivesItsWriteTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := heraldtest.Config(t)
+	cfg.WriteTimeout = 200 * time.Millisecond
+	cfg.Heartbeat = -1 // nothing is written while the topic is quiet
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "t")
+
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	defer tr.CloseIdleConnections()
+	resp := get(t, &http.Client{Transport: tr}, srv.URL+"/v1/apps/"+app.ID+"/topics/t/events",
+		http.Header{"Authorization": {"Bearer " + app.SubscribeKey}})
+	require.Equal(t, 2, resp.ProtoMajor)
+	r := client.NewFrameReader(resp.Body)
+	f, err := r.Next()
+	require.NoError(t, err)
+	require.Equal(t, "start", f.Type)
+	waitSubscribers(t, app, "t", 1)
+
+	// The idle time is the subject of the test: nothing can be waited on
+	// instead, since what must not happen is a timer firing in the server.
+	time.Sleep(5 * cfg.WriteTimeout)
+	_, err = app.Full.Publish(t.Context(), app.ID, "t", []byte(`"after the quiet"`))
+	require.NoError(t, err)
+	f = nextData(t, r)
+	require.Contains(t, f.Data, "after the quiet")
+	require.Contains(t, scrape(t, srv.URL), "herald_slow_consumer_disconnects_total 0")
+}
+
 // TestHTTP2SlowConsumerIsCutOff checks the per-write deadline on the
 // non-hijacked path: an HTTP/2 client whose flow-control window is full
 // blocks the server's write, and the deadline must end that stream.

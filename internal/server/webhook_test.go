@@ -56,13 +56,16 @@ func TestWebhookCarriesTheSSEData(t *testing.T) {
 }
 
 // TestSlowWebhookDelaysNeitherPublishNorSSE points ten triggers at a
-// receiver that holds every request for ten seconds, with two dispatch
-// slots: publishes stay fast, and a stream gets every message while the
-// receiver still holds its first requests.
+// receiver that holds every request until the test ends, with two dispatch
+// slots: every publish is answered and a stream gets every message while
+// the receiver still holds its first requests. Nothing here is timed, so a
+// busy machine cannot fail it: had a publish or the stream waited for the
+// receiver, it would wait for ever.
 func TestSlowWebhookDelaysNeitherPublishNorSSE(t *testing.T) {
 	t.Parallel()
 	cfg := heraldtest.Config(t)
 	cfg.WebhookConcurrency = 2
+	cfg.WebhookTimeout = time.Hour // attempts end only when released
 	srv := heraldtest.Start(t, cfg)
 	app := srv.NewApp(t, "orders")
 	release := make(chan struct{})
@@ -71,7 +74,6 @@ func TestSlowWebhookDelaysNeitherPublishNorSSE(t *testing.T) {
 	rcv := heraldtest.NewReceiver(t, func(_ http.ResponseWriter, r *http.Request) {
 		defer answered.Add(1)
 		select {
-		case <-time.After(10 * time.Second):
 		case <-release:
 		case <-r.Context().Done():
 		}
@@ -100,8 +102,7 @@ func TestSlowWebhookDelaysNeitherPublishNorSSE(t *testing.T) {
 			got++
 		}
 	}
-	require.Zero(t, answered.Load(), "every message was streamed while the receiver held its requests")
-	require.Less(t, slowest, 2*time.Second, "no publish waited for the receiver")
+	require.Zero(t, answered.Load(), "every publish was answered and every message streamed while the receiver held its requests")
 	t.Logf("slowest of %d publishes: %s", n, slowest)
 	ts, err := app.Full.ListTriggers(t.Context(), app.ID, "orders")
 	require.NoError(t, err)

@@ -21,7 +21,9 @@ type sink interface {
 // buffers and no chunked encoding. The end of the body is the end of the
 // connection, as HTTP/1.1 allows with "Connection: close". The client
 // leaving is noticed on the next write, at the latest the next heartbeat.
-func takeOver(w http.ResponseWriter, r *http.Request) sink {
+// writeTimeout bounds each write of the ResponseWriter path (see
+// responseSink).
+func takeOver(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) sink {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
@@ -37,7 +39,7 @@ func takeOver(w http.ResponseWriter, r *http.Request) sink {
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-	return &responseSink{w: w, rc: rc}
+	return &responseSink{w: w, rc: rc, timeout: writeTimeout}
 }
 
 // responseHead is the status line and header block of a 200 response.
@@ -79,21 +81,38 @@ func (c *rawConn) write(b []byte, deadline time.Time) error {
 func (c *rawConn) close() { c.conn.Close() }
 
 // responseSink writes through the ResponseWriter and flushes each write.
+//
+// Its deadline covers each write alone and is cleared after it: on HTTP/2
+// net/http resets a stream whose write deadline passes even when no write is
+// pending, so a deadline left standing would end an idle stream (a quiet
+// topic between heartbeats, or a busy machine's late timer) as if its client
+// had stopped reading. Setting it costs a timer, not a system call, so the
+// stream's deadline-refresh schedule (which spares rawConn a syscall per
+// write) is not needed here.
 type responseSink struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
 }
 
-func (s *responseSink) write(b []byte, deadline time.Time) error {
-	if !deadline.IsZero() {
-		if err := s.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
+func (s *responseSink) write(b []byte, _ time.Time) error {
+	if err := s.setDeadline(time.Now().Add(s.timeout)); err != nil {
+		return err
 	}
 	if _, err := s.w.Write(b); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	if err := s.rc.Flush(); err != nil {
+		return err
+	}
+	return s.setDeadline(time.Time{})
+}
+
+func (s *responseSink) setDeadline(t time.Time) error {
+	if err := s.rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 func (s *responseSink) close() {}

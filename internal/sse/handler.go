@@ -202,7 +202,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		return err
 	}
 	s.release = release // from here on the stream's end calls it
-	s.out = takeOver(w, r)
+	s.out = takeOver(w, r, h.opts.WriteTimeout)
 	if _, ok := s.out.(*rawConn); !ok {
 		s.serve()
 		return nil
