@@ -411,6 +411,11 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (rep *be
 		start := time.Now()
 		window.start.Store(start.Add(cfg.warmup).UnixNano())
 		window.end.Store(start.Add(cfg.warmup + cfg.duration).UnixNano())
+		if cfg.rate > 0 {
+			// The jobs the schedule makes due inside the window: no more
+			// than the rate allows, however late the warmup's went out.
+			window.setSchedule(dueJobs(cfg.warmup, cfg.rate), dueJobs(cfg.warmup+cfg.duration, cfg.rate))
+		}
 		plan := publishPlan{
 			clients: appClients, route: route, app: app.ID, topics: topics, rate: cfg.rate, publishers: cfg.publishers,
 			size: cfg.size, batch: cfg.batch, start: start, warmup: cfg.warmup, duration: cfg.duration,

@@ -221,6 +221,12 @@ func jobTopicSeq(n uint64, topics int) (topic int, seq uint64) {
 	return int(n % uint64(topics)), n/uint64(topics) + 1
 }
 
+// jobNumber is the inverse of jobTopicSeq: the job that publishes seq to
+// topic index topic among topics topics.
+func jobNumber(topic int, seq uint64, topics int) uint64 {
+	return (seq-1)*uint64(topics) + uint64(topic)
+}
+
 // Set records job n's outcome.
 func (l *publishLedger) Set(n uint64, state uint8) {
 	l.mu.Lock()

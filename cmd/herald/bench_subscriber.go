@@ -28,15 +28,40 @@ const subscriberReadBuffer = 2 << 10
 // atomic counters.
 const latencyShards = 64
 
-// measureWindow is the span of send times, in Unix nanoseconds, whose
-// messages count. It is set before the first publish and only read after.
+// measureWindow says which messages count. As fast as possible (no
+// rate), it is the span of send times, in Unix nanoseconds. With a rate it
+// is the span of job numbers the schedule makes due inside the measured
+// window: when the publishers fell behind in the warmup, its backlog goes
+// out early in the window, and counting by send time would count those
+// messages too, more than the rate allows. It is set before the first
+// publish and only read after.
 type measureWindow struct {
 	start, end atomic.Int64
+	paced      atomic.Bool
+	firstJob   atomic.Uint64
+	endJob     atomic.Uint64
 }
 
-// Contains reports whether a message sent at t (Unix nanoseconds) counts.
+// Contains reports whether a message sent at t (Unix nanoseconds) counts,
+// by its send time alone.
 func (w *measureWindow) Contains(t int64) bool {
 	return t >= w.start.Load() && t < w.end.Load()
+}
+
+// setSchedule makes jobs [first, end) the ones that count, whenever sent.
+func (w *measureWindow) setSchedule(first, end uint64) {
+	w.firstJob.Store(first)
+	w.endJob.Store(end)
+	w.paced.Store(true)
+}
+
+// Counts reports whether job n, sent at t (Unix nanoseconds), counts: by
+// its place in the schedule when there is one, else by its send time.
+func (w *measureWindow) Counts(n uint64, t int64) bool {
+	if w.paced.Load() {
+		return n >= w.firstJob.Load() && n < w.endJob.Load()
+	}
+	return w.Contains(t)
 }
 
 // subscriberPool holds the bench's SSE connections: one goroutine each,
@@ -107,7 +132,8 @@ func (p *subscriberPool) Close() {
 // run is subscriber i: connect (reporting the outcome on connected), then
 // read until ctx ends or the stream does.
 func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan struct{}, connected chan<- error) {
-	topic := p.topics[i%len(p.topics)]
+	ti := i % len(p.topics)
+	topic := p.topics[ti]
 	var body io.ReadCloser
 	var err error
 	select {
@@ -150,7 +176,7 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			}
 			id, _ := strconv.ParseUint(f.ID, 10, 64)
 			isNew := tr.Observe(seq, id)
-			if p.window.Contains(sent) {
+			if p.window.Counts(jobNumber(ti, seq, len(p.topics)), sent) {
 				hist := local
 				if p.route.crossNode(i, seq) {
 					hist = cross

@@ -153,13 +153,19 @@ func TestHTTP2TokenExpiryEndsStream(t *testing.T) {
 	hc := h2Client(t, pool, &dials)
 	srv.UseHTTPClient(hc)
 	app := srv.NewApp(t, "a")
-	tok, err := srv.Admin.CreateToken(t.Context(), app.ID, []string{"a"}, "1s")
+	// Expiry is truncated to the JWT's whole second, so a "1s" token may
+	// live for a millisecond: on a busy machine it expired before the
+	// stream was set up and the request got a 401. 5s leaves at least 4s.
+	tok, err := srv.Admin.CreateToken(t.Context(), app.ID, []string{"a"}, "5s")
 	require.NoError(t, err)
 	resp := get(t, hc, srv.URL+"/v1/apps/"+app.ID+"/topics/a/events?access_token="+url.QueryEscape(tok.Token), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, 2, resp.ProtoMajor)
 	r := client.NewFrameReader(resp.Body)
-	require.Equal(t, "token_expired", nextData(t, r).Type)
-	require.False(t, time.Now().Before(tok.ExpiresAt))
+	f := nextData(t, r)
+	require.Equal(t, "token_expired", f.Type)
+	require.False(t, time.Now().Before(tok.ExpiresAt), "not before the expiry")
+	require.Contains(t, f.Data, tok.ExpiresAt.UTC().Format(time.RFC3339), "the expiry the server acted on is the token's")
 	_, err = r.Next()
 	require.ErrorIs(t, err, io.EOF)
 }
