@@ -111,7 +111,7 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 		assert.NoError(t, pub.tr.nc.Publish(pub.tr.subject("barrier", "b"), []byte("harness barrier")))
 		assert.Eventually(t, func() bool {
 			return metric(t, sub.tr.Collectors(), "herald_nats_notices_invalid_total") > before
-		}, 10*time.Second, time.Millisecond)
+		}, clustertest.CatchUp, time.Millisecond, "the barrier did not come round")
 	}
 }
 

@@ -94,7 +94,7 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 		assert.NoError(t, err)
 		assert.Eventually(t, func() bool {
 			return metric(t, sub.bc, "herald_pg_notifications_invalid_total") > before
-		}, 10*time.Second, time.Millisecond)
+		}, clustertest.CatchUp, time.Millisecond, "the barrier did not come round")
 	}
 }
 
