@@ -27,9 +27,9 @@ func TestNewDatabaseIsEmptyAndOwn(t *testing.T) {
 }
 
 // TestDatabaseDroppedAtCleanup checks that a test's database is gone once
-// the test has ended.
-// Not parallel: the owner subtest must run (and clean up) before the check,
-// so it is not parallel either, and tparallel wants the two alike.
+// the test has ended. It is not parallel: the owner subtest must run (and
+// clean up) before the check, so it is not parallel either, and tparallel
+// wants the two alike.
 func TestDatabaseDroppedAtCleanup(t *testing.T) {
 	var name string
 	t.Run("owner", func(t *testing.T) {
