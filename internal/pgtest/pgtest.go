@@ -48,10 +48,10 @@ var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	// Only reaching the server has a deadline, so that a Postgres that is
-	// down fails fast with the hint. CREATE and DROP DATABASE wait for
-	// checkpoints and other sessions' locks, which on a busy machine takes
-	// longer than any fixed deadline would allow; go test's -timeout
-	// bounds them.
+	// down fails fast with the hint. CREATE DATABASE waits for checkpoints
+	// and other sessions' locks, which on a busy machine takes longer than
+	// any fixed deadline would allow; go test's -timeout bounds it. The
+	// drop at cleanup retries within a generous budget (dropDatabase).
 	ctx := context.Background()
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -80,16 +80,8 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("pgtest: configure database %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
-		connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(connectCtx, ServerURL())
-		if err != nil {
-			tb.Errorf("pgtest: drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			tb.Errorf("pgtest: drop database %s: %v", name, err)
+		if err := dropDatabase(name, dropBudget); err != nil {
+			tb.Errorf("pgtest: %v", err)
 		}
 	})
 
@@ -99,6 +91,57 @@ func NewDatabase(tb testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// dropBudget is how long a test's cleanup keeps trying to drop its
+// database. On a busy machine one attempt can fail for reasons that pass
+// (a connect that times out, the server out of connection slots while
+// other tests' pools close, a lock held by a concurrent CREATE DATABASE), so
+// the drop is retried; a database that still cannot be dropped after this
+// long fails the test.
+const dropBudget = 3 * time.Minute
+
+// dropAttempt bounds one attempt, connect and DROP together. The budget, not
+// this bound, is what decides failure, so it is generous: an attempt cut off
+// while Postgres is merely slow is retried anyway.
+const dropAttempt = time.Minute
+
+// dropDatabase drops the database name with its connections, retrying until
+// it is gone or budget has passed. It returns the last error, with the
+// number of attempts, if the database could not be dropped.
+func dropDatabase(name string, budget time.Duration) error {
+	deadline := time.Now().Add(budget)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := dropOnce(name, min(dropAttempt, max(time.Until(deadline), time.Second)))
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return fmt.Errorf("drop database %s: gave up after %d attempts in %v: %w", name, attempt, budget, err)
+		}
+		// Give the server a moment (other tests' connections closing)
+		// before the next attempt.
+		<-time.After(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// dropOnce makes one attempt to drop the database name, within timeout.
+func dropOnce(name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(ServerURL()), err)
+	}
+	defer c.Close(context.Background())
+	// IF EXISTS: an earlier attempt whose reply was lost may have dropped
+	// it. FORCE ends sessions still connected (a pool closing, a listener).
+	if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop: %w", err)
+	}
+	return nil
 }
 
 // redact hides a password in a URL for messages.

@@ -179,10 +179,10 @@ func TestOutOfOrderNoticesDeliveredInOrder(t *testing.T) {
 	tr.recv.Messages("a", "t", evs[1:2])
 	tr.recv.Messages("a", "t", evs) // all repeats
 	bc.Publish(t.Context(), evs[2]) // this node's own commit, heard back
-	s.Until(t, 5*time.Second, clustertest.AtLeast(3))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(3))
 	ev4 := h.commit("a", "t")
 	bc.Publish(t.Context(), ev4)
-	s.Until(t, 5*time.Second, clustertest.AtLeast(4))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(4))
 	require.Equal(t, []uint64{1, 2, 3, 4}, s.IDs())
 	require.Equal(t, []uint64{3, 4}, tr.committed, "own commits go to the transport")
 }
@@ -198,14 +198,14 @@ func TestGapFilledFromHistory(t *testing.T) {
 	h.commit("a", "t")
 	h.commit("a", "t")
 	tr.recv.Messages("a", "t", []*broadcast.Event{h.commit("a", "t")})
-	s.Until(t, 5*time.Second, clustertest.AtLeast(3))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(3))
 	require.Equal(t, []uint64{1, 2, 3}, s.IDs())
 
 	// A pointer names messages without carrying them.
 	h.commit("a", "t")
 	h.commit("a", "t")
 	tr.recv.Pointer("a", "t", 5)
-	s.Until(t, 5*time.Second, clustertest.AtLeast(5))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(5))
 	require.Equal(t, []uint64{1, 2, 3, 4, 5}, s.IDs())
 }
 
@@ -220,7 +220,7 @@ func TestCheckFindsLostNotices(t *testing.T) {
 		for range 7 {
 			h.commit("a", "t")
 		}
-		s.Until(t, 5*time.Second, clustertest.AtLeast(7))
+		s.Until(t, clustertest.CatchUp, clustertest.AtLeast(7))
 		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7}, s.IDs())
 	})
 }
@@ -240,12 +240,12 @@ func TestCheckFindsDeletion(t *testing.T) {
 		kept := clustertest.Subscribe(t, bc, "a", "kept")
 		h.delete("a", "gone")
 		h.create("a", "again")
-		gone.Until(t, 5*time.Second, clustertest.Never)
-		again.Until(t, 5*time.Second, clustertest.Never)
+		gone.Until(t, clustertest.CatchUp, clustertest.Never)
+		again.Until(t, clustertest.CatchUp, clustertest.Never)
 		require.ErrorIs(t, gone.Err, broadcast.ErrTopicDropped)
 		require.ErrorIs(t, again.Err, broadcast.ErrTopicDropped)
 		tr.recv.Messages("a", "kept", []*broadcast.Event{h.commit("a", "kept")})
-		kept.Until(t, 5*time.Second, clustertest.AtLeast(1))
+		kept.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 		require.NoError(t, kept.Err)
 	})
 }
@@ -265,15 +265,15 @@ func TestLateDropSparesNewLife(t *testing.T) {
 	// life's state, and ends with it (a client reconnects).
 	early := clustertest.Subscribe(t, bc, "a", "t")
 	tr.recv.Dropped("a", "t")
-	old.Until(t, 5*time.Second, clustertest.Never)
-	early.Until(t, 5*time.Second, clustertest.Never)
+	old.Until(t, clustertest.CatchUp, clustertest.Never)
+	early.Until(t, clustertest.CatchUp, clustertest.Never)
 	require.ErrorIs(t, old.Err, broadcast.ErrTopicDropped)
 	require.ErrorIs(t, early.Err, broadcast.ErrTopicDropped)
 
 	newer := clustertest.Subscribe(t, bc, "a", "t")
 	tr.recv.Dropped("a", "t") // the same late notice again
 	tr.recv.Messages("a", "t", []*broadcast.Event{h.commit("a", "t")})
-	newer.Until(t, 5*time.Second, clustertest.AtLeast(1))
+	newer.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.Equal(t, []uint64{1}, newer.IDs())
 	require.NoError(t, newer.Err)
 }
@@ -297,12 +297,12 @@ func TestWatchFollowsSubscribers(t *testing.T) {
 	require.False(t, tr.recv.Watching("a", "other"))
 	cancel1()
 	cancel2()
-	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, clustertest.CatchUp, time.Millisecond)
 	require.False(t, tr.recv.Watching("a", "t"))
 
 	_, err := bc.Subscribe(t.Context(), "a", "missing", make(chan struct{}, 1))
 	require.ErrorIs(t, err, store.ErrNotFound)
-	require.Eventually(t, func() bool { return tr.watchers("a/missing") == 0 }, 5*time.Second, time.Millisecond, "a failed subscribe unwatches")
+	require.Eventually(t, func() bool { return tr.watchers("a/missing") == 0 }, clustertest.CatchUp, time.Millisecond, "a failed subscribe unwatches")
 
 	ctx3, cancel3 := context.WithCancel(t.Context())
 	_, err = bc.Subscribe(ctx3, "a", "t", make(chan struct{}, 1))
@@ -310,7 +310,7 @@ func TestWatchFollowsSubscribers(t *testing.T) {
 	bc.DropTopic(t.Context(), "a", "t")
 	require.Equal(t, []string{"a/t"}, tr.dropped)
 	cancel3()
-	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, 5*time.Second, time.Millisecond, "a dropped topic's last subscriber unwatches")
+	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, clustertest.CatchUp, time.Millisecond, "a dropped topic's last subscriber unwatches")
 }
 
 // TestTenantsApart: a notice for app b's topic never reaches app a's
@@ -326,11 +326,11 @@ func TestTenantsApart(t *testing.T) {
 	evB := h.commit("b", "t")
 	tr.recv.Messages("a", "t", []*broadcast.Event{evB}) // mislabelled: dropped
 	tr.recv.Messages("b", "t", []*broadcast.Event{evB})
-	sb.Until(t, 5*time.Second, clustertest.AtLeast(1))
+	sb.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	evA := h.commit("a", "t")
 	evA.Message = []byte(`"a"`)
 	tr.recv.Messages("a", "t", []*broadcast.Event{evA})
-	sa.Until(t, 5*time.Second, clustertest.AtLeast(1))
+	sa.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.Len(t, sa.Got, 1)
 	require.Equal(t, "a", sa.Got[0].App)
 	require.Equal(t, `"a"`, string(sa.Got[0].Message))
@@ -362,7 +362,7 @@ func TestGapWaitsForItsNotice(t *testing.T) {
 	evs := []*broadcast.Event{h.commit("a", "t"), h.commit("a", "t"), h.commit("a", "t")}
 	tr.recv.Messages("a", "t", evs[2:])
 	tr.recv.Messages("a", "t", evs[:2])
-	s.Until(t, 5*time.Second, clustertest.AtLeast(3))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(3))
 	require.Equal(t, []uint64{1, 2, 3}, s.IDs())
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -111,7 +111,7 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 		assert.NoError(t, pub.tr.nc.Publish(pub.tr.subject("barrier", "b"), []byte("harness barrier")))
 		assert.Eventually(t, func() bool {
 			return metric(t, sub.tr.Collectors(), "herald_nats_notices_invalid_total") > before
-		}, 10*time.Second, time.Millisecond)
+		}, clustertest.CatchUp, time.Millisecond, "the barrier did not come round")
 	}
 }
 
@@ -171,7 +171,7 @@ func TestOrderAcrossNodes(t *testing.T) {
 	}
 	wg.Wait()
 	for i, s := range sinks {
-		s.Until(t, 30*time.Second, clustertest.AtLeast(1000))
+		s.Until(t, clustertest.CatchUp, clustertest.AtLeast(1000))
 		require.Equal(t, storetest.Seq(1, 1000), s.IDs(), "subscriber %d", i)
 		require.Zero(t, s.Missed)
 	}
@@ -200,14 +200,14 @@ func TestLargeMessagesAndLongNames(t *testing.T) {
 		_, err := ns[0].Publish(t.Context(), "app1", topic, b)
 		require.NoError(t, err)
 	}
-	s1.Until(t, 15*time.Second, clustertest.AtLeast(3))
+	s1.Until(t, clustertest.CatchUp, clustertest.AtLeast(3))
 	for i, b := range bodies {
 		require.Equal(t, string(b), string(s1.Got[i].Message))
 	}
 	// app2's topic of the same name: its own message only.
 	_, err = ns[0].Publish(t.Context(), "app2", topic, []byte(`"two"`))
 	require.NoError(t, err)
-	s2.Until(t, 15*time.Second, clustertest.AtLeast(1))
+	s2.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.Len(t, s2.Got, 1)
 	require.Equal(t, `"two"`, string(s2.Got[0].Message))
 	require.Equal(t, "app2", s2.Got[0].App)
@@ -250,13 +250,13 @@ func TestLostNoticesFound(t *testing.T) {
 		_, err := pub.Publish(t.Context(), "app", "t", fmt.Appendf(nil, "%d", i))
 		require.NoError(t, err)
 	}
-	s.Until(t, 10*time.Second, clustertest.AtLeast(5))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(5))
 	for i := range 5 {
 		_, err := pub.Publish(t.Context(), "app", "t", fmt.Appendf(nil, "%d", i))
 		require.NoError(t, err)
 	}
 	start := time.Now()
-	s.Until(t, 10*time.Second, clustertest.AtLeast(10))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(10))
 	t.Logf("the last message, its notice lost, arrived %v after the burst", time.Since(start))
 	require.Equal(t, storetest.Seq(1, 10), s.IDs())
 	require.EqualValues(t, 2, dropped.Load())
@@ -273,23 +273,23 @@ func TestDeletionAcrossNodes(t *testing.T) {
 	old := clustertest.Subscribe(t, b.bc, "app", "doomed")
 	_, err := a.Publish(t.Context(), "app", "doomed", []byte(`"old"`))
 	require.NoError(t, err)
-	old.Until(t, 10*time.Second, clustertest.AtLeast(1))
+	old.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.NoError(t, a.Store.DeleteTopic(t.Context(), "app", "doomed"))
 	a.bc.DropTopic(t.Context(), "app", "doomed")
-	old.Until(t, 10*time.Second, clustertest.Never)
+	old.Until(t, clustertest.CatchUp, clustertest.Never)
 	require.ErrorIs(t, old.Err, broadcast.ErrTopicDropped)
 
 	clustertest.EnsureTopic(t, a.Store, "app", "doomed")
 	fresh := clustertest.Subscribe(t, b.bc, "app", "doomed")
 	_, err = a.Publish(t.Context(), "app", "doomed", []byte(`"new"`))
 	require.NoError(t, err)
-	fresh.Until(t, 10*time.Second, clustertest.AtLeast(1))
+	fresh.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.Equal(t, []uint64{1}, fresh.IDs())
 	require.Equal(t, `"new"`, string(fresh.Got[0].Message))
 
 	// Deleted with no notice at all (as if the deleting node died first).
 	require.NoError(t, a.Store.DeleteTopic(t.Context(), "app", "doomed"))
-	fresh.Until(t, 10*time.Second, clustertest.Never)
+	fresh.Until(t, clustertest.CatchUp, clustertest.Never)
 	require.ErrorIs(t, fresh.Err, broadcast.ErrTopicDropped)
 }
 
@@ -317,19 +317,19 @@ func TestNATSRestartedWhilePublishing(t *testing.T) {
 			}
 		})
 	}
-	require.Eventually(t, func() bool { return published.Load() > total/4 }, 30*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return published.Load() > total/4 }, clustertest.CatchUp, time.Millisecond)
 	srv.Stop()
 	for _, n := range ns {
-		require.Eventually(t, func() bool { return n.bc.Ready() != nil }, 10*time.Second, time.Millisecond, "a node cut off from NATS is not ready")
+		require.Eventually(t, func() bool { return n.bc.Ready() != nil }, clustertest.CatchUp, time.Millisecond, "a node cut off from NATS is not ready")
 	}
 	srv.Restart()
 	wg.Wait()
 	for i, n := range ns {
-		require.Eventually(t, func() bool { return n.bc.Ready() == nil }, 15*time.Second, 10*time.Millisecond, "node %d ready again", i)
+		require.Eventually(t, func() bool { return n.bc.Ready() == nil }, clustertest.CatchUp, 10*time.Millisecond, "node %d ready again", i)
 		require.Positive(t, metric(t, n.bc.Collectors(), "herald_nats_reconnects_total"))
 	}
 	for i, s := range sinks {
-		s.Until(t, 30*time.Second, clustertest.AtLeast(total))
+		s.Until(t, clustertest.CatchUp, clustertest.AtLeast(total))
 		require.Equal(t, storetest.Seq(1, total), s.IDs(), "subscriber %d", i)
 	}
 }
@@ -429,10 +429,10 @@ func TestForgedNoticesIgnored(t *testing.T) {
 	require.NoError(t, nc.Flush())
 	require.Eventually(t, func() bool {
 		return metric(t, n.tr.Collectors(), "herald_nats_notices_invalid_total") == 5
-	}, 10*time.Second, time.Millisecond)
+	}, clustertest.CatchUp, time.Millisecond)
 	_, err = n.Publish(t.Context(), "app1", "t", []byte(`"real"`))
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, clustertest.AtLeast(1))
+	s.Until(t, clustertest.CatchUp, clustertest.AtLeast(1))
 	require.Len(t, s.Got, 1)
 	require.Equal(t, `"real"`, string(s.Got[0].Message))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/broadcast/cluster"
+	"github.com/heraldhq/herald/internal/broadcast/cluster/clustertest"
 	"github.com/heraldhq/herald/internal/broadcast/pgnotify"
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store/postgres"
@@ -59,9 +60,9 @@ func TestListenerTerminated(t *testing.T) {
 	time.Sleep(time.Second)
 	_, err := a.publish(t.Context(), "app", "t", []byte(`"after the cut"`))
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, atLeast(1))
+	s.Until(t, clustertest.CatchUp, atLeast(1))
 	require.Equal(t, []uint64{1}, s.IDs())
-	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_listener_reconnects_total") > before }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_listener_reconnects_total") > before }, clustertest.CatchUp, 50*time.Millisecond)
 }
 
 // TestCatchUpAfterOutage keeps a node's listener cut off while 50 messages
@@ -74,11 +75,11 @@ func TestCatchUpAfterOutage(t *testing.T) {
 
 	_, err := a.publish(t.Context(), "app", "t", []byte(`0`))
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, atLeast(1))
+	s.Until(t, clustertest.CatchUp, atLeast(1))
 
 	proxy.Refuse(true)
 	proxy.Cut()
-	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, 10*time.Second, 20*time.Millisecond, "the node should know it is not listening")
+	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, clustertest.CatchUp, 20*time.Millisecond, "the node should know it is not listening")
 	for i := range 50 {
 		_, err := a.publish(t.Context(), "app", "t", fmt.Appendf(nil, "%d", i+1))
 		require.NoError(t, err)
@@ -86,12 +87,12 @@ func TestCatchUpAfterOutage(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	proxy.Refuse(false)
 
-	s.Until(t, 15*time.Second, atLeast(51))
+	s.Until(t, clustertest.CatchUp, atLeast(51))
 	_, err = a.publish(t.Context(), "app", "t", []byte(`"live"`))
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, atLeast(52))
+	s.Until(t, clustertest.CatchUp, atLeast(52))
 	require.Equal(t, storetest.Seq(1, 52), s.IDs())
-	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, clustertest.CatchUp, 20*time.Millisecond)
 }
 
 // TestDeafListener freezes the listener's connection without closing it:
@@ -105,12 +106,12 @@ func TestDeafListener(t *testing.T) {
 
 	before := metric(t, b.bc, "herald_pg_listener_reconnects_total")
 	proxy.FreezeListeners()
-	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, 10*time.Second, 20*time.Millisecond, "a deaf listener must make the node not ready")
+	require.Eventually(t, func() bool { return b.bc.Ready() != nil }, clustertest.CatchUp, 20*time.Millisecond, "a deaf listener must make the node not ready")
 	_, err := a.publish(t.Context(), "app", "t", []byte(`"while deaf"`))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, 15*time.Second, 20*time.Millisecond, "the node must reopen its listener")
+	require.Eventually(t, func() bool { return b.bc.Ready() == nil }, clustertest.CatchUp, 20*time.Millisecond, "the node must reopen its listener")
 	require.Greater(t, metric(t, b.bc, "herald_pg_listener_reconnects_total"), before)
-	s.Until(t, 10*time.Second, atLeast(1))
+	s.Until(t, clustertest.CatchUp, atLeast(1))
 	require.Equal(t, []uint64{1}, s.IDs())
 }
 
@@ -168,10 +169,10 @@ func TestSlowSubscriberDoesNotFillQueue(t *testing.T) {
 		}
 	}
 	publishMany(1000)
-	reader.Until(t, 30*time.Second, func(evs []*broadcast.Event) bool { return len(evs) > 0 && evs[len(evs)-1].ID == 1000 })
-	require.Eventually(t, func() bool { return usage() == 0 }, 10*time.Second, 50*time.Millisecond,
+	reader.Until(t, clustertest.CatchUp, func(evs []*broadcast.Event) bool { return len(evs) > 0 && evs[len(evs)-1].ID == 1000 })
+	require.Eventually(t, func() bool { return usage() == 0 }, clustertest.CatchUp, 50*time.Millisecond,
 		"the queue must drain although a subscriber never reads")
-	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_notification_queue_usage") == 0 }, 5*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_notification_queue_usage") == 0 }, clustertest.CatchUp, 50*time.Millisecond)
 
 	// The contrast: a listener that does not read holds the queue.
 	stuck, err := pgx.Connect(t.Context(), db)

@@ -94,7 +94,7 @@ func barrier(t *testing.T, pub, sub *node) func(ctx context.Context) {
 		assert.NoError(t, err)
 		assert.Eventually(t, func() bool {
 			return metric(t, sub.bc, "herald_pg_notifications_invalid_total") > before
-		}, 10*time.Second, time.Millisecond)
+		}, clustertest.CatchUp, time.Millisecond, "the barrier did not come round")
 	}
 }
 
@@ -140,7 +140,7 @@ func TestLargeMessagesCrossNodes(t *testing.T) {
 		_, err := a.publish(t.Context(), "app", topic, body)
 		require.NoError(t, err, "publish %d bytes", len(body))
 	}
-	s.Until(t, 10*time.Second, atLeast(len(bodies)))
+	s.Until(t, clustertest.CatchUp, atLeast(len(bodies)))
 	require.Equal(t, []uint64{1, 2, 3, 4}, s.IDs())
 	for i, body := range bodies {
 		require.Equal(t, string(body), string(s.Got[i].Message), "message %d", i+1)
@@ -169,7 +169,7 @@ func TestOrderAcrossNodes(t *testing.T) {
 	}
 	wg.Wait()
 	for i, s := range sinks {
-		s.Until(t, 20*time.Second, atLeast(1000))
+		s.Until(t, clustertest.CatchUp, atLeast(1000))
 		require.Equal(t, storetest.Seq(1, 1000), s.IDs(), "node %d", i)
 	}
 }
@@ -186,11 +186,14 @@ func TestOwnPublishDeliveredOnce(t *testing.T) {
 		_, err := a.publish(t.Context(), "app", "once", fmt.Appendf(nil, "%d", i))
 		require.NoError(t, err)
 	}
-	s.Until(t, 5*time.Second, atLeast(20))
-	// Give the notifications time to come back, then check nothing more came.
-	time.Sleep(time.Second)
-	s.Until(t, time.Second, atLeast(20))
+	s.Until(t, clustertest.CatchUp, atLeast(20))
+	// Once a marker sent after the publishes has come back, the node has
+	// heard (and handled, in order) its own notifications of all 20: no
+	// wall-clock wait, which a busy machine could outlast.
+	barrier(t, a, a)(t.Context())
+	s.Until(t, clustertest.CatchUp, atLeast(20)) // takes what is there now
 	require.Equal(t, storetest.Seq(1, 20), s.IDs())
+	require.NoError(t, s.Err)
 }
 
 // TestSignalIffCommitted checks the notification is part of the publish
@@ -224,7 +227,7 @@ func TestSignalIffCommitted(t *testing.T) {
 	// notification that committed with it can bring it to b.
 	_, err := a.store.Publish(t.Context(), store.PublishRequest{AppID: "app", Topic: "atomic", Body: []byte(`"committed"`)})
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, atLeast(1))
+	s.Until(t, clustertest.CatchUp, atLeast(1))
 
 	failNext.Lock()
 	fail = true
@@ -234,7 +237,7 @@ func TestSignalIffCommitted(t *testing.T) {
 
 	_, err = a.publish(t.Context(), "app", "atomic", []byte(`"after"`))
 	require.NoError(t, err)
-	s.Until(t, 10*time.Second, atLeast(2))
+	s.Until(t, clustertest.CatchUp, atLeast(2))
 	require.Equal(t, []uint64{1, 2}, s.IDs())
 	require.JSONEq(t, `"committed"`, string(s.Got[0].Message))
 	require.JSONEq(t, `"after"`, string(s.Got[1].Message))
@@ -250,7 +253,7 @@ func TestDropTopicAcrossNodes(t *testing.T) {
 	s := subscribe(t, b.bc, "app", "doomed")
 	require.NoError(t, a.store.DeleteTopic(t.Context(), "app", "doomed"))
 	a.bc.DropTopic(t.Context(), "app", "doomed")
-	s.Until(t, 10*time.Second, func([]*broadcast.Event) bool { return false })
+	s.Until(t, clustertest.CatchUp, func([]*broadcast.Event) bool { return false })
 	require.ErrorIs(t, s.Err, broadcast.ErrTopicDropped)
 }
 
@@ -265,13 +268,13 @@ func TestLateDropSparesRecreatedTopic(t *testing.T) {
 	require.NoError(t, a.store.DeleteTopic(t.Context(), "app", "phoenix"))
 	a.bc.DropTopic(t.Context(), "app", "phoenix")
 	ensureTopic(t, a.store, "app", "phoenix")
-	old.Until(t, 15*time.Second, func([]*broadcast.Event) bool { return false })
+	old.Until(t, clustertest.CatchUp, func([]*broadcast.Event) bool { return false })
 	require.ErrorIs(t, old.Err, broadcast.ErrTopicDropped, "the reconnect's catch-up ends the old life's subscription")
 
 	fresh := subscribe(t, b.bc, "app", "phoenix")
 	_, err := a.publish(t.Context(), "app", "phoenix", []byte(`"reborn"`))
 	require.NoError(t, err)
-	fresh.Until(t, 10*time.Second, atLeast(1))
+	fresh.Until(t, clustertest.CatchUp, atLeast(1))
 	require.Equal(t, []uint64{1}, fresh.IDs())
 	require.NoError(t, fresh.Err)
 }

@@ -55,13 +55,29 @@ func EnsureTopic(tb testing.TB, st store.Store, app, topic string) {
 	require.NoError(tb, err)
 }
 
+// CatchUp bounds a wait for a cluster node to hear what another sent (a
+// barrier, a delivery). It only bounds a hang: the waits end on a signal,
+// and a shared Postgres on a busy machine can take many seconds to pass
+// notifications on, so it is generous.
+const CatchUp = 60 * time.Second
+
+// PublishTimeout bounds each Publish of the conformance suite through a
+// pair. Such a Publish commits a transaction (two statements) before the
+// node's broadcaster sees the event, so the deadline bounds database work
+// on a busy machine; that the broadcaster's own Publish never waits for a
+// subscriber is shown by a subscriber that never reads, for which a waiting
+// Publish would never return, and by the in-memory suite's tight bound.
+const PublishTimeout = 60 * time.Second
+
 // Conformance runs broadcasttest with events published (and topics
 // dropped) through pub and heard through sub; with pub == sub it is one node
 // delivering its own commits. barrier must return once sub has heard every
 // notice pub sent before it (see pair.DropTopic).
 func Conformance(t *testing.T, pub, sub *Node, barrier func(ctx context.Context), bufferSize int) {
 	p := &pair{t: t, pub: pub, sub: sub, barrier: barrier}
-	broadcasttest.Run(t, func(*testing.T) broadcast.Broadcaster { return p }, broadcasttest.Options{BufferSize: bufferSize})
+	broadcasttest.Run(t, func(*testing.T) broadcast.Broadcaster { return p }, broadcasttest.Options{
+		BufferSize: bufferSize, Timeout: CatchUp, PublishTimeout: PublishTimeout,
+	})
 }
 
 // ConformanceModes runs Conformance as parallel subtests: across two nodes
