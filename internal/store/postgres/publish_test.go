@@ -54,6 +54,13 @@ func TestTwoNodesOneTopic(t *testing.T) {
 
 	got := make([][]store.Message, publishers)
 	errs := make([]error, publishers)
+	// Every publisher waits after its first publish until all have made
+	// theirs, so both nodes hold the topic in turn whatever the scheduler
+	// does (a quiet machine could otherwise run one node's publishers to
+	// the end before the other's start, and the cross-node lock would go
+	// untested).
+	var firsts sync.WaitGroup
+	firsts.Add(publishers)
 	var wg sync.WaitGroup
 	for p := range publishers {
 		node := p % len(nodes)
@@ -64,6 +71,10 @@ func TestTwoNodesOneTopic(t *testing.T) {
 					Body:          fmt.Appendf(nil, `{"p":%d,"i":%d}`, p, i),
 					CommittedFunc: logs[node].add,
 				})
+				if i == 0 {
+					firsts.Done()
+					firsts.Wait()
+				}
 				if err != nil {
 					errs[p] = err
 					return
@@ -100,8 +111,9 @@ func TestTwoNodesOneTopic(t *testing.T) {
 	}
 	slices.Sort(committed)
 	require.Equal(t, storetest.Seq(1, total), committed, "ids seen by CommittedFunc")
-	// The nodes took turns on the topic rather than one after the other:
-	// otherwise this test would not test the cross-node lock.
+	// The nodes took turns on the topic rather than one after the other
+	// (the barrier above makes sure of it): otherwise this test would not
+	// test the cross-node lock.
 	require.Less(t, logs[0].ids[0], logs[1].ids[len(logs[1].ids)-1])
 	require.Less(t, logs[1].ids[0], logs[0].ids[len(logs[0].ids)-1])
 
