@@ -4,6 +4,7 @@
 package heraldtest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -155,4 +156,25 @@ type tWriter struct{ tb testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.tb.Log(string(p))
 	return len(p), nil
+}
+
+// LogBuffer collects a server's log output. It is safe for the server to
+// write while the test reads.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

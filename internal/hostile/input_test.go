@@ -1,7 +1,6 @@
 package hostile_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,29 +48,11 @@ func call(t *testing.T, method, url, key string, header http.Header, body io.Rea
 	return apiAnswer{resp.StatusCode, e.Error.Code, e.Error.Message, resp.Header}
 }
 
-// lockedBuffer collects what the server logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBadInputGetsAClearAnswer: each shape of bad input gets its own
 // status and code, with a short message, and the server logs no error.
 func TestBadInputGetsAClearAnswer(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs heraldtest.LogBuffer
 	srv := heraldtest.StartWithLogger(t, heraldtest.Config(t), slog.New(slog.NewTextHandler(&logs, nil)))
 	app := srv.NewApp(t, "t")
 	base := srv.URL + "/v1/apps/" + app.ID

@@ -222,12 +222,7 @@ func TestBatchPublishOf1000(t *testing.T) {
 // transport of cluster notices.
 func TestBatchPublishReachesEveryNode(t *testing.T) {
 	t.Parallel()
-	for name, url := range transports(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			batchPublishReachesEveryNode(t, startCluster(t, 2, url))
-		})
-	}
+	onEveryTransport(t, 2, batchPublishReachesEveryNode)
 }
 
 func batchPublishReachesEveryNode(t *testing.T, nodes []*heraldtest.Server) {

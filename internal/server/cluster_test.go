@@ -30,6 +30,18 @@ func transports(t *testing.T) map[string]string {
 	return map[string]string{"notify": "", "nats": natstest.URL(t)}
 }
 
+// onEveryTransport runs fn, as a parallel subtest per transport of cluster
+// notices, on a fresh cluster of n nodes.
+func onEveryTransport(t *testing.T, n int, fn func(t *testing.T, nodes []*heraldtest.Server)) {
+	t.Helper()
+	for name, url := range transports(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, startCluster(t, n, url))
+		})
+	}
+}
+
 // startCluster runs n nodes on one fresh Postgres database, their notices
 // carried by the transport at broadcastURL.
 func startCluster(t *testing.T, n int, broadcastURL string) []*heraldtest.Server {
@@ -86,12 +98,7 @@ func next(t *testing.T, ch <-chan client.Event) client.Event {
 // large, reaches subscribers on every node.
 func TestClusterActsAsOneServer(t *testing.T) {
 	t.Parallel()
-	for name, url := range transports(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			clusterActsAsOneServer(t, startCluster(t, 3, url))
-		})
-	}
+	onEveryTransport(t, 3, clusterActsAsOneServer)
 }
 
 func clusterActsAsOneServer(t *testing.T, nodes []*heraldtest.Server) {
@@ -178,12 +185,7 @@ func clusterActsAsOneServer(t *testing.T, nodes []*heraldtest.Server) {
 // on one node ends the streams on the others.
 func TestClusterDeletionEndsStreamsEverywhere(t *testing.T) {
 	t.Parallel()
-	for name, url := range transports(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			clusterDeletionEndsStreamsEverywhere(t, startCluster(t, 2, url))
-		})
-	}
+	onEveryTransport(t, 2, clusterDeletionEndsStreamsEverywhere)
 }
 
 func clusterDeletionEndsStreamsEverywhere(t *testing.T, nodes []*heraldtest.Server) {
@@ -302,12 +304,7 @@ func TestClusterDeafListenerNotReady(t *testing.T) {
 // 1000, each once, in order.
 func TestClusterOrderUnderConcurrentPublishers(t *testing.T) {
 	t.Parallel()
-	for name, url := range transports(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			clusterOrderUnderConcurrentPublishers(t, startCluster(t, 2, url))
-		})
-	}
+	onEveryTransport(t, 2, clusterOrderUnderConcurrentPublishers)
 }
 
 func clusterOrderUnderConcurrentPublishers(t *testing.T, nodes []*heraldtest.Server) {
@@ -407,38 +404,34 @@ func TestClusterNATSDownNotReady(t *testing.T) {
 // its own messages only.
 func TestClusterTenantsApartOnTheWire(t *testing.T) {
 	t.Parallel()
-	for name, url := range transports(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			nodes := startCluster(t, 2, url)
-			apps := []heraldtest.App{nodes[0].NewApp(t, "same.name"), nodes[0].NewApp(t, "same.name")}
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			var streams []<-chan client.Event
-			for _, app := range apps {
-				streams = append(streams, follow(t, client.New(nodes[1].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"same.name"}, client.StreamOptions{})))
-				require.Eventually(t, func() bool { return subscribers(t, nodes[1], app, "same.name") == 1 }, 10*time.Second, 20*time.Millisecond)
+	onEveryTransport(t, 2, func(t *testing.T, nodes []*heraldtest.Server) {
+		apps := []heraldtest.App{nodes[0].NewApp(t, "same.name"), nodes[0].NewApp(t, "same.name")}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var streams []<-chan client.Event
+		for _, app := range apps {
+			streams = append(streams, follow(t, client.New(nodes[1].URL, app.SubscribeKey).Stream(ctx, app.ID, []string{"same.name"}, client.StreamOptions{})))
+			require.Eventually(t, func() bool { return subscribers(t, nodes[1], app, "same.name") == 1 }, 10*time.Second, 20*time.Millisecond)
+		}
+		for i, app := range apps {
+			for j := range 3 {
+				_, err := client.New(nodes[0].URL, app.FullKey).Publish(t.Context(), app.ID, "same.name", fmt.Appendf(nil, `{"app":%d,"n":%d}`, i, j))
+				require.NoError(t, err)
 			}
-			for i, app := range apps {
-				for j := range 3 {
-					_, err := client.New(nodes[0].URL, app.FullKey).Publish(t.Context(), app.ID, "same.name", fmt.Appendf(nil, `{"app":%d,"n":%d}`, i, j))
-					require.NoError(t, err)
-				}
+		}
+		for i, s := range streams {
+			for j := range 3 {
+				ev := next(t, s)
+				require.Equal(t, client.EventMessage, ev.Type)
+				require.JSONEq(t, fmt.Sprintf(`{"app":%d,"n":%d}`, i, j), string(ev.Message.Message), "app %d", i)
 			}
-			for i, s := range streams {
-				for j := range 3 {
-					ev := next(t, s)
-					require.Equal(t, client.EventMessage, ev.Type)
-					require.JSONEq(t, fmt.Sprintf(`{"app":%d,"n":%d}`, i, j), string(ev.Message.Message), "app %d", i)
-				}
-				select {
-				case ev := <-s:
-					require.Failf(t, "an extra event", "app %d got %+v", i, ev)
-				default:
-				}
+			select {
+			case ev := <-s:
+				require.Failf(t, "an extra event", "app %d got %+v", i, ev)
+			default:
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestClusterNATSUnreachableFailsAtStart: a --broadcast-url where no NATS

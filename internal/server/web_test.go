@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +16,11 @@ import (
 	"github.com/heraldhq/herald/internal/heraldtest"
 )
 
-// logBuffer collects a server's log lines; it is safe to write from the
-// server and read from the test at the same time.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func startLogged(t *testing.T, level slog.Level, origins ...string) (*heraldtest.Server, *logBuffer) {
+func startLogged(t *testing.T, level slog.Level, origins ...string) (*heraldtest.Server, *heraldtest.LogBuffer) {
 	t.Helper()
 	cfg := heraldtest.Config(t)
 	cfg.CORSOrigins = origins
-	var logs logBuffer
+	var logs heraldtest.LogBuffer
 	srv := heraldtest.StartWithLogger(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level})))
 	return srv, &logs
 }
