@@ -425,64 +425,12 @@ func (s *Store) Redrive(ctx context.Context, appID, id string, now time.Time) er
 // PruneDeliveries deletes delivered deliveries settled before
 // deliveredBefore and dead ones settled before deadBefore, in statements
 // (and so transactions) of at most Options.PruneChunk deliveries, and
-// returns how many. When it fails, what it deleted until then stays
-// deleted.
-func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore time.Time) (total int64, err error) {
+// returns how many (see sqlstore.Pruner.Deliveries). When it fails, what it
+// deleted until then stays deleted.
+func (s *Store) PruneDeliveries(ctx context.Context, deliveredBefore, deadBefore time.Time) (int64, error) {
 	if err := s.enter(); err != nil {
 		return 0, fmt.Errorf("prune deliveries: %w", err)
 	}
 	defer s.mu.RUnlock()
-
-	// The states are literals, not arguments, so that every plan, generic
-	// ones included, can use the partial index of each.
-	for _, p := range []struct {
-		query  string
-		before time.Time
-	}{
-		{`DELETE FROM herald.deliveries WHERE id IN (
-			SELECT id FROM herald.deliveries WHERE state = 'delivered' AND updated_at < $1 LIMIT $2)`, deliveredBefore},
-		{`DELETE FROM herald.deliveries WHERE id IN (
-			SELECT id FROM herald.deliveries WHERE state = 'dead' AND updated_at < $1 LIMIT $2)`, deadBefore},
-	} {
-		n, err := s.pruneChunks(ctx, p.query, pruneCutoff(p.before, 0))
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("prune deliveries: %w", interpretError(err))
-		}
-	}
-	// Attempts go with the longer of the two retentions: a dead letter's
-	// attempts stay as long as it does.
-	cut := deliveredBefore
-	if deadBefore.Before(cut) {
-		cut = deadBefore
-	}
-	if _, err := s.pruneChunks(ctx, `DELETE FROM herald.attempts WHERE seq IN (
-		SELECT seq FROM herald.attempts WHERE at < $1 LIMIT $2)`, pruneCutoff(cut, 0)); err != nil {
-		return total, fmt.Errorf("prune attempts: %w", interpretError(err))
-	}
-	return total, nil
-}
-
-// pruneChunks runs query, a DELETE whose last argument is the most rows it
-// deletes, with args and then Options.PruneChunk, until it deletes fewer,
-// and returns how many it deleted.
-func (s *Store) pruneChunks(ctx context.Context, query string, args ...any) (total int64, err error) {
-	chunk := int64(s.opts.PruneChunk)
-	args = append(args, chunk)
-	for {
-		select {
-		case <-s.closing:
-			return total, store.ErrClosed
-		default:
-		}
-		tag, err := s.pool.Exec(ctx, query, args...)
-		if err != nil {
-			return total, err
-		}
-		n := tag.RowsAffected()
-		total += n
-		if n < chunk {
-			return total, nil
-		}
-	}
+	return s.pruner.Deliveries(ctx, deliveredBefore, deadBefore)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/groupcommit"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 // Publish stores one message and returns it once committed. The request
@@ -66,32 +67,11 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) (
 	return s.queue.SubmitBatch(ctx, reqs)
 }
 
-// topicKey names a topic.
-type topicKey struct{ app, topic string }
-
 // compareKeys orders topics by app, then name, bytewise: the order in which
 // every writer, on every node, locks a batch's topic rows, so that two
 // batches that share topics never wait for each other in a circle.
-func compareKeys(a, b topicKey) int {
-	return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.topic, b.topic))
-}
-
-// topicGroup is what one batch publishes to one topic.
-type topicGroup struct {
-	key topicKey
-	// n is how many of the batch's calls store a message in the topic
-	// (replays and conflicts do not); a group with none takes no lock.
-	n int64
-	// What the topic's row said once locked: missing is set when there is
-	// no such topic; otherwise topicID is its row id, next the id of the
-	// group's first message, and publishedAt the stamp of its messages.
-	missing     bool
-	topicID     int64
-	next        uint64
-	publishedAt time.Time
-	// triggers are the ids of the topic's enabled triggers (see
-	// advanceQuery): each message of the group gets a delivery for each.
-	triggers []string
+func compareKeys(a, b sqlstore.TopicKey) int {
+	return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Topic, b.Topic))
 }
 
 // idemKey names an idempotency key.
@@ -199,9 +179,12 @@ var errKeyRace = errors.New("idempotency key committed by another transaction me
 // writer is the state of the writer goroutine, reused from batch to batch
 // so that a batch allocates little.
 type writer struct {
-	s      *Store
-	groups []topicGroup
-	index  map[topicKey]int
+	s *Store
+	// groups are the batch's topics in lock order. A group's N counts the
+	// calls that store a message in it (replays and conflicts do not); a
+	// group with none takes no lock. Triggers come with the lock (see
+	// advanceQuery).
+	groups sqlstore.Groups
 	// keys maps each idempotency key of the batch to the first call (its
 	// index in live) that carries it; replayOf gives, by index in live,
 	// the earlier call of the batch that a call repeats, or -1.
@@ -234,7 +217,7 @@ type writer struct {
 // write is a writer goroutine: it commits batches of publishes until Close.
 // Options.Writers of them share the queue.
 func (s *Store) write() {
-	w := &writer{s: s, index: make(map[topicKey]int), keys: make(map[idemKey]int)}
+	w := &writer{s: s, keys: make(map[idemKey]int)}
 	s.queue.RunTurns(s.turns, func(live []*groupcommit.Call, pass func()) {
 		w.pass = pass
 		w.commit(live)
@@ -244,23 +227,7 @@ func (s *Store) write() {
 
 // commit writes live in one transaction and answers every call in it.
 func (w *writer) commit(live []*groupcommit.Call) {
-	// Group the calls by topic, the groups in lock order.
-	clear(w.index)
-	w.groups = w.groups[:0]
-	for _, c := range live {
-		k := topicKey{c.Req.AppID, c.Req.Topic}
-		if _, ok := w.index[k]; !ok {
-			w.index[k] = len(w.groups)
-			w.groups = append(w.groups, topicGroup{key: k})
-		}
-	}
-	slices.SortFunc(w.groups, func(a, b topicGroup) int { return compareKeys(a.key, b.key) })
-	for i := range w.groups {
-		w.index[w.groups[i].key] = i
-	}
-	for _, c := range live {
-		c.Group = w.index[topicKey{c.Req.AppID, c.Req.Topic}]
-	}
+	w.groups.Assign(live, compareKeys)
 
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -285,10 +252,7 @@ func (w *writer) commit(live []*groupcommit.Call) {
 		}
 	}
 	if err != nil {
-		for _, c := range live {
-			c.Err = err
-			c.Answer()
-		}
+		sqlstore.FailAll(live, err)
 		return
 	}
 
@@ -296,13 +260,9 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	// answer, before that one is answered (and its Call reused).
 	for i, c := range live {
 		if j := w.replayOf[i]; j >= 0 {
-			owner := live[j]
-			switch g := &w.groups[owner.Group]; {
-			case owner.Err != nil:
+			if owner := live[j]; owner.Err != nil {
 				c.Err = owner.Err
-			case g.missing:
-				c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
-			default:
+			} else {
 				c.Msg = owner.Msg
 			}
 		}
@@ -313,24 +273,9 @@ func (w *writer) commit(live []*groupcommit.Call) {
 		w.s.seq.await(w.ticket)
 		defer w.finishTicket()
 	}
-	for _, c := range live {
-		g := &w.groups[c.Group]
-		switch {
-		case c.Err != nil || c.Replay:
-			// Failed alone, or answered with the message it repeats.
-		case g.missing:
-			c.Err = fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound)
-		default:
-			if f := c.Req.CommittedFunc; f != nil {
-				f(c.Msg)
-			}
-		}
-	}
-	// Answered once the whole batch is handed over (see the SQLite store).
+	sqlstore.HandOver(live)
 	w.finishTicket()
-	for _, c := range live {
-		c.Answer()
-	}
+	sqlstore.AnswerAll(live)
 }
 
 // finishTicket lets the batches after this one hand their messages over.
@@ -360,9 +305,9 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	for _, c := range live {
 		c.Replay, c.Err, c.Msg = false, nil, store.Message{}
 	}
-	for i := range w.groups {
-		g := &w.groups[i]
-		g.n, g.missing, g.triggers = 0, false, g.triggers[:0]
+	for i := range w.groups.List {
+		g := &w.groups.List[i]
+		g.N, g.Missing, g.Triggers = 0, false, g.Triggers[:0]
 	}
 
 	tx, err := s.pool.Begin(ctx)
@@ -390,12 +335,13 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if err := w.findReplays(ctx, tx, live); err != nil {
 		return err
 	}
-	// A conflict in a batch publish fails all of it.
+	// A conflict in a batch publish fails all of it (Fail keeps the
+	// first of the unit's errors).
 	failed := false
 	for _, c := range live {
-		if c.Err != nil && c.Batched() && !c.Failed() {
+		if c.Err != nil {
 			c.Fail(c.Err)
-			failed = true
+			failed = failed || c.Batched()
 		}
 	}
 	if failed {
@@ -403,16 +349,16 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	}
 	for i, c := range live {
 		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
-			w.groups[c.Group].n++
+			w.groups.List[c.Group].N++
 		}
 	}
 
 	// One round trip: the topic locks, in order, then the transaction's id.
 	var b pgx.Batch
-	for i := range w.groups {
-		g := &w.groups[i]
-		if g.n > 0 {
-			b.Queue(advanceQuery, g.key.app, g.key.topic, g.n)
+	for i := range w.groups.List {
+		g := &w.groups.List[i]
+		if g.N > 0 {
+			b.Queue(advanceQuery, g.Key.App, g.Key.Topic, g.N)
 		}
 	}
 	if b.Len() == 0 {
@@ -421,23 +367,23 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	b.Queue(xactIDQuery)
 	results := tx.SendBatch(ctx, &b)
 	found := 0
-	for i := range w.groups {
-		g := &w.groups[i]
-		if g.n == 0 {
+	for i := range w.groups.List {
+		g := &w.groups.List[i]
+		if g.N == 0 {
 			continue
 		}
 		var lastID int64
-		err := results.QueryRow().Scan(&g.topicID, &lastID, &g.publishedAt, &g.triggers)
-		g.missing = errors.Is(err, pgx.ErrNoRows)
-		if g.missing {
+		err := results.QueryRow().Scan(&g.TopicID, &lastID, &g.PublishedAt, &g.Triggers)
+		g.Missing = errors.Is(err, pgx.ErrNoRows)
+		if g.Missing {
 			continue
 		}
 		if err != nil {
 			_ = results.Close() // the error that matters is err
 			return w.txError("lock topics", err)
 		}
-		g.next = uint64(lastID-g.n) + 1
-		g.publishedAt = g.publishedAt.UTC()
+		g.Next = uint64(lastID-g.N) + 1
+		g.PublishedAt = g.PublishedAt.UTC()
 		found++
 	}
 	var xactID string
@@ -450,13 +396,7 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	}
 	// A batch publish to a missing topic fails all of it, and the ids
 	// taken for the rest of it must be given back: roll back, run again.
-	for _, c := range live {
-		if g := &w.groups[c.Group]; g.missing && c.Batched() && c.Err == nil {
-			c.Fail(fmt.Errorf("publish: topic %q: %w", g.key.topic, store.ErrNotFound))
-			failed = true
-		}
-	}
-	if failed {
+	if w.groups.FailMissing(live) {
 		return errUnitFailed
 	}
 	if found == 0 {
@@ -510,7 +450,7 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 		// Stable: within a topic, batch order is id order.
 		slices.SortStableFunc(msgs, func(a, b store.Message) int {
-			return compareKeys(topicKey{a.AppID, a.Topic}, topicKey{b.AppID, b.Topic})
+			return compareKeys(sqlstore.TopicKey{App: a.AppID, Topic: a.Topic}, sqlstore.TopicKey{App: b.AppID, Topic: b.Topic})
 		})
 		if err := f(ctx, tx, msgs); err != nil {
 			if retryable(err) {
@@ -547,7 +487,7 @@ func (w *writer) dropFailed(live []*groupcommit.Call) []*groupcommit.Call {
 // stores reports whether live call i, c, stores a message in this
 // attempt: it is not a replay nor a conflict, and its topic exists.
 func (w *writer) stores(i int, c *groupcommit.Call) bool {
-	return w.replayOf[i] < 0 && !c.Replay && c.Err == nil && !w.groups[c.Group].missing
+	return w.replayOf[i] < 0 && !c.Replay && c.Err == nil && !w.groups.List[c.Group].Missing
 }
 
 // findReplays sorts out the batch's idempotency keys: it sets replayOf for
@@ -572,7 +512,7 @@ func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit
 			continue
 		}
 		if live[j].Req.Topic != c.Req.Topic {
-			c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", live[j].Req.Topic, store.ErrConflict)
+			c.Err = sqlstore.KeyConflict(live[j].Req.Topic)
 			continue
 		}
 		w.replayOf[i] = j
@@ -604,13 +544,8 @@ func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit
 				continue
 			}
 			w.replayOf[i] = -1
-			if c.Req.Topic != topic {
-				c.Replay = false
-				c.Err = fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict)
-				continue
-			}
-			c.Replay = true
-			c.Msg = store.Message{AppID: k.app, Topic: topic, ID: uint64(id), Body: body, PublishedAt: published.UTC()}
+			c.Replay = false
+			c.Err = sqlstore.Replay(c, topic, id, body, published.UTC())
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -631,38 +566,27 @@ func (w *writer) columns(live []*groupcommit.Call) {
 		if !w.stores(i, c) {
 			continue
 		}
-		g := &w.groups[c.Group]
-		body := []byte(c.Req.Body)
-		if body == nil {
-			body = []byte{} // NULL would break NOT NULL; the store does not judge bodies
-		}
-		c.Msg = store.Message{
-			AppID:       c.Req.AppID,
-			Topic:       c.Req.Topic,
-			ID:          g.next,
-			Body:        c.Req.Body,
-			PublishedAt: g.publishedAt,
-		}
-		g.next++
+		g := &w.groups.List[c.Group]
+		body := g.Take(c)
 		id := int64(c.Msg.ID)
-		w.topicIDs = append(w.topicIDs, g.topicID)
+		w.topicIDs = append(w.topicIDs, g.TopicID)
 		w.ids = append(w.ids, id)
 		w.bodies = append(w.bodies, body)
-		w.stamps = append(w.stamps, g.publishedAt)
-		for _, trigger := range g.triggers {
+		w.stamps = append(w.stamps, g.PublishedAt)
+		for _, trigger := range g.Triggers {
 			w.deliveryIDs = append(w.deliveryIDs, store.NewDeliveryID())
 			w.deliveryTriggers = append(w.deliveryTriggers, trigger)
 			w.deliveryApps = append(w.deliveryApps, c.Req.AppID)
 			w.deliveryNames = append(w.deliveryNames, c.Req.Topic)
-			w.deliveryTopics = append(w.deliveryTopics, g.topicID)
+			w.deliveryTopics = append(w.deliveryTopics, g.TopicID)
 			w.deliveryMsgs = append(w.deliveryMsgs, id)
 		}
 		if key := c.Req.IdempotencyKey; key != "" {
 			w.keyApps = append(w.keyApps, c.Req.AppID)
 			w.keyKeys = append(w.keyKeys, key)
-			w.keyTopics = append(w.keyTopics, g.topicID)
+			w.keyTopics = append(w.keyTopics, g.TopicID)
 			w.keyMsgs = append(w.keyMsgs, id)
-			w.keyStamps = append(w.keyStamps, g.publishedAt)
+			w.keyStamps = append(w.keyStamps, g.PublishedAt)
 		}
 	}
 }

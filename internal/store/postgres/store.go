@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/groupcommit"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 // Options tunes a Store. The zero value is a good default.
@@ -101,6 +102,8 @@ type Store struct {
 
 	// queue hands publishes to the writers, which commit them in groups.
 	queue *groupcommit.Queue
+	// pruner runs Prune and PruneDeliveries (see seam).
+	pruner sqlstore.Pruner
 	// seq orders the writers' CommittedFunc calls (see sequencer).
 	seq *sequencer
 	// turns holds the token of the writer whose turn it is to gather a
@@ -180,6 +183,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (_ *Store, err 
 		turns:   make(chan struct{}, 1),
 	}
 	s.turns <- struct{}{}
+	s.pruner = sqlstore.Pruner{DB: (*seam)(s), SQL: pruneSQL, Chunk: opts.PruneChunk, Closing: s.closing}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch, MaxBatchBytes: opts.MaxBatchBytes})
 	for range opts.Writers {
 		s.wg.Go(s.write)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/groupcommit"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 // Publish stores one message and returns it once committed. The request
@@ -35,29 +36,11 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) (
 	return s.queue.SubmitBatch(ctx, reqs)
 }
 
-// topicKey names a topic.
-type topicKey struct{ app, topic string }
-
-// topicGroup is what one batch publishes to one topic.
-type topicGroup struct {
-	key topicKey
-	// topicID is the topic's row id; err is set instead when the topic
-	// does not exist.
-	topicID int64
-	err     error
-	// next is the id the next call of the group gets.
-	next uint64
-	// triggers are the ids of the topic's enabled triggers: each message
-	// of the group gets a delivery for each.
-	triggers []string
-}
-
 // writer is the state of the writer goroutine, reused from batch to batch
 // so that a batch allocates little.
 type writer struct {
 	s      *Store
-	groups []topicGroup
-	index  map[topicKey]int
+	groups sqlstore.Groups
 	// stamp is the published_at of the last batch committed, in unix
 	// nanoseconds. No batch gets an earlier one, so published_at never
 	// decreases along a topic's ids even if the wall clock steps back.
@@ -72,65 +55,25 @@ type writer struct {
 // write is the writer goroutine: it commits batches of publishes until
 // Close. It is the only user of the write connection for publishes.
 func (s *Store) write() {
-	w := &writer{s: s, index: make(map[topicKey]int)}
+	w := &writer{s: s}
 	s.queue.Run(w.commit)
 }
 
-// commit writes live in one transaction and answers every call in it.
+// commit writes live in one transaction and answers every call in it (see
+// sqlstore for the steps).
 func (w *writer) commit(live []*groupcommit.Call) {
-	clear(w.index)
-	w.groups = w.groups[:0]
-	for _, c := range live {
-		k := topicKey{c.Req.AppID, c.Req.Topic}
-		g, ok := w.index[k]
-		if !ok {
-			g = len(w.groups)
-			w.groups = append(w.groups, topicGroup{key: k})
-			w.index[k] = g
-		}
-		c.Group = g
-	}
-
+	w.groups.Assign(live, nil)
 	stamp := max(time.Now().UnixNano(), w.stamp)
 	if err := w.writeTx(live, stamp); err != nil {
-		err = fmt.Errorf("publish: %w", interpretError(err))
-		for _, c := range live {
-			c.Err = err
-			c.Answer()
-		}
+		sqlstore.FailAll(live, fmt.Errorf("publish: %w", interpretError(err)))
 		return
 	}
 	w.stamp = stamp
 	if w.commits++; w.commits%checkpointEvery == 0 {
 		w.s.wakeCheckpointer()
 	}
-
-	publishedAt := fromUnixNano(stamp)
-	for _, c := range live {
-		switch {
-		case c.Err != nil || c.Replay:
-			// Failed alone, or answered with the message it repeats.
-		case w.groups[c.Group].err != nil:
-			c.Err = w.groups[c.Group].err
-		default:
-			c.Msg = store.Message{
-				AppID:       c.Req.AppID,
-				Topic:       c.Req.Topic,
-				ID:          c.ID,
-				Body:        c.Req.Body,
-				PublishedAt: publishedAt,
-			}
-			if f := c.Req.CommittedFunc; f != nil {
-				f(c.Msg)
-			}
-		}
-	}
-	// Answered only once the whole batch is handed over: a subscriber
-	// woken by the first message then finds the others too and writes
-	// them in one go, and no woken publisher competes with the hand-over.
-	for _, c := range live {
-		c.Answer()
-	}
+	sqlstore.HandOver(live)
+	sqlstore.AnswerAll(live)
 }
 
 // writeTx runs the batch's transaction: it reads the last id and the
@@ -139,56 +82,56 @@ func (w *writer) commit(live []*groupcommit.Call) {
 // A call whose key a publish used within the window is a replay instead: it
 // gets that publish's message (c.Replay) or, for another topic,
 // store.ErrConflict (c.Err), and writes nothing. A later call of the same
-// batch with the same key finds the row the earlier one wrote. A topic that
-// does not exist sets its group's err and fails only that group. The topics
-// table is only read: a commit writes the pages of messages (and of the
-// outbox, when there are triggers) alone.
+// batch with the same key finds the row the earlier one wrote: on the one
+// write connection a lookup per call costs no round trip, so SQLite needs
+// no bookkeeping of the batch's keys in memory, unlike Postgres. A topic
+// that does not exist fails only its own calls. The topics table is only
+// read: a commit writes the pages of messages (and of the outbox, when there
+// are triggers) alone.
 func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 	s := w.s
 	// Not a caller's context: once taken, the batch is written whatever
 	// happens to the callers, and a context that cannot end spares the
 	// driver a goroutine per statement.
 	ctx := context.Background()
+	publishedAt := fromUnixNano(stamp)
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		head := tx.StmtContext(ctx, s.stmts.head)
 		insert := tx.StmtContext(ctx, s.stmts.insert)
 		// Only batches that need them pay for these.
 		var insertDelivery, getKey, putKey *sql.Stmt
 
-		for i := range w.groups {
-			g := &w.groups[i]
+		for i := range w.groups.List {
+			g := &w.groups.List[i]
 			var lastID int64
 			var triggers []byte
-			err := head.QueryRowContext(ctx, g.key.app, g.key.topic).Scan(&g.topicID, &lastID, &triggers)
+			err := head.QueryRowContext(ctx, g.Key.App, g.Key.Topic).Scan(&g.TopicID, &lastID, &triggers)
 			if errors.Is(err, sql.ErrNoRows) {
-				g.err = fmt.Errorf("publish: topic %s: %w", g.key.topic, store.ErrNotFound)
+				g.Missing = true
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			g.next = uint64(lastID) + 1
+			g.Next = uint64(lastID) + 1
+			g.PublishedAt = publishedAt
 			if string(triggers) != "[]" {
-				if err := json.Unmarshal(triggers, &g.triggers); err != nil {
-					return fmt.Errorf("triggers of topic %s: %w", g.key.topic, err)
+				if err := json.Unmarshal(triggers, &g.Triggers); err != nil {
+					return fmt.Errorf("triggers of topic %s: %w", g.Key.Topic, err)
 				}
 			}
 		}
 
-		// A request of a batch publish to a missing topic fails its whole
-		// batch before anything of it is written.
-		for _, c := range live {
-			if g := &w.groups[c.Group]; g.err != nil {
-				c.Fail(g.err)
-			}
-		}
+		// A call to a missing topic fails, and with it the rest of its
+		// batch publish, before anything of it is written.
+		w.groups.FailMissing(live)
 
 		keyCutoff := stamp - int64(store.IdempotencyWindow)
 		for _, c := range live {
 			if c.Err != nil {
 				continue
 			}
-			g := &w.groups[c.Group]
+			g := &w.groups.List[c.Group]
 			// A batch publish is written inside a savepoint, so that one of
 			// its requests failing (a key used with another topic) takes
 			// back what the requests before it wrote.
@@ -222,26 +165,21 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 					continue
 				}
 			}
-			body := []byte(c.Req.Body)
-			if body == nil {
-				// NULL would break NOT NULL; the store does not judge bodies.
-				body = []byte{}
-			}
-			c.ID = g.next
-			g.next++
-			if _, err := insert.ExecContext(ctx, g.topicID, int64(c.ID), body, stamp); err != nil {
+			body := g.Take(c)
+			id := int64(c.Msg.ID)
+			if _, err := insert.ExecContext(ctx, g.TopicID, id, body, stamp); err != nil {
 				return err
 			}
 			if c.Req.IdempotencyKey != "" {
-				if _, err := putKey.ExecContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, g.topicID, int64(c.ID), stamp); err != nil {
+				if _, err := putKey.ExecContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
 					return err
 				}
 			}
-			if len(g.triggers) > 0 && insertDelivery == nil {
+			if len(g.Triggers) > 0 && insertDelivery == nil {
 				insertDelivery = tx.StmtContext(ctx, s.stmts.insertDelivery)
 			}
-			for _, trigger := range g.triggers {
-				if _, err := insertDelivery.ExecContext(ctx, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, int64(c.ID), body, stamp); err != nil {
+			for _, trigger := range g.Triggers {
+				if _, err := insertDelivery.ExecContext(ctx, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, id, body, stamp); err != nil {
 					return err
 				}
 			}
@@ -259,8 +197,8 @@ func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
 // each topic's ids stood.
 func (w *writer) beginUnit(ctx context.Context, tx *sql.Tx) error {
 	w.saved = w.saved[:0]
-	for i := range w.groups {
-		w.saved = append(w.saved, w.groups[i].next)
+	for i := range w.groups.List {
+		w.saved = append(w.saved, w.groups.List[i].Next)
 	}
 	_, err := tx.ExecContext(ctx, `SAVEPOINT unit`)
 	return err
@@ -275,8 +213,8 @@ func (w *writer) endUnit(ctx context.Context, tx *sql.Tx) error {
 // rollbackUnit takes back what a failed batch publish wrote, and the ids it
 // took.
 func (w *writer) rollbackUnit(ctx context.Context, tx *sql.Tx) error {
-	for i := range w.groups {
-		w.groups[i].next = w.saved[i]
+	for i := range w.groups.List {
+		w.groups.List[i].Next = w.saved[i]
 	}
 	if _, err := tx.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
 		return err
@@ -298,17 +236,8 @@ func replayOf(ctx context.Context, getKey *sql.Stmt, c *groupcommit.Call, keyCut
 	if err != nil {
 		return false, err
 	}
-	if topic != c.Req.Topic {
-		c.Fail(fmt.Errorf("publish: idempotency key used for topic %q: %w", topic, store.ErrConflict))
-		return true, nil
-	}
-	c.Replay = true
-	c.Msg = store.Message{
-		AppID:       c.Req.AppID,
-		Topic:       topic,
-		ID:          uint64(id),
-		Body:        body,
-		PublishedAt: fromUnixNano(published),
+	if err := sqlstore.Replay(c, topic, id, body, fromUnixNano(published)); err != nil {
+		c.Fail(err)
 	}
 	return true, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/groupcommit"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 // Options tunes a Store. The zero value is a good default.
@@ -67,6 +68,8 @@ type Store struct {
 	cdb *sql.DB
 	// stmts are the statements prepared at Open for the hot paths.
 	stmts statements
+	// pruner runs Prune and PruneDeliveries (see seam).
+	pruner sqlstore.Pruner
 
 	// queue hands publishes to the writer, which commits them in groups.
 	queue *groupcommit.Queue
@@ -111,6 +114,7 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 		closing:     make(chan struct{}),
 	}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch})
+	s.pruner = sqlstore.Pruner{DB: (*seam)(s), SQL: pruneSQL, Chunk: opts.PruneChunk, Closing: s.closing}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.closeDBs())

@@ -167,6 +167,24 @@ func testPublishBatch(t *testing.T, setup setupFunc) {
 		require.Equal(t, uint64(1), msg.ID, "the failed batch's key is not known")
 	})
 
+	// A batch of one item is a batch all the same: its failure names the
+	// item, as for a longer one.
+	t.Run("BatchOfOneFailsAsAnItem", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "a")
+		createTopic(t, b, app.ID, "b")
+		_, err := b.st.Publish(b.ctx, batchReq(app.ID, "b", `1`, "k"))
+		require.NoError(t, err)
+
+		_, err = b.st.PublishBatch(b.ctx, []store.PublishRequest{batchReq(app.ID, "missing", `1`, "")})
+		requireItemError(t, err, 0, store.ErrNotFound)
+		_, err = b.st.PublishBatch(b.ctx, []store.PublishRequest{batchReq(app.ID, "a", `1`, "k")})
+		requireItemError(t, err, 0, store.ErrConflict)
+		require.Empty(t, history(t, b, app.ID, "a"))
+	})
+
 	t.Run("TriggersEnqueueInTheSameTransaction", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

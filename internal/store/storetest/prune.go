@@ -136,6 +136,60 @@ func testPrune(t *testing.T, setup setupFunc) {
 		requireMessages(t, msgs[113:], history(t, b, app.ID, "big"))
 	})
 
+	// The chunk and page sizes are the store's; the cases below pass
+	// whatever they are, and cross the defaults (1000 messages a chunk,
+	// 1000 topics a page), where a loop that stops one chunk or one page
+	// early would leave messages behind.
+	t.Run("ChunkBoundaries", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "big")
+		const n = 2001
+		for start := 0; start < n; start += 1000 {
+			var reqs []store.PublishRequest
+			for i := start; i < min(start+1000, n); i++ {
+				reqs = append(reqs, store.PublishRequest{AppID: app.ID, Topic: "big", Body: fmt.Appendf(nil, `%d`, i)})
+			}
+			_, err := b.st.PublishBatch(b.ctx, reqs)
+			require.NoError(t, err)
+		}
+
+		deleted, err := b.st.Prune(b.ctx, store.Retention{Keep: 1}, time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, int64(n-1), deleted)
+		msgs := history(t, b, app.ID, "big")
+		require.Equal(t, []uint64{n}, IDs(msgs))
+		topic, err := b.st.GetTopic(b.ctx, app.ID, "big")
+		require.NoError(t, err)
+		require.Equal(t, uint64(n), topic.LastID, "pruning never moves the last id")
+	})
+
+	t.Run("TopicsBeyondOnePage", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		const topics = 1001
+		reqs := make([]store.PublishRequest, 0, topics)
+		for i := range topics {
+			name := fmt.Sprintf("t%04d", i)
+			createTopic(t, b, app.ID, name)
+			reqs = append(reqs, store.PublishRequest{AppID: app.ID, Topic: name, Body: []byte(`1`)},
+				store.PublishRequest{AppID: app.ID, Topic: name, Body: []byte(`2`)})
+		}
+		for start := 0; start < len(reqs); start += 1000 {
+			_, err := b.st.PublishBatch(b.ctx, reqs[start:min(start+1000, len(reqs))])
+			require.NoError(t, err)
+		}
+
+		deleted, err := b.st.Prune(b.ctx, store.Retention{Keep: 1}, time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, int64(topics), deleted)
+		for _, name := range []string{"t0000", "t0999", "t1000"} {
+			require.Equal(t, []uint64{2}, IDs(history(t, b, app.ID, name)), "topic %s", name)
+		}
+	})
+
 	t.Run("CanceledContext", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -208,6 +208,48 @@ func testHistory(t *testing.T, setup setupFunc) {
 		}
 	})
 
+	t.Run("PagesWalkTheWholeHistory", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "h")
+		var all []store.Message
+		for i := range 10 {
+			all = append(all, publish(t, b, app.ID, "h", fmt.Sprintf(`{"i":%d}`, i)))
+		}
+		// A reader pages with the last id it saw as its cursor; the page
+		// after the last message is empty, not an error.
+		var got []store.Message
+		pages := 0
+		for after := uint64(0); ; pages++ {
+			page, err := b.st.History(b.ctx, app.ID, "h", after, 3)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(page), 3)
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1].ID
+		}
+		require.Equal(t, 4, pages)
+		requireMessages(t, all, got)
+	})
+
+	t.Run("LimitZeroStillFindsTheTopic", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		app := createApp(t, b)
+		createTopic(t, b, app.ID, "h")
+		publish(t, b, app.ID, "h", `1`)
+		for _, limit := range []int{0, -1} {
+			got, err := b.st.History(b.ctx, app.ID, "h", 0, limit)
+			require.NoError(t, err)
+			require.Empty(t, got)
+			_, err = b.st.History(b.ctx, app.ID, "missing", 0, limit)
+			requireNotFound(t, err)
+		}
+	})
+
 	t.Run("EmptyTopic", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,0 +1,32 @@
+// Package sqlstore holds the logic the SQLite and the Postgres stores share,
+// once, above a small seam each of them fills with its SQL and its driver
+// calls: the rules of pruning (what goes, in which order, in chunks of what
+// size, how a cutoff becomes a bound), of reading history (paging after a
+// cursor, what an empty or unknown topic gives) and the steps of a publish
+// batch that do not depend on the database (grouping calls by topic, the
+// answers of replays, conflicts and missing topics, the hand-over of a
+// committed batch). groupcommit owns the hand-off of publishes to a writer;
+// this package owns what a writer does with a batch that is the same on both
+// databases.
+//
+// # What stays in each store
+//
+// Each store keeps what the two databases genuinely do differently, and says
+// why next to it: Postgres locks each topic's row to take ids across nodes,
+// sends NOTIFY inside the transaction, pipelines its statements as arrays and
+// asks pg_xact_status after a lost COMMIT; SQLite has one writer connection,
+// writes a batch publish inside a savepoint, and raises a topic's last id
+// from its messages before pruning them.
+//
+// # Concurrency
+//
+// The functions here hold no state of their own. A Pruner may be used by one
+// goroutine at a time per call; it calls its PruneDB from that goroutine.
+// Groups belongs to one writer goroutine.
+//
+// # Errors
+//
+// The seam's methods return errors already translated into the store's terms
+// (the store's interpretError), so that nothing here names a driver. The
+// functions here add short context and otherwise pass errors through.
+package sqlstore
