@@ -115,3 +115,29 @@ func (r historyRows) Message() (int64, []byte, time.Time, bool, error) {
 func (r historyRows) Err() error { return interpretError(r.rows.Err()) }
 
 func (r historyRows) Close() { r.rows.Close() }
+
+var _ sqlstore.LimitsDB = (*seam)(nil)
+
+// limitsSQL is the SQL of the shared limits logic.
+var limitsSQL = sqlstore.LimitsSQL{
+	Get: `SELECT l.limits FROM herald.apps a LEFT JOIN herald.app_limits l ON l.app_id = a.id WHERE a.id = $1`,
+	Set: `INSERT INTO herald.app_limits (app_id, limits) VALUES ($1, $2::jsonb)
+		ON CONFLICT (app_id) DO UPDATE SET limits = excluded.limits`,
+	CountTriggers: `SELECT count(*) FROM herald.triggers WHERE app_id = $1`,
+}
+
+// QueryRow runs query on the pool.
+func (d *seam) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return interpretError(d.pool.QueryRow(ctx, query, args...).Scan(dest...))
+}
+
+// ExecWrite runs query in a transaction, retried as writeTx retries.
+func (d *seam) ExecWrite(ctx context.Context, query string, args ...any) error {
+	return interpretError((*Store)(d).writeTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, query, args...)
+		return err
+	}))
+}
+
+// Holds reports whether Postgres can hold name as text (see storable).
+func (d *seam) Holds(name string) bool { return storable(name) }

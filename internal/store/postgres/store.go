@@ -102,8 +102,10 @@ type Store struct {
 
 	// queue hands publishes to the writers, which commit them in groups.
 	queue *groupcommit.Queue
-	// pruner runs Prune and PruneDeliveries (see seam).
+	// pruner runs Prune and PruneDeliveries, limits the LimitStore
+	// methods (see seam).
 	pruner sqlstore.Pruner
+	limits sqlstore.Limits
 	// seq orders the writers' CommittedFunc calls (see sequencer).
 	seq *sequencer
 	// turns holds the token of the writer whose turn it is to gather a
@@ -184,6 +186,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (_ *Store, err 
 	}
 	s.turns <- struct{}{}
 	s.pruner = sqlstore.Pruner{DB: (*seam)(s), SQL: pruneSQL, Chunk: opts.PruneChunk, Closing: s.closing}
+	s.limits = sqlstore.Limits{DB: (*seam)(s), SQL: limitsSQL}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch, MaxBatchBytes: opts.MaxBatchBytes})
 	for range opts.Writers {
 		s.wg.Go(s.write)

@@ -140,3 +140,29 @@ func (r historyRows) Err() error { return interpretError(r.rows.Err()) }
 // Close ignores the error of closing: the rows were read to the end or
 // until the error History returns.
 func (r historyRows) Close() { _ = r.rows.Close() }
+
+var _ sqlstore.LimitsDB = (*seam)(nil)
+
+// limitsSQL is the SQL of the shared limits logic.
+var limitsSQL = sqlstore.LimitsSQL{
+	Get: `SELECT l.limits FROM apps a LEFT JOIN app_limits l ON l.app_id = a.id WHERE a.id = ?1`,
+	Set: `INSERT INTO app_limits (app_id, limits) VALUES (?1, ?2)
+		ON CONFLICT (app_id) DO UPDATE SET limits = excluded.limits`,
+	CountTriggers: `SELECT count(*) FROM triggers WHERE app_id = ?1`,
+}
+
+// QueryRow runs query on the read pool.
+func (d *seam) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return interpretError(d.rdb.QueryRowContext(ctx, query, args...).Scan(dest...))
+}
+
+// ExecWrite runs query in a transaction on the write connection.
+func (d *seam) ExecWrite(ctx context.Context, query string, args ...any) error {
+	return interpretError((*Store)(d).writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	}))
+}
+
+// Holds is true: SQLite holds any string as text.
+func (d *seam) Holds(string) bool { return true }

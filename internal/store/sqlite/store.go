@@ -68,8 +68,10 @@ type Store struct {
 	cdb *sql.DB
 	// stmts are the statements prepared at Open for the hot paths.
 	stmts statements
-	// pruner runs Prune and PruneDeliveries (see seam).
+	// pruner runs Prune and PruneDeliveries, limits the LimitStore
+	// methods (see seam).
 	pruner sqlstore.Pruner
+	limits sqlstore.Limits
 
 	// queue hands publishes to the writer, which commits them in groups.
 	queue *groupcommit.Queue
@@ -115,6 +117,7 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	}
 	s.queue = groupcommit.New(s.closing, groupcommit.Options{MaxBatch: opts.MaxBatch})
 	s.pruner = sqlstore.Pruner{DB: (*seam)(s), SQL: pruneSQL, Chunk: opts.PruneChunk, Closing: s.closing}
+	s.limits = sqlstore.Limits{DB: (*seam)(s), SQL: limitsSQL}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.closeDBs())

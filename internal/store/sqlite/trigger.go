@@ -124,11 +124,3 @@ func (s *Store) Attempts(ctx context.Context, appID, topic, id string, limit int
 	}
 	return out, rows.Err()
 }
-
-// earlier returns the earlier of two times.
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}

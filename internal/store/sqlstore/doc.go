@@ -2,12 +2,13 @@
 // once, above a small seam each of them fills with its SQL and its driver
 // calls: the rules of pruning (what goes, in which order, in chunks of what
 // size, how a cutoff becomes a bound), of reading history (paging after a
-// cursor, what an empty or unknown topic gives) and the steps of a publish
-// batch that do not depend on the database (grouping calls by topic, the
-// answers of replays, conflicts and missing topics, the hand-over of a
-// committed batch). groupcommit owns the hand-off of publishes to a writer;
-// this package owns what a writer does with a batch that is the same on both
-// databases.
+// cursor, what an empty or unknown topic gives), of app limits, and the
+// steps of a publish batch that do not depend on the database (grouping
+// calls by topic, the answers of replays, conflicts and missing topics, the
+// hand-over of a committed batch). groupcommit owns the hand-off of
+// publishes to a writer; this package owns what a writer does with a batch
+// that is the same on both databases. The conformance cases that pin these
+// rules are in storetest, which both stores run.
 //
 // # What stays in each store
 //

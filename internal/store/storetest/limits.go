@@ -70,4 +70,20 @@ func testLimits(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Zero(t, n)
 	})
+	// An app id that some store cannot even hold as text names no app
+	// there, and none here either: every store answers as for an unknown
+	// app, never with a driver's encoding error.
+	t.Run("IDNoStoreCanHoldIsNoApp", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls := b.st.(store.LimitStore)
+		for _, id := range []string{"a\x00b", "\xff\xfe"} {
+			_, err := ls.AppLimits(b.ctx, id)
+			requireNotFound(t, err)
+			requireNotFound(t, ls.SetAppLimits(b.ctx, id, store.AppLimits{Topics: 1}))
+			n, err := ls.CountTriggers(b.ctx, id)
+			require.NoError(t, err)
+			require.Zero(t, n)
+		}
+	})
 }
