@@ -31,10 +31,9 @@ import (
 type Call struct {
 	Ctx context.Context
 	Req store.PublishRequest
-	// Group and ID are the writer's scratch space: typically the index of
-	// the call's topic in its batch, and the id it gave the message.
+	// Group is the writer's scratch space: typically the index of the
+	// call's topic in its batch (sqlstore.Groups).
 	Group int
-	ID    uint64
 	// Replay is the writer's mark for a call that repeats an earlier
 	// publish (store.PublishRequest.IdempotencyKey): Msg is, or will be,
 	// that publish's message, and nothing is written for the call.

@@ -113,6 +113,21 @@
 // store.ErrClosed. Whoever took connections from Pool must give them back
 // before Close, which waits for them.
 //
+// # Shared logic
+//
+// What both stores do alike lives once in sqlstore: prune scheduling and
+// chunking, history paging, app limits, and the steps of a publish batch
+// that need no database (grouping by topic, replays, conflicts, missing
+// topics, the hand-over). This package gives its SQL and its pgx calls
+// through seam (seam.go). What stays here is what only Postgres does: the
+// topic row locks, taken in one order, that keep ids gap-free across nodes;
+// the statements sent as arrays in one round trip; the batch's idempotency
+// keys sorted out in memory (one lookup for the whole batch, so an earlier
+// call's key is not yet in the table); several writers and their ticket
+// order; BeforeCommit, where the cluster's NOTIFY joins the transaction;
+// rerunning a batch without a failed batch publish, so that it takes no
+// ids; and pg_xact_status after a lost COMMIT.
+//
 // # Invariants
 //
 //   - topics.last_id is the id of the newest message ever published to the

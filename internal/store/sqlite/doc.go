@@ -62,6 +62,20 @@
 // current batch, stops both goroutines and closes the file. After Close
 // every method returns store.ErrClosed.
 //
+// # Shared logic
+//
+// What both stores do alike lives once in sqlstore: prune scheduling and
+// chunking, history paging, app limits, and the steps of a publish batch
+// that need no database (grouping by topic, replays, conflicts, missing
+// topics, the hand-over). This package gives its SQL and its database/sql
+// calls through seam (seam.go). What stays here is what only SQLite does:
+// one writer connection, so ids need no locks; a savepoint around each
+// batch publish, so that one failing takes back only its own rows; an
+// idempotency lookup per call, which on the one connection costs no round
+// trip and sees what the batch wrote before; raising a topic's stored
+// last id before pruning, since its last id is derived from its messages;
+// and the checkpointer.
+//
 // # Invariants
 //
 //   - A topic's last id is the greater of topics.last_id and the id of its

@@ -26,6 +26,18 @@ func requireItemError(t *testing.T, err error, index int, target error) {
 	require.ErrorIs(t, err, target)
 }
 
+// keyUsedOnB creates an app with topics a and b, publishes to b with the
+// idempotency key "k" and returns the app.
+func keyUsedOnB(t *testing.T, b *testBundle) store.App {
+	t.Helper()
+	app := createApp(t, b)
+	createTopic(t, b, app.ID, "a")
+	createTopic(t, b, app.ID, "b")
+	_, err := b.st.Publish(b.ctx, batchReq(app.ID, "b", `1`, "k"))
+	require.NoError(t, err)
+	return app
+}
+
 func testPublishBatch(t *testing.T, setup setupFunc) {
 	t.Helper()
 
@@ -148,13 +160,9 @@ func testPublishBatch(t *testing.T, setup setupFunc) {
 	t.Run("KeyUsedWithAnotherTopicFailsTheBatch", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		app := createApp(t, b)
-		createTopic(t, b, app.ID, "a")
-		createTopic(t, b, app.ID, "b")
-		_, err := b.st.Publish(b.ctx, batchReq(app.ID, "b", `1`, "k"))
-		require.NoError(t, err)
+		app := keyUsedOnB(t, b)
 
-		_, err = b.st.PublishBatch(b.ctx, []store.PublishRequest{
+		_, err := b.st.PublishBatch(b.ctx, []store.PublishRequest{
 			batchReq(app.ID, "a", `1`, ""),
 			batchReq(app.ID, "a", `2`, "fresh"),
 			batchReq(app.ID, "a", `3`, "k"),
@@ -172,13 +180,9 @@ func testPublishBatch(t *testing.T, setup setupFunc) {
 	t.Run("BatchOfOneFailsAsAnItem", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		app := createApp(t, b)
-		createTopic(t, b, app.ID, "a")
-		createTopic(t, b, app.ID, "b")
-		_, err := b.st.Publish(b.ctx, batchReq(app.ID, "b", `1`, "k"))
-		require.NoError(t, err)
+		app := keyUsedOnB(t, b)
 
-		_, err = b.st.PublishBatch(b.ctx, []store.PublishRequest{batchReq(app.ID, "missing", `1`, "")})
+		_, err := b.st.PublishBatch(b.ctx, []store.PublishRequest{batchReq(app.ID, "missing", `1`, "")})
 		requireItemError(t, err, 0, store.ErrNotFound)
 		_, err = b.st.PublishBatch(b.ctx, []store.PublishRequest{batchReq(app.ID, "a", `1`, "k")})
 		requireItemError(t, err, 0, store.ErrConflict)
