@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // names (clients has one client per node).
 type publishPlan struct {
 	clients    []*client.Client
-	route      benchRoute
+	route      nodeRoute
 	app        string
 	topics     []string
 	rate       float64
