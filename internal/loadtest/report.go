@@ -194,7 +194,3 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	return nil
 }
-
-// WriteTable writes r for people: a section per concern, one figure per
-// line.
-func (r *Report) WriteTable(w io.Writer) error { return writeBenchTable(w, r) }
