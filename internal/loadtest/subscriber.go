@@ -119,8 +119,6 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			_ = body.Close()
 		}
 	}()
-	tr := &p.trackers[i]
-	local, cross := &p.hists[0][i%latencyShards], &p.hists[1][i%latencyShards]
 	frames := client.NewFrameReader(body)
 	for {
 		f, err := frames.Next()
@@ -130,36 +128,46 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			}
 			return
 		}
-		switch f.Type {
-		case "", client.EventMessage:
-			now := time.Now().UnixNano()
-			seq, sent, err := parseDelivery(f.Data)
-			if err != nil {
-				tr.malformed++
-				continue
-			}
-			id, _ := strconv.ParseUint(f.ID, 10, 64)
-			isNew := tr.Observe(seq, id)
-			if p.window.Counts(jobNumber(ti, seq, len(p.topics)), sent) {
-				hist := local
-				if p.route.crossNode(i, seq) {
-					hist = cross
-				}
-				hist.Record(time.Duration(now - sent))
-				if isNew {
-					p.unique.Add(1)
-				}
-			}
-		case client.EventLagged:
-			tr.lagged++
-			if missed, err := parseLagged(f.Data); err == nil {
-				tr.missed += missed
-			} else {
-				tr.malformed++
-			}
-		case client.EventTopicDeleted:
+		if f.Type == client.EventTopicDeleted {
 			p.errs[i] = fmt.Errorf("topic %s was deleted", topic)
 			return
+		}
+		p.observe(i, f)
+	}
+}
+
+// observe is subscriber i's account of one frame: a message goes to its
+// tracker and, when it counts, its latency to the histogram of its kind
+// (same node or across); a lagged notice adds its missed count.
+func (p *subscriberPool) observe(i int, f client.Frame) {
+	tr := &p.trackers[i]
+	switch f.Type {
+	case "", client.EventMessage:
+		now := time.Now().UnixNano()
+		seq, sent, err := parseDelivery(f.Data)
+		if err != nil {
+			tr.malformed++
+			return
+		}
+		id, _ := strconv.ParseUint(f.ID, 10, 64)
+		isNew := tr.Observe(seq, id)
+		if !p.window.Counts(jobNumber(i%len(p.topics), seq, len(p.topics)), sent) {
+			return
+		}
+		kind := 0
+		if p.route.crossNode(i, seq) {
+			kind = 1
+		}
+		p.hists[kind][i%latencyShards].Record(time.Duration(now - sent))
+		if isNew {
+			p.unique.Add(1)
+		}
+	case client.EventLagged:
+		tr.lagged++
+		if missed, err := parseLagged(f.Data); err == nil {
+			tr.missed += missed
+		} else {
+			tr.malformed++
 		}
 	}
 }
