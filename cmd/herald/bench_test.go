@@ -62,6 +62,17 @@ func TestBenchFlags(t *testing.T) {
 	require.ErrorIs(t, err, errUsage, "the variable does not stand in for --database-url")
 	require.Contains(t, stderr.String(), "--nodes above 1 needs --database-url")
 
+	// Every invalid flag is named at once, --publish-node last, as before
+	// the load tool had a package of its own.
+	stderr.Reset()
+	_, _, err = parseBenchFlags([]string{"--publish-node", "x", "--size", "0", "--topics", "0"}, getenv, &stderr)
+	require.ErrorIs(t, err, errUsage)
+	require.Equal(t, "--topics must be at least 1\n--size must be positive\n--publish-node \"x\": want a node number from 0 to 0, or \"all\"\n", stderr.String())
+
+	_, asJSON, err := parseBenchFlags([]string{"--json", "--idle", "--subscribers", "3"}, getenv, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.True(t, asJSON)
+
 	_, _, err = parseBenchFlags([]string{"--url", "http://127.0.0.1:1", "--data-dir", t.TempDir()}, getenv, &bytes.Buffer{})
 	require.ErrorContains(t, err, "no admin token")
 	env := map[string]string{"HERALD_ADMIN_TOKEN": "tok"}

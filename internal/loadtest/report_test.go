@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -124,4 +125,24 @@ func TestReportJSONRoundTrip(t *testing.T) {
 		require.Equal(t, r, &back, name)
 		require.True(t, strings.HasSuffix(out.String(), "}\n"), "one JSON document and a newline")
 	}
+}
+
+// TestNewLatency checks the report's percentiles: nearest rank over the
+// samples, read from the histogram and given in milliseconds.
+func TestNewLatency(t *testing.T) {
+	t.Parallel()
+	var h latencyHistogram
+	require.Equal(t, LatencyMs{}, newLatency(&h), "no samples: all zero")
+	// 1, 2, …, 1000 µs: the q-quantile by nearest rank is q×1000 µs.
+	for i := range 1000 {
+		h.Record(time.Duration(i+1) * time.Microsecond)
+	}
+	l := newLatency(&h)
+	require.EqualValues(t, 1000, l.Samples)
+	require.InDelta(t, 0.5005, l.Mean, 1e-9)
+	require.Equal(t, 1.0, l.Max)
+	for _, c := range []struct{ got, want float64 }{{l.P50, 0.5}, {l.P90, 0.9}, {l.P99, 0.99}, {l.P999, 0.999}} {
+		require.InEpsilon(t, c.want, c.got, 0.01, "within the histogram's 1/64 bucket width")
+	}
+	require.LessOrEqual(t, l.P999, l.Max)
 }
