@@ -107,3 +107,11 @@ func (t *deliveryTotals) add(o deliveryTotals) {
 		t.FirstDisconnect = o.FirstDisconnect
 	}
 }
+
+// counts is the report's share of t.
+func (t deliveryTotals) counts() DeliveryCounts {
+	return DeliveryCounts{
+		Expected: t.Expected, Delivered: t.Delivered, Lost: t.Lost,
+		Duplicates: t.Duplicates, OutOfOrder: t.OutOfOrder, LaggedEvents: t.LaggedEvents,
+	}
+}

@@ -530,9 +530,7 @@ func publishSection(pub *publishResult, o Options) *ReportPublish {
 // subscriber was.
 func deliverySection(t deliveryTotals, pool *subscriberPool, duration time.Duration, nodes int) *ReportDelivery {
 	d := &ReportDelivery{
-		Expected: t.Expected, Delivered: t.Delivered, Lost: t.Lost,
-		Duplicates: t.Duplicates, OutOfOrder: t.OutOfOrder,
-		LaggedEvents: t.LaggedEvents, Missed: t.Missed, Malformed: t.Malformed,
+		DeliveryCounts: t.counts(), Missed: t.Missed, Malformed: t.Malformed,
 		Disconnected: t.Disconnected, FirstDisconnect: t.FirstDisconnect,
 		PerSecond: float64(t.Delivered) / duration.Seconds(),
 		Latency:   newLatency(pool.Latency()),
@@ -577,11 +575,7 @@ func nodeSections(servers []ReportServer, byNode []deliveryTotals, bases []strin
 		}
 		if byNode != nil {
 			t := byNode[i]
-			n.Delivery = &ReportNodeDelivery{
-				Subscribers: t.Subscribers, Expected: t.Expected, Delivered: t.Delivered, Lost: t.Lost,
-				Duplicates: t.Duplicates, OutOfOrder: t.OutOfOrder, LaggedEvents: t.LaggedEvents,
-				Disconnected: t.Disconnected,
-			}
+			n.Delivery = &ReportNodeDelivery{Subscribers: t.Subscribers, DeliveryCounts: t.counts(), Disconnected: t.Disconnected}
 		}
 		nodes[i] = n
 	}

@@ -96,12 +96,7 @@ type ReportPublish struct {
 // Latency is from the publisher taking the send time to the subscriber
 // parsing the frame, both on the bench's clock.
 type ReportDelivery struct {
-	Expected        uint64    `json:"expected"`
-	Delivered       uint64    `json:"delivered"`
-	Lost            uint64    `json:"lost"`
-	Duplicates      uint64    `json:"duplicates"`
-	OutOfOrder      uint64    `json:"out_of_order"`
-	LaggedEvents    uint64    `json:"lagged_events"`
+	DeliveryCounts
 	Missed          uint64    `json:"missed"`
 	Malformed       uint64    `json:"malformed"`
 	Disconnected    uint64    `json:"disconnected"`
@@ -112,6 +107,17 @@ type ReportDelivery struct {
 	// published through, and on another node (through Postgres).
 	LatencyPublishingNode *LatencyMs `json:"latency_publishing_node_ms,omitempty"`
 	LatencyCrossNode      *LatencyMs `json:"latency_cross_node_ms,omitempty"`
+}
+
+// DeliveryCounts are the counts the delivery section and each node's share.
+// Embedded, their fields stand in the JSON beside the section's own.
+type DeliveryCounts struct {
+	Expected     uint64 `json:"expected"`
+	Delivered    uint64 `json:"delivered"`
+	Lost         uint64 `json:"lost"`
+	Duplicates   uint64 `json:"duplicates"`
+	OutOfOrder   uint64 `json:"out_of_order"`
+	LaggedEvents uint64 `json:"lagged_events"`
 }
 
 // ReportNode is one node of a cluster: its subscribers' delivery and
@@ -127,13 +133,8 @@ type ReportNode struct {
 // ReportNodeDelivery is ReportDelivery for the subscribers of one
 // node.
 type ReportNodeDelivery struct {
-	Subscribers  int    `json:"subscribers"`
-	Expected     uint64 `json:"expected"`
-	Delivered    uint64 `json:"delivered"`
-	Lost         uint64 `json:"lost"`
-	Duplicates   uint64 `json:"duplicates"`
-	OutOfOrder   uint64 `json:"out_of_order"`
-	LaggedEvents uint64 `json:"lagged_events"`
+	Subscribers int `json:"subscribers"`
+	DeliveryCounts
 	Disconnected uint64 `json:"disconnected"`
 }
 

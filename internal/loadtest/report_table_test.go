@@ -14,7 +14,7 @@ func TestWriteTable(t *testing.T) {
 	r := &Report{
 		Config:   ReportConfig{URL: "http://x", OwnServer: true, Subscribers: 10, Topics: 1, Rate: 100, Publishers: 4, Size: 128, DurationS: 10, WarmupS: 1},
 		Publish:  &ReportPublish{Accepted: 1000, PerSecond: 100},
-		Delivery: &ReportDelivery{Expected: 10000, Delivered: 9990, Lost: 10},
+		Delivery: &ReportDelivery{DeliveryCounts: DeliveryCounts{Expected: 10000, Delivered: 9990, Lost: 10}},
 		Server:   ReportServer{WindowS: 10, CPUSeconds: &cpu, CPUCores: &cores, RSSWithSubscribers: &rss},
 	}
 	var out bytes.Buffer
@@ -24,9 +24,7 @@ func TestWriteTable(t *testing.T) {
 	require.Contains(t, s, "15% of one core")
 	require.Contains(t, s, "n/a before subscribers, 28.6 MiB with them")
 	require.Contains(t, s, "of 100/s target")
-	for line := range strings.Lines(s) {
-		require.Equal(t, strings.TrimRight(line, " \n")+"\n", line, "no trailing spaces")
-	}
+	requireTidyLines(t, s)
 	require.NotContains(t, s, "nodes")
 	require.NotContains(t, s, "cross-node")
 
@@ -38,8 +36,8 @@ func TestWriteTable(t *testing.T) {
 	r.Delivery.LatencyCrossNode = &LatencyMs{Samples: 4990, P50: 4, P99: 31, Max: 40}
 	pg := ReportServer{WindowS: 10, CPUSeconds: &cpu, CPUCores: &cores, PGListenerReconnects: &zero, PGQueueUsage: &usage}
 	r.Nodes = []ReportNode{
-		{Node: 0, Publishes: true, Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 5, Expected: 5000, Delivered: 5000}},
-		{Node: 1, Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 5, Expected: 5000, Delivered: 4990, Lost: 10}},
+		{Node: 0, Publishes: true, Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 5, DeliveryCounts: DeliveryCounts{Expected: 5000, Delivered: 5000}}},
+		{Node: 1, Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 5, DeliveryCounts: DeliveryCounts{Expected: 5000, Delivered: 4990, Lost: 10}}},
 	}
 	out.Reset()
 	require.NoError(t, r.WriteTable(&out))
@@ -52,9 +50,7 @@ func TestWriteTable(t *testing.T) {
 	require.Contains(t, s, "node 1              5 subscribers: 4990 / 5000 delivered (99.800%), 10 lost")
 	require.Contains(t, s, "listener reconnects 0, notification queue usage 0.250000")
 	require.Contains(t, s, "cpu, all nodes      3.00s over 10.0s (30% of one core)")
-	for line := range strings.Lines(s) {
-		require.Equal(t, strings.TrimRight(line, " \n")+"\n", line, "no trailing spaces")
-	}
+	requireTidyLines(t, s)
 }
 
 func TestTableFormats(t *testing.T) {
@@ -88,5 +84,14 @@ func TestTableFormats(t *testing.T) {
 		{ReportConfig{Nodes: 3, OwnServer: true, Store: "postgres", Broadcast: "notify"}, "3 nodes on postgres over notify, started by bench"},
 	} {
 		require.Equal(t, c.want, serverKind(c.cfg))
+	}
+}
+
+// requireTidyLines checks that every line of s ends in a newline, with no
+// space before it.
+func requireTidyLines(t *testing.T, s string) {
+	t.Helper()
+	for line := range strings.Lines(s) {
+		require.Equal(t, strings.TrimRight(line, " \n")+"\n", line, "no trailing spaces")
 	}
 }

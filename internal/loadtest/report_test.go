@@ -36,7 +36,7 @@ func fixedReports() map[string]*Report {
 			Subscribers: 1000, Topics: 1, Rate: 100, Publishers: 4, Size: 128, Batch: 1, DurationS: 10, WarmupS: 1},
 		Connect:  ReportConnect{Subscribers: 1000, Seconds: 1.234},
 		Publish:  &ReportPublish{Accepted: 1000, Requests: 1000, PerSecond: 100, Latency: LatencyMs{Samples: 1000, Mean: 0.4, P50: 0.3, P90: 0.5, P99: 2, P999: 7, Max: 9.5}},
-		Delivery: &ReportDelivery{Expected: 1_000_000, Delivered: 1_000_000, PerSecond: 100_000, Latency: lat},
+		Delivery: &ReportDelivery{DeliveryCounts: DeliveryCounts{Expected: 1_000_000, Delivered: 1_000_000}, PerSecond: 100_000, Latency: lat},
 		Server:   full,
 		Client:   ReportClient{CPUSeconds: ptr(4.25), FileLimit: 1048576},
 	}
@@ -46,8 +46,8 @@ func fixedReports() map[string]*Report {
 		Connect: ReportConnect{Subscribers: 10, Seconds: 0.05},
 		Publish: &ReportPublish{BehindSchedule: true, Accepted: 800, Requests: 800, Errors: 3, FirstError: "herald: 503 unavailable",
 			PerSecond: 400, Latency: LatencyMs{Samples: 800, P50: 4, P99: 120, Max: 300}},
-		Delivery: &ReportDelivery{Expected: 2667, Delivered: 2600, Lost: 67, Duplicates: 2, OutOfOrder: 1, LaggedEvents: 1, Missed: 60,
-			Malformed: 4, Disconnected: 1, FirstDisconnect: "stream of bench-1 ended: EOF", PerSecond: 1300, Latency: lat},
+		Delivery: &ReportDelivery{DeliveryCounts: DeliveryCounts{Expected: 2667, Delivered: 2600, Lost: 67, Duplicates: 2, OutOfOrder: 1, LaggedEvents: 1},
+			Missed: 60, Malformed: 4, Disconnected: 1, FirstDisconnect: "stream of bench-1 ended: EOF", PerSecond: 1300, Latency: lat},
 		Server: ReportServer{WindowS: 2, MetricsError: "scrape metrics: 404 Not Found"},
 	}
 	cluster := &Report{
@@ -56,14 +56,14 @@ func fixedReports() map[string]*Report {
 			Subscribers: 4, Topics: 1, Rate: 0, Publishers: 8, Size: 128, Batch: 100, DurationS: 5, WarmupS: 1},
 		Connect: ReportConnect{Subscribers: 4, Seconds: 0.2},
 		Publish: &ReportPublish{Accepted: 250_000, Requests: 2500, PerSecond: 50_000, Latency: LatencyMs{Samples: 2500, P50: 15, P99: 40, Max: 80}},
-		Delivery: &ReportDelivery{Expected: 1_000_000, Delivered: 1_000_000, PerSecond: 200_000, Latency: lat,
+		Delivery: &ReportDelivery{DeliveryCounts: DeliveryCounts{Expected: 1_000_000, Delivered: 1_000_000}, PerSecond: 200_000, Latency: lat,
 			LatencyPublishingNode: &LatencyMs{Samples: 500_000, P50: 0.9, P90: 2, P99: 10, P999: 20, Max: 30},
 			LatencyCrossNode:      &LatencyMs{Samples: 500_000, P50: 3, P90: 5, P99: 25, P999: 60, Max: 120}},
 		Server: pg,
 		Nodes: []ReportNode{
-			{Node: 0, URL: "http://127.0.0.1:40001", Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 2, Expected: 500_000, Delivered: 500_000}},
+			{Node: 0, URL: "http://127.0.0.1:40001", Server: pg, Delivery: &ReportNodeDelivery{Subscribers: 2, DeliveryCounts: DeliveryCounts{Expected: 500_000, Delivered: 500_000}}},
 			{Node: 1, URL: "http://127.0.0.1:40002", Publishes: true, Server: ReportServer{WindowS: 5, MetricsError: "scrape metrics: connection refused"},
-				Delivery: &ReportNodeDelivery{Subscribers: 2, Expected: 500_000, Delivered: 499_990, Lost: 10, Duplicates: 1, OutOfOrder: 2, LaggedEvents: 1, Disconnected: 1}},
+				Delivery: &ReportNodeDelivery{Subscribers: 2, DeliveryCounts: DeliveryCounts{Expected: 500_000, Delivered: 499_990, Lost: 10, Duplicates: 1, OutOfOrder: 2, LaggedEvents: 1}, Disconnected: 1}},
 		},
 		Client: ReportClient{CPUSeconds: ptr(1.5), FileLimit: 1024},
 	}
