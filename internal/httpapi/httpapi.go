@@ -435,6 +435,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		// RFC 9110 (15.5.2): every 401 names the scheme that would work,
+		// including the admin routes' and admin_token_in_url.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		retryAfter(w, time.Second)
 	}
