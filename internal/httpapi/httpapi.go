@@ -1,8 +1,3 @@
-// Package httpapi is Herald's /v1 HTTP API: routing, authentication (app
-// keys with scopes, the admin token), body limits, and the JSON error
-// envelope. It turns requests into calls on pubsub.Service, sse.Handler and
-// webhook.Triggers and maps their errors to statuses in one place,
-// writeError.
 package httpapi
 
 import (
