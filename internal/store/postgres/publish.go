@@ -32,7 +32,7 @@ func (s *Store) Publish(ctx context.Context, req store.PublishRequest) (store.Me
 	default:
 	}
 	if !storable(req.AppID) || !storable(req.Topic) {
-		return store.Message{}, fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)
+		return store.Message{}, sqlstore.TopicNotFound(req.Topic)
 	}
 	if !storable(req.IdempotencyKey) {
 		// It would fail the batch's statements, and every publish with it.
@@ -58,7 +58,7 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) (
 	}
 	for i, req := range reqs {
 		if !storable(req.AppID) || !storable(req.Topic) {
-			return nil, &store.ItemError{Index: i, Err: fmt.Errorf("publish: topic %q: %w", req.Topic, store.ErrNotFound)}
+			return nil, &store.ItemError{Index: i, Err: sqlstore.TopicNotFound(req.Topic)}
 		}
 		if !storable(req.IdempotencyKey) {
 			return nil, &store.ItemError{Index: i, Err: errors.New("publish: idempotency key is not valid UTF-8 or holds NUL")}

@@ -21,9 +21,10 @@
 //
 // # Concurrency
 //
-// The functions here hold no state of their own. A Pruner may be used by one
-// goroutine at a time per call; it calls its PruneDB from that goroutine.
-// Groups belongs to one writer goroutine.
+// Pruner and Limits hold no state that changes: they are as safe for
+// concurrent use as the DB they are given, and call it from the calling
+// goroutine. Groups is a writer's scratch space and belongs to that one
+// writer goroutine.
 //
 // # Errors
 //

@@ -49,8 +49,11 @@ type Group struct {
 }
 
 // NotFound is the error of a call to the group's topic when it is Missing.
-func (g *Group) NotFound() error {
-	return fmt.Errorf("publish: topic %q: %w", g.Key.Topic, store.ErrNotFound)
+func (g *Group) NotFound() error { return TopicNotFound(g.Key.Topic) }
+
+// TopicNotFound is the error of a publish to topic, which does not exist.
+func TopicNotFound(topic string) error {
+	return fmt.Errorf("publish: topic %q: %w", topic, store.ErrNotFound)
 }
 
 // Take gives c the group's next id: it sets c.Msg to c's message, as it
