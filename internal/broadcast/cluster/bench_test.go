@@ -94,7 +94,7 @@ func benchmarkClusterPublish(b *testing.B, mode string, topics int) {
 		clustertest.EnsureTopic(b, nodes[0].st, "app", fmt.Sprintf("bench-%d", i))
 		for _, n := range nodes {
 			if n.bc != nil {
-				_, err := n.bc.Subscribe(b.Context(), "app", fmt.Sprintf("bench-%d", i), make(chan struct{}, 1))
+				_, err := n.bc.Subscribe(b.Context(), "app", fmt.Sprintf("bench-%d", i), broadcast.WakeChan(make(chan struct{}, 1)))
 				require.NoError(b, err)
 			}
 		}
