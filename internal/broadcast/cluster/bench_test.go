@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/broadcast/cluster"
 	"github.com/heraldhq/herald/internal/broadcast/cluster/clustertest"
 	"github.com/heraldhq/herald/internal/broadcast/natsbus"
