@@ -24,7 +24,7 @@ type MemoryOptions struct {
 // Memory is the in-process Broadcaster. Each (app, topic) with live
 // subscribers has one ring of its newest events, shared by all of them, and
 // each subscriber keeps only a cursor into it: publishing is one slot write
-// plus a non-blocking wake per subscriber, and a subscriber that falls more
+// plus a wake call per subscriber, and a subscriber that falls more
 // than the ring's size behind skips to the oldest event still held and is
 // told how many it missed, as with Tokio's broadcast channel.
 //
@@ -200,7 +200,7 @@ func (m *Memory) DropTopic(_ context.Context, app, topic string) {
 // Subscription is one subscriber's view of a topic: a cursor into the
 // topic's ring. Receive must be called from one goroutine at a time.
 type Subscription struct {
-	ring *ring // nil for a Noop subscription
+	ring *ring  // nil for a Noop subscription
 	wake func() // nil for a Noop subscription made with no wake
 
 	next      uint64      // owned by the receiving goroutine; seq of the next event to receive

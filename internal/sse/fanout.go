@@ -3,6 +3,7 @@ package sse
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/heraldhq/herald/internal/metrics"
 )
@@ -78,6 +79,10 @@ type worker struct {
 	mu      sync.Mutex
 	ready   []*stream // guarded by mu; streams with something to do, each once (stream.queued)
 	stopped bool      // guarded by mu; the worker has returned
+	// gone is stopped, read without the lock by a stream about to go
+	// direct: one that did after the worker stopped would be handed back
+	// at once, over and over.
+	gone atomic.Bool
 
 	spare []*stream // owned by the worker's goroutine: the list swapped in for ready
 }
@@ -115,6 +120,7 @@ func (w *worker) run(stop <-chan struct{}) {
 		case <-stop:
 			w.mu.Lock()
 			w.stopped = true
+			w.gone.Store(true)
 			left := w.ready
 			w.ready = nil
 			w.mu.Unlock()

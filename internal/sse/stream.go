@@ -227,7 +227,7 @@ func (s *stream) step() bool {
 // since its last Receive is the worker's to deliver, so the stream is
 // queued on it at once.
 func (s *stream) goDirect() {
-	if s.w == nil {
+	if s.w == nil || s.w.gone.Load() {
 		return
 	}
 	// A deadline left from a parked write would fail the direct ones
