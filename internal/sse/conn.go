@@ -85,7 +85,7 @@ type rawConn struct {
 	pending []byte
 	written int
 	werr    error
-	writeFn func(fd uintptr) bool
+	writeNowFunc func(fd uintptr) bool
 }
 
 // newRawConn returns conn as a sink, and as a directWriter when conn
@@ -101,7 +101,7 @@ func newRawConn(conn net.Conn, head []byte) sink {
 		return c
 	}
 	c.raw = raw
-	c.writeFn = c.writeNow
+	c.writeNowFunc = c.writeNow
 	return &directConn{c}
 }
 
@@ -112,7 +112,7 @@ type directConn struct{ *rawConn }
 // socket: no poller wait, so a full socket buffer (EAGAIN) returns 0.
 func (c *directConn) tryWrite(b []byte) (int, error) {
 	c.pending, c.written, c.werr = b, 0, nil
-	err := c.raw.Write(c.writeFn)
+	err := c.raw.Write(c.writeNowFunc)
 	c.pending = nil
 	if err != nil {
 		return 0, err
