@@ -128,6 +128,8 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+var _ syscall.Conn = (*limitedConn)(nil)
+
 // SyscallConn gives the wrapped connection's file descriptor (a
 // syscall.Conn), which the SSE fan-out writes to without waiting; the
 // embedded net.Conn alone would hide it. Writes through it do not touch
