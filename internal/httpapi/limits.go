@@ -176,7 +176,7 @@ func (a *API) checkTopicLimit(r *http.Request) error {
 	if err != nil || l.Topics <= 0 {
 		return appErr(err)
 	}
-	ts, err := a.cfg.Service.ListTopics(r.Context(), app)
+	ts, err := a.cfg.Topics.ListTopics(r.Context(), app)
 	if err != nil {
 		return appErr(err)
 	}
