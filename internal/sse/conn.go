@@ -82,9 +82,9 @@ type rawConn struct {
 	// tryWrite's call of raw.Write, kept in fields so that the callback is
 	// made once per connection, not once per write (a closure passed
 	// through the interface would be allocated on every call).
-	pending []byte
-	written int
-	werr    error
+	pending      []byte
+	written      int
+	werr         error
 	writeNowFunc func(fd uintptr) bool
 }
 
