@@ -238,8 +238,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
+	s.conns = newConnLimit(ln, cfg.MaxConnections)
 	s.http = &http.Server{
-		Handler:           api,
+		Handler:           s.conns.watchBodies(api),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
@@ -248,9 +250,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.http.ConnState = func(c net.Conn, st http.ConnState) {
 		s.fresh.track(c, st)
-		if s.conns != nil {
-			s.conns.track(c, st)
-		}
+		s.conns.track(c, st)
 	}
 	s.http.RegisterOnShutdown(s.fresh.closeAll)
 	if err := s.configureProtocols(); err != nil {
@@ -258,7 +258,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
-	s.conns = newConnLimit(ln, cfg.MaxConnections)
 	s.ln, bound = s.conns, true
 	return s, nil
 }
