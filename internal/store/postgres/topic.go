@@ -52,6 +52,81 @@ func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic stor
 	}
 }
 
+// CreateTopicWithin is CreateTopic for an app allowed at most max topics
+// (max <= 0: any number); past it, store.ErrLimitReached.
+func (s *Store) CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic store.Topic, created bool, err error) {
+	if max <= 0 {
+		return s.CreateTopic(ctx, appID, name)
+	}
+	if err := s.enter(); err != nil {
+		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
+	}
+	defer s.mu.RUnlock()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("create topic %s: %w", name, interpretError(err))
+		}
+	}()
+	if !storable(appID) {
+		return store.Topic{}, false, store.ErrNotFound
+	}
+	if !storable(name) {
+		return store.Topic{}, false, errors.New("name is not valid UTF-8 or holds NUL")
+	}
+	err = s.writeTx(ctx, func(tx pgx.Tx) error {
+		created = false
+		if err := lockAppCreates(ctx, tx, appID); err != nil {
+			return err
+		}
+		var err error
+		topic, err = readTopic(ctx, tx, appID, name)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err // it exists (or the read failed)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.topics WHERE app_id = $1`, appID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= max {
+			return store.ErrLimitReached
+		}
+		// A create without a limit does not take the lock: it may have
+		// inserted the name since.
+		topic = store.Topic{AppID: appID, Name: name}
+		err = tx.QueryRow(ctx, `INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, now())
+			ON CONFLICT (app_id, name) DO NOTHING
+			RETURNING created_at`, appID, name).Scan(&topic.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			topic, err = readTopic(ctx, tx, appID, name)
+			return err
+		}
+		topic.CreatedAt = topic.CreatedAt.UTC()
+		created = err == nil
+		return err
+	})
+	if err != nil {
+		return store.Topic{}, false, err
+	}
+	return topic, created, nil
+}
+
+// lockAppCreates takes, until tx ends, the lock that serializes the
+// creates of appID's topics and triggers that count them against a limit:
+// the app's row, FOR NO KEY UPDATE, which the foreign keys of rows being
+// inserted for the app (FOR KEY SHARE) do not wait for, so publishes and
+// unlimited creates never wait on it. Each statement after it sees what
+// the creates it waited for committed (read committed takes a snapshot per
+// statement). An unknown app gives pgx.ErrNoRows.
+func lockAppCreates(ctx context.Context, tx pgx.Tx, appID string) error {
+	var one int
+	return tx.QueryRow(ctx, `SELECT 1 FROM herald.apps WHERE id = $1 FOR NO KEY UPDATE`, appID).Scan(&one)
+}
+
+// rowQuerier is what readTopic reads through: the pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // GetTopic returns one topic or store.ErrNotFound.
 func (s *Store) GetTopic(ctx context.Context, appID, name string) (store.Topic, error) {
 	if err := s.enter(); err != nil {
@@ -68,12 +143,18 @@ func (s *Store) GetTopic(ctx context.Context, appID, name string) (store.Topic, 
 
 // getTopic reads a topic; a topic that does not exist gives pgx.ErrNoRows.
 func (s *Store) getTopic(ctx context.Context, appID, name string) (store.Topic, error) {
+	return readTopic(ctx, s.pool, appID, name)
+}
+
+// readTopic reads a topic through q, the pool or a transaction; a topic
+// that does not exist gives pgx.ErrNoRows.
+func readTopic(ctx context.Context, q rowQuerier, appID, name string) (store.Topic, error) {
 	if !storable(appID) || !storable(name) {
 		return store.Topic{}, pgx.ErrNoRows
 	}
 	topic := store.Topic{AppID: appID, Name: name}
 	var lastID int64
-	err := s.pool.QueryRow(ctx, `SELECT last_id, created_at FROM herald.topics WHERE app_id = $1 AND name = $2`, appID, name).
+	err := q.QueryRow(ctx, `SELECT last_id, created_at FROM herald.topics WHERE app_id = $1 AND name = $2`, appID, name).
 		Scan(&lastID, &topic.CreatedAt)
 	if err != nil {
 		return store.Topic{}, err
