@@ -149,7 +149,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		_ = s.closeStorage()
 		return nil, err
 	}
-	triggers, err := s.webhooks(st)
+	// One enforcer of the per-app limits for the API, the topics of the
+	// service and the triggers.
+	apps := s.appLimits(st)
+	triggers, err := s.webhooks(st, apps)
 	if err != nil {
 		_ = s.closeStorage()
 		return nil, err
@@ -158,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	svc, err := pubsub.New(s.watch, bc, pubsub.Options{
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		MaxDepth:        cfg.MaxMessageDepth,
+		Limits:          apps,
 		PublishedFunc: func(d time.Duration) {
 			s.metrics.Published.Inc()
 			s.metrics.PublishDuration.Observe(d.Seconds())
@@ -233,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// ReadTimeout would also cut the event streams.
 		ReadTimeout: cfg.ReadTimeout,
 		MaxStreams:  maxStreams(cfg.MaxConnections),
-		Limits:      s.appLimits(st),
+		Limits:      apps,
 		AppLimits:   limitStore(st),
 
 		MaxBatchBytes: cfg.MaxBatchBytes,
@@ -264,7 +268,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 // webhooks builds the durable path over the store's outbox: the trigger
 // service the API uses and, unless this node delivers none, the dispatcher.
-func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
+func (s *Server) webhooks(st store.Store, limits webhook.TriggerLimits) (*webhook.Triggers, error) {
 	outbox, ok := st.(store.Outbox)
 	if !ok {
 		return nil, fmt.Errorf("store %T has no outbox for webhook triggers", st)
@@ -298,6 +302,7 @@ func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
 		WakeFunc:  s.wakeDispatcher,
 		NewIDFunc: func() string { return "trg_" + auth.NewID() },
 		Timeout:   s.cfg.WebhookTimeout,
+		Limits:    limits,
 	})
 	s.triggers = trs
 	return trs, err
