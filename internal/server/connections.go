@@ -48,9 +48,8 @@ type connLimit struct {
 	cond *sync.Cond // signalled, under mu, when open drops, a conn starts waiting, or closed is set
 	open int        // guarded by mu; connections accepted and not closed
 	// conns holds, keyed by the conn net/http reports states for, every
-	// connection it serves over HTTP/1.x (from StateNew until closed or
-	// hijacked) and whether and since when it waits on its client.
-	// Guarded by mu.
+	// connection it serves (from StateNew until closed or hijacked) and
+	// whether and since when it waits on its client. Guarded by mu.
 	conns  map[net.Conn]*clientWait
 	closed bool // guarded by mu; the listener was closed
 }
