@@ -73,7 +73,7 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := a.cfg.Service.PublishBatch(r.Context(), ps)
+	out, err := a.cfg.Publisher.PublishBatch(r.Context(), ps)
 	if err != nil {
 		a.writeError(w, r, batchErr(req.Messages, err))
 		return

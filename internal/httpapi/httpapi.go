@@ -1,8 +1,3 @@
-// Package httpapi is Herald's /v1 HTTP API: routing, authentication (app
-// keys with scopes, the admin token), body limits, and the JSON error
-// envelope. It turns requests into calls on pubsub.Service, sse.Handler and
-// webhook.Triggers and maps their errors to statuses in one place,
-// writeError.
 package httpapi
 
 import (
@@ -36,36 +31,50 @@ const DefaultMaxBatchBytes = 4 << 20
 // MaxTopicsPerStream bounds the topics of one multi-topic stream.
 const MaxTopicsPerStream = 64
 
-// Config is what the API needs from its composition root.
+// Config is what the API needs from its composition root. Each
+// dependency is a small interface declared below, holding only the methods
+// the API calls, so the API can be tested on its own with real parts where
+// they are cheap and a fake where a fault must be injected. A dependency
+// documented as optional must be a nil interface to be absent, not a nil
+// pointer inside one.
 type Config struct {
-	Service *pubsub.Service
-	Streams *sse.Handler
-	// Keys verifies app keys.
-	Keys *auth.Verifier
-	// Apps looks up apps for admin requests; the store satisfies it.
-	Apps interface {
-		GetApp(ctx context.Context, appID string) (store.App, error)
-	}
+	// Publisher stores and broadcasts messages (pubsub.Service).
+	Publisher Publisher
+	// Topics creates, lists and deletes topics and reads their history
+	// (pubsub.Service).
+	Topics TopicService
+	// Apps creates, lists and deletes apps for the admin routes
+	// (pubsub.Service).
+	Apps AppService
+	// AppGetter looks up the path's app for requests made with the admin
+	// token; the store satisfies it.
+	AppGetter AppGetter
+	// Streams serves the event streams (sse.Handler).
+	Streams StreamServer
+	// Keys verifies app keys (auth.Verifier).
+	Keys KeyVerifier
+	// Admin is the install-wide token that manages every app.
 	Admin auth.AdminToken
 	// ReadyFunc reports whether the server takes traffic (for /readyz).
 	ReadyFunc func() error
 	// Metrics serves /metrics.
 	Metrics http.Handler
-	// Triggers manages webhook triggers and dead letters. Nil answers their
-	// routes with 404.
-	Triggers *webhook.Triggers
+	// Triggers manages webhook triggers and dead letters
+	// (webhook.Triggers). Nil answers their routes with 404.
+	Triggers TriggerManager
 	// KeyStore issues, lists and revokes app keys. Nil answers the key
 	// routes with 404.
 	KeyStore KeyStore
 	// Stats keeps each app's recent figures for GET …/stats and counts its
-	// publishes. Nil answers that route with 404.
-	Stats *stats.Recorder
+	// publishes (stats.Recorder). Nil answers that route with 404.
+	Stats StatsRecorder
 	// Nodes, in cluster mode, reads every node's report for GET …/stats;
 	// NodeID is this node's id in them. Nil leaves the nodes out.
 	Nodes  NodeReports
 	NodeID string
-	// Tokens mints and verifies browser tokens. Nil refuses them.
-	Tokens *auth.TokenSigner
+	// Tokens mints and verifies browser tokens (auth.TokenSigner). Nil
+	// refuses them.
+	Tokens TokenSigner
 	// CORS lists the origins browsers may call from: exact origins get
 	// credentialed CORS, "*" any origin without credentials. Empty sends no
 	// CORS headers.
@@ -83,11 +92,111 @@ type Config struct {
 	// MaxStreams caps the event streams open on this node; past it a
 	// stream is refused with 503 and Retry-After. 0 or less is unlimited.
 	MaxStreams int
-	// Limits enforces per-app limits; nil enforces none.
-	Limits *limit.Apps
+	// Limits enforces per-app limits (limit.Apps); nil enforces none.
+	Limits AppLimiter
 	// AppLimits keeps apps' own limits (PATCH /v1/apps/{app}); nil answers
 	// that route with 404.
 	AppLimits store.LimitStore
+}
+
+// The interfaces below are the API's view of its dependencies. The API
+// calls them from every request's goroutine, so each implementation must
+// be safe for concurrent use. Errors come back as the sentinels of the
+// store, pubsub, auth, sse and webhook packages (or wrap them), which
+// writeError maps to statuses; anything else answers 500.
+
+// Publisher stores and broadcasts messages. Its limits are read for the
+// text of the errors that name them.
+type Publisher interface {
+	// PublishRequest publishes one message, or replays the one stored
+	// under the publication's idempotency key.
+	PublishRequest(ctx context.Context, p pubsub.Publication) (pubsub.Published, error)
+	// PublishBatch publishes every message or none; an error caused by one
+	// of them is a *store.ItemError naming it.
+	PublishBatch(ctx context.Context, ps []pubsub.Publication) ([]pubsub.Published, error)
+	// MaxMessageBytes is the largest message accepted, compacted.
+	MaxMessageBytes() int
+	// MaxDepth is the deepest nesting of arrays and objects accepted.
+	MaxDepth() int
+}
+
+// TopicService creates, lists and deletes an app's topics and reads their
+// history. A missing app or topic is store.ErrNotFound.
+type TopicService interface {
+	// CreateTopic creates the topic, or returns the existing one with
+	// created false.
+	CreateTopic(ctx context.Context, appID, name string) (t store.Topic, created bool, err error)
+	ListTopics(ctx context.Context, appID string) ([]store.Topic, error)
+	DeleteTopic(ctx context.Context, appID, name string) error
+	History(ctx context.Context, appID, topic string, after uint64, limit int) ([]store.Message, error)
+}
+
+// AppService creates, lists and deletes apps. A missing app is
+// store.ErrNotFound.
+type AppService interface {
+	// CreateApp creates an app with its first keys.
+	CreateApp(ctx context.Context, name string) (pubsub.AppWithKeys, error)
+	ListApps(ctx context.Context) ([]store.App, error)
+	DeleteApp(ctx context.Context, appID string) error
+}
+
+// AppGetter looks up one app; a missing one is store.ErrNotFound.
+type AppGetter interface {
+	GetApp(ctx context.Context, appID string) (store.App, error)
+}
+
+// StreamServer serves event streams and ends them.
+type StreamServer interface {
+	// Serve streams the events of req's topics to w. An error means
+	// nothing was written and the API answers with it: a wrapped
+	// store.ErrNotFound, sse.ErrBadLastEventID or sse.ErrShuttingDown.
+	Serve(w http.ResponseWriter, r *http.Request, req sse.Request) error
+	// Subscribers counts the streams open on this node for a topic.
+	Subscribers(app, topic string) int
+	// EndKey ends the streams opened with a key (or a token it minted) and
+	// returns how many.
+	EndKey(keyID string) int
+}
+
+// KeyVerifier verifies app keys. Verify returns auth.ErrUnauthenticated
+// for a key that is unknown, malformed or revoked; KeyValid returns
+// auth.ErrKeyRevoked for a revoked one.
+type KeyVerifier interface {
+	Verify(ctx context.Context, presented string) (store.Key, error)
+	KeyValid(ctx context.Context, keyID string) error
+	// ForgetKey and Forget drop what is remembered of a revoked key or a
+	// deleted app's keys.
+	ForgetKey(keyID string)
+	Forget(appID string)
+}
+
+// TokenSigner mints and verifies browser tokens. Verify returns
+// auth.ErrTokenInvalid (wrapped) or a *auth.TokenExpiredError.
+type TokenSigner interface {
+	MintForKey(keyID, app string, topics []string, ttl time.Duration, now time.Time) (string, auth.BrowserToken, error)
+	Verify(token string, now time.Time) (auth.BrowserToken, error)
+}
+
+// StatsRecorder counts an app's publishes and reports its recent figures.
+type StatsRecorder interface {
+	Published(app string, n int)
+	Snapshot(app string) stats.Snapshot
+}
+
+// AppLimiter enforces the per-app limits. A refusal is a *limit.Refused.
+type AppLimiter interface {
+	// Limits returns the limits in force for the app.
+	Limits(ctx context.Context, appID string) (store.AppLimits, error)
+	// Forget drops what is remembered of the app's limits, after they
+	// change or the app is deleted.
+	Forget(appID string)
+	// AcquireStream takes one of the app's stream slots; the stream calls
+	// release when it ends.
+	AcquireStream(ctx context.Context, appID string) (release func(), err error)
+	// AllowPublish spends n of the app's publish rate.
+	AllowPublish(ctx context.Context, appID string, n int) error
+	CheckTopics(ctx context.Context, appID string, have int) error
+	CheckTriggers(ctx context.Context, appID string, have int) error
 }
 
 // API is the HTTP handler of the whole server.
@@ -282,10 +391,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusForbidden, "forbidden", err.Error()
 	case errors.As(err, &tooBig), errors.Is(err, pubsub.ErrTooLarge):
 		status, code, msg = http.StatusRequestEntityTooLarge, "message_too_large",
-			fmt.Sprintf("message larger than the limit of %d bytes", a.cfg.Service.MaxMessageBytes())
+			fmt.Sprintf("message larger than the limit of %d bytes", a.maxMessageBytes())
 	case errors.Is(err, pubsub.ErrTooDeep):
 		status, code, msg = http.StatusBadRequest, "message_too_deep",
-			fmt.Sprintf("the message nests arrays and objects deeper than the limit of %d levels", a.cfg.Service.MaxDepth())
+			fmt.Sprintf("the message nests arrays and objects deeper than the limit of %d levels", a.maxDepth())
 	case errors.Is(err, pubsub.ErrInvalid):
 		// Replace, not TrimPrefix: a batch's error starts "message N: ".
 		status, code, msg = http.StatusBadRequest, "invalid_request", strings.Replace(err.Error(), "invalid: ", "", 1)
@@ -321,6 +430,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		// RFC 9110 (15.5.2): every 401 names the scheme that would work,
+		// including the admin routes' and admin_token_in_url.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		retryAfter(w, time.Second)
 	}
@@ -332,6 +446,23 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	afterAnswer := abandonBody(w, r)
 	writeJSON(w, status, map[string]any{"error": body})
 	afterAnswer()
+}
+
+// maxMessageBytes and maxDepth are the Publisher's limits, for the
+// errors that name them; 0 for an API built without one (as some tests
+// are), rather than a panic inside writeError.
+func (a *API) maxMessageBytes() int {
+	if a.cfg.Publisher == nil {
+		return 0
+	}
+	return a.cfg.Publisher.MaxMessageBytes()
+}
+
+func (a *API) maxDepth() int {
+	if a.cfg.Publisher == nil {
+		return 0
+	}
+	return a.cfg.Publisher.MaxDepth()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -431,7 +562,7 @@ func (a *API) authorize(scope store.Scope, stream bool, next http.HandlerFunc) h
 			return
 		}
 		if from == fromHeader && a.cfg.Admin.Verify(token) {
-			if _, err := a.cfg.Apps.GetApp(r.Context(), appID); err != nil {
+			if _, err := a.cfg.AppGetter.GetApp(r.Context(), appID); err != nil {
 				a.writeError(w, r, appErr(err))
 				return
 			}
@@ -510,7 +641,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	out, err := a.cfg.Service.CreateApp(r.Context(), req.Name)
+	out, err := a.cfg.Apps.CreateApp(r.Context(), req.Name)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -523,7 +654,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
-	apps, err := a.cfg.Service.ListApps(r.Context())
+	apps, err := a.cfg.Apps.ListApps(r.Context())
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -536,7 +667,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
-	if err := a.cfg.Service.DeleteApp(r.Context(), r.PathValue("app")); err != nil {
+	if err := a.cfg.Apps.DeleteApp(r.Context(), r.PathValue("app")); err != nil {
 		a.writeError(w, r, appErr(err))
 		return
 	}
@@ -562,7 +693,7 @@ func (a *API) topicJSON(t store.Topic) topicJSON {
 }
 
 func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
-	t, created, err := a.cfg.Service.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
+	t, created, err := a.cfg.Topics.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
 	if err != nil {
 		a.writeError(w, r, appErr(err))
 		return
@@ -575,7 +706,7 @@ func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
-	ts, err := a.cfg.Service.ListTopics(r.Context(), r.PathValue("app"))
+	ts, err := a.cfg.Topics.ListTopics(r.Context(), r.PathValue("app"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -589,7 +720,7 @@ func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
-	if err := a.cfg.Service.DeleteTopic(r.Context(), r.PathValue("app"), topic); err != nil {
+	if err := a.cfg.Topics.DeleteTopic(r.Context(), r.PathValue("app"), topic); err != nil {
 		a.writeError(w, r, topicErr(topic, err))
 		return
 	}
@@ -625,12 +756,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	// The limit is on compact JSON; the raw body may carry whitespace, so it
 	// gets room for that, bounded so a huge body is refused while reading.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*a.cfg.Service.MaxMessageBytes())))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*a.cfg.Publisher.MaxMessageBytes())))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	p, err := a.cfg.Service.PublishRequest(r.Context(), pubsub.Publication{
+	p, err := a.cfg.Publisher.PublishRequest(r.Context(), pubsub.Publication{
 		AppID: r.PathValue("app"), Topic: topic, Body: body, IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -678,7 +809,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = v
 	}
-	msgs, err := a.cfg.Service.History(r.Context(), r.PathValue("app"), topic, after, limit)
+	msgs, err := a.cfg.Topics.History(r.Context(), r.PathValue("app"), topic, after, limit)
 	if err != nil {
 		a.writeError(w, r, topicErr(topic, err))
 		return

@@ -67,7 +67,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	app := r.PathValue("app")
 	// One read for every topic, rather than one per topic.
-	existing, err := a.cfg.Service.ListTopics(r.Context(), app)
+	existing, err := a.cfg.Topics.ListTopics(r.Context(), app)
 	if err != nil {
 		a.writeError(w, r, appErr(err))
 		return

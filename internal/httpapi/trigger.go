@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +49,23 @@ func newTriggerJSON(t store.TriggerStats) triggerJSON {
 	return tj
 }
 
-func (a *API) triggers() (*webhook.Triggers, error) {
+// TriggerManager manages webhook triggers and dead letters. A missing
+// trigger, topic or dead letter is store.ErrNotFound; a refused URL or
+// secret is one of the webhook package's errors.
+type TriggerManager interface {
+	Create(ctx context.Context, appID, topic, rawURL, secret string) (store.Trigger, error)
+	List(ctx context.Context, appID, topic string) ([]store.TriggerStats, error)
+	Update(ctx context.Context, appID, topic, id string, c webhook.TriggerChange) (store.TriggerStats, error)
+	Delete(ctx context.Context, appID, topic, id string) error
+	// Test delivers a test event to the trigger's URL now.
+	Test(ctx context.Context, appID, topic, id string) (store.Attempt, error)
+	Attempts(ctx context.Context, appID, topic, id string, limit int) ([]store.Attempt, error)
+	DeadLetters(ctx context.Context, appID string, limit int) ([]store.Delivery, error)
+	// Redrive queues a dead letter for delivery again.
+	Redrive(ctx context.Context, appID, id string) error
+}
+
+func (a *API) triggers() (TriggerManager, error) {
 	if a.cfg.Triggers == nil {
 		return nil, &apiError{http.StatusNotFound, "route_not_found", "webhook triggers are not served by this API"}
 	}

@@ -218,11 +218,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.nodes, nodeReports = ns, ns
 	}
 	api := httpapi.New(httpapi.Config{
-		Service:   svc,
+		Publisher: svc,
+		Topics:    svc,
+		Apps:      svc,
+		AppGetter: st,
 		Streams:   s.streams,
 		Keys:      verifier,
 		KeyStore:  keys,
-		Apps:      st,
 		Admin:     auth.NewAdminToken(s.AdminToken),
 		ReadyFunc: s.ready,
 		Metrics:   s.metrics.Handler(),

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -126,13 +127,27 @@ type Options struct {
 }
 
 // Queue hands publishes from callers to one writer.
+//
+// Callers append to a list under a mutex and wait for their answer alone;
+// the writer takes what the list holds when it starts a batch. A caller
+// therefore sleeps once per publish (until its answer), not twice as it
+// would on an unbuffered channel (once until the writer takes the call,
+// once until the answer): on a busy server each of those sleeps is a
+// thread hand-off, and they were a large part of a publish's cost.
 type Queue struct {
 	opts Options
-	// calls is unbuffered: a send completes when the writer has taken the
-	// call.
-	calls chan *Call
-	// sending counts the calls about to be sent: the writer takes them
-	// into its batch before it commits.
+	mu   sync.Mutex
+	// pending holds the calls (for a batch publish, its unit's first call)
+	// that wait for a writer, in arrival order. Guarded by mu.
+	pending []*Call
+	// closed is set, under mu, once a writer saw closing: nothing is added
+	// to pending after it.
+	closed bool
+	// wake has room for one signal: a caller that adds to pending leaves
+	// one there for a writer waiting for work.
+	wake chan struct{}
+	// sending counts the callers about to add a call: the writer takes
+	// them into its batch before it commits.
 	sending atomic.Int64
 	// pool recycles Calls, so a publish allocates little.
 	pool sync.Pool
@@ -142,7 +157,7 @@ type Queue struct {
 
 // New returns a queue that stops when closing is closed.
 func New(closing <-chan struct{}, opts Options) *Queue {
-	q := &Queue{opts: opts, calls: make(chan *Call), closing: closing}
+	q := &Queue{opts: opts, wake: make(chan struct{}, 1), closing: closing}
 	q.pool.New = func() any { return &Call{done: make(chan struct{}, 1)} }
 	return q
 }
@@ -154,20 +169,10 @@ func New(closing <-chan struct{}, opts Options) *Queue {
 func (q *Queue) Submit(ctx context.Context, req store.PublishRequest) (store.Message, error) {
 	c := q.pool.Get().(*Call)
 	c.Ctx, c.Req = ctx, req
-	q.sending.Add(1)
-	select {
-	case q.calls <- c:
-		// The writer took c and counted it out of sending.
-	case <-ctx.Done():
-		q.sending.Add(-1)
+	if err := q.enqueue(c); err != nil {
 		q.recycle(c)
-		return store.Message{}, fmt.Errorf("publish: %w", ctx.Err())
-	case <-q.closing:
-		q.sending.Add(-1)
-		q.recycle(c)
-		return store.Message{}, fmt.Errorf("publish: %w", store.ErrClosed)
+		return store.Message{}, err
 	}
-	<-c.done
 	msg, err := c.Msg, c.Err
 	q.recycle(c)
 	return msg, err
@@ -192,17 +197,9 @@ func (q *Queue) SubmitBatch(ctx context.Context, reqs []store.PublishRequest) ([
 	}
 	head := u.calls[0]
 	head.done = make(chan struct{}, 1)
-	q.sending.Add(1)
-	select {
-	case q.calls <- head:
-	case <-ctx.Done():
-		q.sending.Add(-1)
-		return nil, fmt.Errorf("publish: %w", ctx.Err())
-	case <-q.closing:
-		q.sending.Add(-1)
-		return nil, fmt.Errorf("publish: %w", store.ErrClosed)
+	if err := q.enqueue(head); err != nil {
+		return nil, err
 	}
-	<-head.done
 	msgs := make([]store.Message, len(reqs))
 	for i, c := range u.calls {
 		if c.Err != nil {
@@ -211,6 +208,45 @@ func (q *Queue) SubmitBatch(ctx context.Context, reqs []store.PublishRequest) ([
 		msgs[i] = c.Msg
 	}
 	return msgs, nil
+}
+
+// enqueue adds c (a unit's first call) to pending and waits until the
+// writer has answered it. It returns an error, and c is not written, when
+// c.Ctx ends before a writer takes c or when the queue is closed.
+func (q *Queue) enqueue(c *Call) error {
+	if err := c.Ctx.Err(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	q.sending.Add(1)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		q.sending.Add(-1)
+		return fmt.Errorf("publish: %w", store.ErrClosed)
+	}
+	q.pending = append(q.pending, c)
+	q.mu.Unlock()
+	q.sending.Add(-1)
+	select {
+	case q.wake <- struct{}{}:
+	default: // a signal is already waiting
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-c.Ctx.Done():
+	}
+	// Given up: withdrawn if no writer has taken it yet, else its outcome
+	// is awaited, as the writer writes what it took.
+	q.mu.Lock()
+	if i := slices.Index(q.pending, c); i >= 0 {
+		q.pending = slices.Delete(q.pending, i, i+1)
+		q.mu.Unlock()
+		return fmt.Errorf("publish: %w", c.Ctx.Err())
+	}
+	q.mu.Unlock()
+	<-c.done
+	return nil
 }
 
 // recycle puts c back in the pool, with no references to the call it held.
@@ -222,7 +258,8 @@ func (q *Queue) recycle(c *Call) {
 
 // Run is the writer loop: it takes batches of calls and gives those whose
 // callers still wait to commit, which must Answer every one of them. It
-// returns once closing is closed, after its current batch.
+// returns once closing is closed, after its current batch; calls still
+// waiting then get store.ErrClosed.
 func (q *Queue) Run(commit func(live []*Call)) {
 	q.RunTurns(nil, func(live []*Call, _ func()) { commit(live) })
 }
@@ -246,6 +283,7 @@ func (q *Queue) RunTurns(turns chan struct{}, commit func(live []*Call, pass fun
 			turns <- struct{}{}
 		}
 	}
+	defer q.shut()
 	for {
 		if turns != nil {
 			select {
@@ -255,15 +293,11 @@ func (q *Queue) RunTurns(turns chan struct{}, commit func(live []*Call, pass fun
 				return
 			}
 		}
-		var first *Call
-		select {
-		case first = <-q.calls:
-			q.sending.Add(-1)
-		case <-q.closing:
+		batch = q.gather(batch[:0])
+		if batch == nil {
 			pass()
 			return
 		}
-		batch = q.gather(batch[:0], first)
 		// A call whose caller gave up before the writer took it is not
 		// written. A unit's calls share one context, asked once for all.
 		live = live[:0]
@@ -291,24 +325,49 @@ func (q *Queue) RunTurns(turns chan struct{}, commit func(live []*Call, pass fun
 	}
 }
 
-// gather appends first and the calls that come right after it to batch. It
-// yields once, so that publishers woken by the last batch can run, then
-// takes calls for as long as a Submit is about to send one, within the
-// batch bounds. It never waits for a call that has not begun: the calls that
-// arrive while a batch commits make the next batch.
+// shut refuses new calls and answers those still waiting with
+// store.ErrClosed.
+func (q *Queue) shut() {
+	q.mu.Lock()
+	q.closed = true
+	left := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	for _, c := range left {
+		for _, u := range c.Unit() {
+			u.Err = fmt.Errorf("publish: %w", store.ErrClosed)
+			u.Answer()
+		}
+	}
+}
+
+// gather waits for calls and appends a batch of them to batch; it returns
+// nil once closing is closed. It takes what waits, yields once, so that
+// publishers woken by the last batch can run, then takes calls for as long
+// as a Submit is about to add one, within the batch bounds. It never waits
+// for a call that has not begun: the calls that arrive while a batch
+// commits make the next batch.
 //
 // A unit (a batch publish) comes whole, whatever the bounds: they only stop
 // further calls from joining.
-func (q *Queue) gather(batch []*Call, first *Call) []*Call {
-	batch, size := appendUnit(batch, first, 0)
-	runtime.Gosched()
-	for len(batch) < q.opts.MaxBatch && (q.opts.MaxBatchBytes == 0 || size < q.opts.MaxBatchBytes) {
+func (q *Queue) gather(batch []*Call) []*Call {
+	size := 0
+	for {
+		// Calls may wait without a signal: the last batch was full.
+		if batch, size = q.take(batch, size); len(batch) > 0 {
+			break
+		}
 		select {
-		case c := <-q.calls:
-			q.sending.Add(-1)
-			batch, size = appendUnit(batch, c, size)
+		case <-q.wake:
+		case <-q.closing:
+			return nil
+		}
+	}
+	runtime.Gosched()
+	for q.room(len(batch), size) {
+		n := len(batch)
+		if batch, size = q.take(batch, size); len(batch) > n {
 			continue
-		default:
 		}
 		if q.sending.Load() == 0 {
 			break
@@ -316,6 +375,29 @@ func (q *Queue) gather(batch []*Call, first *Call) []*Call {
 		runtime.Gosched()
 	}
 	return batch
+}
+
+// room reports whether a batch of n calls holding size bytes of bodies may
+// take another call.
+func (q *Queue) room(n, size int) bool {
+	return n < q.opts.MaxBatch && (q.opts.MaxBatchBytes == 0 || size < q.opts.MaxBatchBytes)
+}
+
+// take moves waiting calls to batch, within the bounds, and adds their
+// bodies to size.
+func (q *Queue) take(batch []*Call, size int) ([]*Call, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for ; i < len(q.pending) && q.room(len(batch), size); i++ {
+		batch, size = appendUnit(batch, q.pending[i], size)
+	}
+	if i > 0 {
+		n := copy(q.pending, q.pending[i:])
+		clear(q.pending[n:])
+		q.pending = q.pending[:n]
+	}
+	return batch, size
 }
 
 // appendUnit appends the unit of c, which the writer just took, to batch

@@ -235,3 +235,35 @@ func TestBatchPublishTravelsWhole(t *testing.T) {
 	defer mu.Unlock()
 	require.Empty(t, bad)
 }
+
+// BenchmarkSubmit measures the hand-off alone: 8 publishers per core
+// submitting to a writer whose commit only answers, as a store's writer
+// would after its transaction. ns/op is the cost of one publish's trip to
+// the writer and back.
+//
+//	go test -run '^$' -bench Submit -benchmem ./internal/store/groupcommit
+func BenchmarkSubmit(b *testing.B) {
+	closing := make(chan struct{})
+	q := groupcommit.New(closing, groupcommit.Options{MaxBatch: 256})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		q.Run(func(live []*groupcommit.Call) {
+			for _, c := range live {
+				c.Answer()
+			}
+		})
+	})
+	defer func() { close(closing); wg.Wait() }()
+	req := store.PublishRequest{Body: []byte(`{"n":1}`)}
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Submit(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,14 +1,16 @@
-package main
+package loadtest
 
 import (
 	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +45,8 @@ type childServer struct {
 
 // childOptions is what a child server is started with.
 type childOptions struct {
+	// command runs `herald serve`: the program and its first arguments.
+	command []string
 	// token is the admin token; every node of a cluster needs the same one.
 	token string
 	// databaseURL selects the Postgres store; empty means SQLite in the
@@ -53,13 +57,9 @@ type childOptions struct {
 	broadcastURL string
 }
 
-// startChildServer runs this binary's serve command and waits until it logs
-// that it is ready.
+// startChildServer runs opts.command and waits until the server logs that
+// it is ready.
 func startChildServer(ctx context.Context, opts childOptions) (*childServer, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find herald binary: %w", err)
-	}
 	dir, err := os.MkdirTemp("", "herald-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("create server data directory: %w", err)
@@ -70,8 +70,9 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 		log:     newReadyWatcher(),
 		exited:  make(chan struct{}),
 	}
-	s.cmd = exec.Command(exe, "serve", "--addr", "127.0.0.1:0", "--data-dir", dir,
+	args := append(slices.Clone(opts.command[1:]), "--addr", "127.0.0.1:0", "--data-dir", dir,
 		"--admin-token", s.Token, "--log-format", "json")
+	s.cmd = exec.Command(opts.command[0], args...)
 	// The URL goes in the environment rather than argv, where ps would show
 	// a password in it; the last value of a variable wins.
 	s.cmd.Env = append(os.Environ(), "HERALD_DATABASE_URL="+opts.databaseURL, "HERALD_BROADCAST_URL="+opts.broadcastURL)
@@ -107,14 +108,13 @@ func startChildServer(ctx context.Context, opts childOptions) (*childServer, err
 	return nil, errors.Join(err, s.Stop())
 }
 
-// startChildServers starts n servers sharing one admin token on the
-// database at databaseURL (and transport at broadcastURL), one after
-// another; an empty database URL means SQLite,
-// where n should be 1 (each server would have a store of its own). On
-// error, those already started are stopped.
-func startChildServers(ctx context.Context, n int, databaseURL, broadcastURL string) ([]*childServer, error) {
+// startChildServers starts n servers with opts, one after another, under
+// one new admin token. Without a database URL each server has a SQLite
+// store of its own, so n should be 1. On error, those already started are
+// stopped.
+func startChildServers(ctx context.Context, n int, opts childOptions) ([]*childServer, error) {
 	// 52 characters: --admin-token takes 32 or more.
-	opts := childOptions{token: rand.Text() + rand.Text(), databaseURL: databaseURL, broadcastURL: broadcastURL}
+	opts.token = rand.Text() + rand.Text()
 	servers := make([]*childServer, 0, n)
 	for i := range n {
 		s, err := startChildServer(ctx, opts)
@@ -241,4 +241,17 @@ func (w *readyWatcher) Tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(append(w.tail, string(w.partial)), "\n")
+}
+
+// parseReadyLine reports the address a `herald serve --log-format json` log
+// line announces, if it is the "herald ready" line.
+func parseReadyLine(line []byte) (addr string, ok bool) {
+	var rec struct {
+		Msg  string `json:"msg"`
+		Addr string `json:"addr"`
+	}
+	if json.Unmarshal(line, &rec) != nil || rec.Msg != "herald ready" || rec.Addr == "" {
+		return "", false
+	}
+	return rec.Addr, true
 }

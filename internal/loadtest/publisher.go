@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // names (clients has one client per node).
 type publishPlan struct {
 	clients    []*client.Client
-	route      benchRoute
+	route      nodeRoute
 	app        string
 	topics     []string
 	rate       float64
@@ -136,41 +136,19 @@ func schedulePublishes(ctx context.Context, start time.Time, rate float64, jobs 
 }
 
 // publishLoop is one publisher: take a job (or plan.batch of them), publish
-// it, record the outcome. Each message is measured or not on its own
-// (window.Counts); a request, and its latency, count when its first
-// message does.
+// it, record the outcome.
 func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measureWindow, next func() (uint64, bool), res *publishResult) {
 	var (
-		bufs [][]byte
 		jobs []uint64
-		msgs []client.BatchMessage
+		req  publishRequest
 	)
 	for {
-		jobs = jobs[:0]
-		for len(jobs) < max(plan.batch, 1) {
-			n, ok := next()
-			if !ok || stopCtx.Err() != nil {
-				break
-			}
-			jobs = append(jobs, n)
-		}
+		jobs = takeJobs(stopCtx, jobs[:0], max(plan.batch, 1), next)
 		if len(jobs) == 0 {
 			return
 		}
 		sent := time.Now()
-		for len(bufs) < len(jobs) {
-			bufs = append(bufs, nil)
-		}
-		msgs = msgs[:0]
-		var firstSeq uint64
-		for i, n := range jobs {
-			ti, seq := jobTopicSeq(n, len(plan.topics))
-			if i == 0 {
-				firstSeq = seq
-			}
-			bufs[i] = buildPayload(bufs[i][:0], seq, sent.UnixNano(), plan.size)
-			msgs = append(msgs, client.BatchMessage{Topic: plan.topics[ti], Message: bufs[i]})
-		}
+		msgs, firstSeq := req.build(plan, jobs, sent)
 		c := plan.clients[plan.route.publisherNode(firstSeq)]
 		var err error
 		if plan.batch <= 1 {
@@ -178,34 +156,79 @@ func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measure
 		} else {
 			_, err = c.PublishBatch(ctx, plan.app, msgs)
 		}
-		took := time.Since(sent)
-		var measured int
-		for _, n := range jobs {
-			if window.Counts(n, sent.UnixNano()) {
-				measured++
-			}
+		res.record(window, jobs, sent, time.Since(sent), err)
+	}
+}
+
+// takeJobs appends up to n jobs from next to jobs, fewer when next runs
+// out or stopCtx ends.
+func takeJobs(stopCtx context.Context, jobs []uint64, n int, next func() (uint64, bool)) []uint64 {
+	for len(jobs) < n {
+		j, ok := next()
+		if !ok || stopCtx.Err() != nil {
+			break
 		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// publishRequest is one publisher's buffers for the messages of a
+// request, reused from request to request.
+type publishRequest struct {
+	bufs [][]byte
+	msgs []client.BatchMessage
+}
+
+// build makes the messages of jobs, sent at sent, and returns them with
+// the first one's seq, which picks the node they go through.
+func (q *publishRequest) build(plan publishPlan, jobs []uint64, sent time.Time) (msgs []client.BatchMessage, firstSeq uint64) {
+	for len(q.bufs) < len(jobs) {
+		q.bufs = append(q.bufs, nil)
+	}
+	q.msgs = q.msgs[:0]
+	for i, n := range jobs {
+		ti, seq := jobTopicSeq(n, len(plan.topics))
+		if i == 0 {
+			firstSeq = seq
+		}
+		q.bufs[i] = buildPayload(q.bufs[i][:0], seq, sent.UnixNano(), plan.size)
+		q.msgs = append(q.msgs, client.BatchMessage{Topic: plan.topics[ti], Message: q.bufs[i]})
+	}
+	return q.msgs, firstSeq
+}
+
+// record counts the outcome of one request carrying jobs, sent at sent and
+// answered after took with err, and notes each job's outcome in the
+// ledger. Each message is measured or not on its own (window.Counts); the
+// request, and its latency, count when its first message does.
+func (r *publishResult) record(window *measureWindow, jobs []uint64, sent time.Time, took time.Duration, err error) {
+	var measured int
+	for _, n := range jobs {
+		if window.Counts(n, sent.UnixNano()) {
+			measured++
+		}
+	}
+	switch {
+	case err != nil:
+		if measured > 0 {
+			r.fail(err, measured)
+		}
+	case measured > 0:
+		r.accepted.Add(uint64(measured))
+		if window.Counts(jobs[0], sent.UnixNano()) {
+			r.requests.Add(1)
+			r.latency.Record(took)
+		}
+	}
+	for _, n := range jobs {
+		state := jobAccepted
 		switch {
 		case err != nil:
-			if measured > 0 {
-				res.fail(err, measured)
-			}
-		case measured > 0:
-			res.accepted.Add(uint64(measured))
-			if window.Counts(jobs[0], sent.UnixNano()) {
-				res.requests.Add(1)
-				res.latency.Record(took)
-			}
+			state = jobFailed
+		case window.Counts(n, sent.UnixNano()):
+			state = jobAcceptedMeasured
 		}
-		for _, n := range jobs {
-			state := jobAccepted
-			switch {
-			case err != nil:
-				state = jobFailed
-			case window.Counts(n, sent.UnixNano()):
-				state = jobAcceptedMeasured
-			}
-			res.ledger.Set(n, state)
-		}
+		r.ledger.Set(n, state)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"bufio"
@@ -28,42 +28,6 @@ const subscriberReadBuffer = 2 << 10
 // atomic counters.
 const latencyShards = 64
 
-// measureWindow says which messages count. As fast as possible (no
-// rate), it is the span of send times, in Unix nanoseconds. With a rate it
-// is the span of job numbers the schedule makes due inside the measured
-// window: when the publishers fell behind in the warmup, its backlog goes
-// out early in the window, and counting by send time would count those
-// messages too, more than the rate allows. It is set before the first
-// publish and only read after.
-type measureWindow struct {
-	start, end atomic.Int64
-	paced      atomic.Bool
-	firstJob   atomic.Uint64
-	endJob     atomic.Uint64
-}
-
-// Contains reports whether a message sent at t (Unix nanoseconds) counts,
-// by its send time alone.
-func (w *measureWindow) Contains(t int64) bool {
-	return t >= w.start.Load() && t < w.end.Load()
-}
-
-// setSchedule makes jobs [first, end) the ones that count, whenever sent.
-func (w *measureWindow) setSchedule(first, end uint64) {
-	w.firstJob.Store(first)
-	w.endJob.Store(end)
-	w.paced.Store(true)
-}
-
-// Counts reports whether job n, sent at t (Unix nanoseconds), counts: by
-// its place in the schedule when there is one, else by its send time.
-func (w *measureWindow) Counts(n uint64, t int64) bool {
-	if w.paced.Load() {
-		return n >= w.firstJob.Load() && n < w.endJob.Load()
-	}
-	return w.Contains(t)
-}
-
 // subscriberPool holds the bench's SSE connections: one goroutine each,
 // reading frames and keeping its own deliveryTracker.
 //
@@ -74,7 +38,7 @@ func (w *measureWindow) Counts(n uint64, t int64) bool {
 // measures.
 type subscriberPool struct {
 	bases    []*url.URL // one per node; subscriber i connects to bases[route.subscriberNode(i)]
-	route    benchRoute
+	route    nodeRoute
 	app, key string
 	topics   []string
 	window   *measureWindow
@@ -96,7 +60,7 @@ type subscriberPool struct {
 // on the node route gives it (bases has one URL per node), at most
 // concurrency at a time, and returns once all of them have their stream
 // open, or with the first error (after closing those that opened).
-func startSubscribers(ctx context.Context, bases []*url.URL, route benchRoute, app, key string, topics []string, n, concurrency int, timeout time.Duration, window *measureWindow) (*subscriberPool, error) {
+func startSubscribers(ctx context.Context, bases []*url.URL, route nodeRoute, app, key string, topics []string, n, concurrency int, timeout time.Duration, window *measureWindow) (*subscriberPool, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &subscriberPool{
 		bases: bases, route: route, app: app, key: key, topics: topics, window: window,
@@ -155,8 +119,6 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			_ = body.Close()
 		}
 	}()
-	tr := &p.trackers[i]
-	local, cross := &p.hists[0][i%latencyShards], &p.hists[1][i%latencyShards]
 	frames := client.NewFrameReader(body)
 	for {
 		f, err := frames.Next()
@@ -166,36 +128,46 @@ func (p *subscriberPool) run(ctx, connectCtx context.Context, i int, sem chan st
 			}
 			return
 		}
-		switch f.Type {
-		case "", client.EventMessage:
-			now := time.Now().UnixNano()
-			seq, sent, err := parseDelivery(f.Data)
-			if err != nil {
-				tr.malformed++
-				continue
-			}
-			id, _ := strconv.ParseUint(f.ID, 10, 64)
-			isNew := tr.Observe(seq, id)
-			if p.window.Counts(jobNumber(ti, seq, len(p.topics)), sent) {
-				hist := local
-				if p.route.crossNode(i, seq) {
-					hist = cross
-				}
-				hist.Record(time.Duration(now - sent))
-				if isNew {
-					p.unique.Add(1)
-				}
-			}
-		case client.EventLagged:
-			tr.lagged++
-			if missed, err := parseLagged(f.Data); err == nil {
-				tr.missed += missed
-			} else {
-				tr.malformed++
-			}
-		case client.EventTopicDeleted:
+		if f.Type == client.EventTopicDeleted {
 			p.errs[i] = fmt.Errorf("topic %s was deleted", topic)
 			return
+		}
+		p.observe(i, f)
+	}
+}
+
+// observe is subscriber i's account of one frame: a message goes to its
+// tracker and, when it counts, its latency to the histogram of its kind
+// (same node or across); a lagged notice adds its missed count.
+func (p *subscriberPool) observe(i int, f client.Frame) {
+	tr := &p.trackers[i]
+	switch f.Type {
+	case "", client.EventMessage:
+		now := time.Now().UnixNano()
+		seq, sent, err := parseDelivery(f.Data)
+		if err != nil {
+			tr.malformed++
+			return
+		}
+		id, _ := strconv.ParseUint(f.ID, 10, 64)
+		isNew := tr.Observe(seq, id)
+		if !p.window.Counts(jobNumber(i%len(p.topics), seq, len(p.topics)), sent) {
+			return
+		}
+		kind := 0
+		if p.route.crossNode(i, seq) {
+			kind = 1
+		}
+		p.hists[kind][i%latencyShards].Record(time.Duration(now - sent))
+		if isNew {
+			p.unique.Add(1)
+		}
+	case client.EventLagged:
+		tr.lagged++
+		if missed, err := parseLagged(f.Data); err == nil {
+			tr.missed += missed
+		} else {
+			tr.malformed++
 		}
 	}
 }
@@ -340,31 +312,4 @@ func (p *subscriberPool) LatencyOf(cross bool) *latencyHistogram {
 		h.Merge(&p.hists[c][i])
 	}
 	return &h
-}
-
-// deliveryTotals is what a set of subscribers received, summed.
-type deliveryTotals struct {
-	Subscribers               int
-	Expected, Delivered, Lost uint64
-	Duplicates, OutOfOrder    uint64
-	LaggedEvents, Missed      uint64
-	Malformed, Disconnected   uint64
-	FirstDisconnect           string
-}
-
-// add sums o into t; Lost is kept as Expected − Delivered.
-func (t *deliveryTotals) add(o deliveryTotals) {
-	t.Subscribers += o.Subscribers
-	t.Expected += o.Expected
-	t.Delivered += o.Delivered
-	t.Lost = t.Expected - t.Delivered
-	t.Duplicates += o.Duplicates
-	t.OutOfOrder += o.OutOfOrder
-	t.LaggedEvents += o.LaggedEvents
-	t.Missed += o.Missed
-	t.Malformed += o.Malformed
-	t.Disconnected += o.Disconnected
-	if t.FirstDisconnect == "" {
-		t.FirstDisconnect = o.FirstDisconnect
-	}
 }
