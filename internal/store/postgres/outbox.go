@@ -20,7 +20,13 @@ var _ store.Outbox = (*Store)(nil)
 // CreateTrigger stores a trigger on an existing topic. An unknown app or
 // topic gives store.ErrNotFound, an id that exists store.ErrConflict. A
 // zero CreatedAt is stored as the database's now.
-func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) (err error) {
+func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) error {
+	return s.CreateTriggerWithin(ctx, t, 0)
+}
+
+// CreateTriggerWithin is CreateTrigger for an app allowed at most max
+// triggers (max <= 0: any number); past it, store.ErrLimitReached.
+func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) (err error) {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("create trigger: %w", err)
 	}
@@ -36,11 +42,25 @@ func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) (err error) 
 	if !storable(t.ID) || !storable(t.URL) || !storable(t.Secret) {
 		return errors.New("id, URL or secret is not valid UTF-8 or holds NUL")
 	}
-
-	// The foreign key locks the topic's row FOR KEY SHARE, which a publish
-	// batch's lock does not conflict with: creating a trigger never waits
-	// for publishes.
-	return insertTrigger(ctx, s.pool, t)
+	if max <= 0 {
+		// The foreign key locks the topic's row FOR KEY SHARE, which a
+		// publish batch's lock does not conflict with: creating a trigger
+		// never waits for publishes.
+		return insertTrigger(ctx, s.pool, t)
+	}
+	return s.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := lockAppCreates(ctx, tx, t.AppID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= max {
+			return store.ErrLimitReached
+		}
+		return insertTrigger(ctx, tx, t)
+	})
 }
 
 // insertTrigger inserts t through q, the pool or a transaction; an unknown
@@ -60,42 +80,6 @@ func insertTrigger(ctx context.Context, q interface {
 		return store.ErrNotFound
 	}
 	return nil
-}
-
-// CreateTriggerWithin is CreateTrigger for an app allowed at most max
-// triggers (max <= 0: any number); past it, store.ErrLimitReached.
-func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) (err error) {
-	if max <= 0 {
-		return s.CreateTrigger(ctx, t)
-	}
-	if err := s.enter(); err != nil {
-		return fmt.Errorf("create trigger: %w", err)
-	}
-	defer s.mu.RUnlock()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("create trigger on topic %s: %w", t.Topic, interpretError(err))
-		}
-	}()
-	if !storable(t.AppID) || !storable(t.Topic) {
-		return store.ErrNotFound
-	}
-	if !storable(t.ID) || !storable(t.URL) || !storable(t.Secret) {
-		return errors.New("id, URL or secret is not valid UTF-8 or holds NUL")
-	}
-	return s.writeTx(ctx, func(tx pgx.Tx) error {
-		if err := lockAppCreates(ctx, tx, t.AppID); err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
-			return err
-		}
-		if n >= max {
-			return store.ErrLimitReached
-		}
-		return insertTrigger(ctx, tx, t)
-	})
 }
 
 // ListTriggers returns a topic's triggers with the counts of their

@@ -14,6 +14,12 @@ import (
 // CreateTopic creates a topic if it does not exist; created reports whether
 // this call created it. An unknown app gives store.ErrNotFound.
 func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {
+	return s.CreateTopicWithin(ctx, appID, name, 0)
+}
+
+// CreateTopicWithin is CreateTopic for an app allowed at most max topics
+// (max <= 0: any number); past it, store.ErrLimitReached.
+func (s *Store) CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic store.Topic, created bool, err error) {
 	if err := s.enter(); err != nil {
 		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
 	}
@@ -29,15 +35,25 @@ func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic stor
 	if !storable(name) {
 		return store.Topic{}, false, errors.New("name is not valid UTF-8 or holds NUL")
 	}
+	if max <= 0 {
+		return s.createTopic(ctx, appID, name)
+	}
+	err = s.writeTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		topic, created, err = createTopicLocked(ctx, tx, appID, name, max)
+		return err
+	})
+	return topic, created, err
+}
 
+// createTopic creates a topic without a limit, in one statement: no lock.
+func (s *Store) createTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {
 	topic = store.Topic{AppID: appID, Name: name}
 	// Each statement sees what committed before it began. When the insert
 	// finds the topic there, the select that follows sees it too, unless a
 	// DeleteTopic committed in between: then the insert can win next time.
 	for attempt := 1; ; attempt++ {
-		err = s.pool.QueryRow(ctx, `INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, now())
-			ON CONFLICT (app_id, name) DO NOTHING
-			RETURNING created_at`, appID, name).Scan(&topic.CreatedAt)
+		err = s.pool.QueryRow(ctx, insertTopicQuery, appID, name).Scan(&topic.CreatedAt)
 		if err == nil {
 			topic.CreatedAt = topic.CreatedAt.UTC()
 			return topic, true, nil
@@ -52,62 +68,39 @@ func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic stor
 	}
 }
 
-// CreateTopicWithin is CreateTopic for an app allowed at most max topics
-// (max <= 0: any number); past it, store.ErrLimitReached.
-func (s *Store) CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic store.Topic, created bool, err error) {
-	if max <= 0 {
-		return s.CreateTopic(ctx, appID, name)
-	}
-	if err := s.enter(); err != nil {
-		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
-	}
-	defer s.mu.RUnlock()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("create topic %s: %w", name, interpretError(err))
-		}
-	}()
-	if !storable(appID) {
-		return store.Topic{}, false, store.ErrNotFound
-	}
-	if !storable(name) {
-		return store.Topic{}, false, errors.New("name is not valid UTF-8 or holds NUL")
-	}
-	err = s.writeTx(ctx, func(tx pgx.Tx) error {
-		created = false
-		if err := lockAppCreates(ctx, tx, appID); err != nil {
-			return err
-		}
-		var err error
-		topic, err = readTopic(ctx, tx, appID, name)
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err // it exists (or the read failed)
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.topics WHERE app_id = $1`, appID).Scan(&n); err != nil {
-			return err
-		}
-		if n >= max {
-			return store.ErrLimitReached
-		}
-		// A create without a limit does not take the lock: it may have
-		// inserted the name since.
-		topic = store.Topic{AppID: appID, Name: name}
-		err = tx.QueryRow(ctx, `INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, now())
-			ON CONFLICT (app_id, name) DO NOTHING
-			RETURNING created_at`, appID, name).Scan(&topic.CreatedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			topic, err = readTopic(ctx, tx, appID, name)
-			return err
-		}
-		topic.CreatedAt = topic.CreatedAt.UTC()
-		created = err == nil
-		return err
-	})
-	if err != nil {
+// insertTopicQuery creates topic ($1, $2) and returns its creation time,
+// or no row if it exists.
+const insertTopicQuery = `INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, now())
+	ON CONFLICT (app_id, name) DO NOTHING
+	RETURNING created_at`
+
+// createTopicLocked creates a topic in tx unless its app has max topics
+// already (store.ErrLimitReached), under the app's create lock.
+func createTopicLocked(ctx context.Context, tx pgx.Tx, appID, name string, max int) (store.Topic, bool, error) {
+	if err := lockAppCreates(ctx, tx, appID); err != nil {
 		return store.Topic{}, false, err
 	}
-	return topic, created, nil
+	topic, err := readTopic(ctx, tx, appID, name)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return topic, false, err // it exists (or the read failed)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.topics WHERE app_id = $1`, appID).Scan(&n); err != nil {
+		return store.Topic{}, false, err
+	}
+	if n >= max {
+		return store.Topic{}, false, store.ErrLimitReached
+	}
+	// A create without a limit does not take the lock: it may have
+	// inserted the name since.
+	topic = store.Topic{AppID: appID, Name: name}
+	err = tx.QueryRow(ctx, insertTopicQuery, appID, name).Scan(&topic.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		topic, err = readTopic(ctx, tx, appID, name)
+		return topic, false, err
+	}
+	topic.CreatedAt = topic.CreatedAt.UTC()
+	return topic, err == nil, err
 }
 
 // lockAppCreates takes, until tx ends, the lock that serializes the
