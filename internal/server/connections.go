@@ -188,6 +188,9 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 // HTTP/2 is left out: its connection carries other requests' streams, and
 // a stalled stream costs a flow-control window, not a connection.
 func (l *connLimit) watchBodies(next http.Handler) http.Handler {
+	if l.max <= 0 {
+		return next // no cap, no room to make
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := r.Context().Value(connKey{}).(net.Conn)
 		if c == nil || r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody {
