@@ -49,12 +49,15 @@ type Broadcaster interface {
 	// Subscribe registers a subscriber of (app, topic) that receives every
 	// event published after Subscribe returns. The subscription lives until
 	// ctx ends or the topic is dropped; there is no Unsubscribe to forget.
-	// wake gets a non-blocking send whenever the subscription may have
-	// something to receive (events, a lag, or its end); it must have a
-	// buffer of at least one and may be shared by several subscriptions,
-	// which is how one stream waits on many topics. Subscribe fails with
+	// wake is called whenever the subscription may have something to
+	// receive (events, a lag, or its end). It is called from the
+	// publisher's goroutine, possibly with the broadcaster's locks held,
+	// and once per event (calls are not folded): it must return at once,
+	// never block and never call the broadcaster. It may be shared by
+	// several subscriptions, which is how one stream waits on many topics;
+	// WakeChan makes one from a channel. Subscribe fails with
 	// ErrUnavailable when the backend cannot register the subscriber.
-	Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*Subscription, error)
+	Subscribe(ctx context.Context, app, topic string, wake func()) (*Subscription, error)
 
 	// Publish hands ev to the current subscribers of (ev.App, ev.Topic). It
 	// is not durable, and with no live subscribers it is a no-op. It never
@@ -80,4 +83,17 @@ type Service interface {
 	// Close stops the broadcaster's goroutines. Subscriptions end with
 	// their own contexts.
 	Close() error
+}
+
+// WakeChan returns a wake function (see Broadcaster.Subscribe) that makes a
+// non-blocking send on ch, which must have a buffer of at least one: a wake
+// that finds one already pending is folded into it, and the receiver then
+// sees everything when it calls Receive.
+func WakeChan(ch chan<- struct{}) func() {
+	return func() {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake is already pending
+		}
+	}
 }

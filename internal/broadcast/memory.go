@@ -24,7 +24,7 @@ type MemoryOptions struct {
 // Memory is the in-process Broadcaster. Each (app, topic) with live
 // subscribers has one ring of its newest events, shared by all of them, and
 // each subscriber keeps only a cursor into it: publishing is one slot write
-// plus a non-blocking wake per subscriber, and a subscriber that falls more
+// plus a wake call per subscriber, and a subscriber that falls more
 // than the ring's size behind skips to the oldest event still held and is
 // told how many it missed, as with Tokio's broadcast channel.
 //
@@ -67,9 +67,9 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 }
 
 // Subscribe implements Broadcaster. It never fails.
-func (m *Memory) Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*Subscription, error) {
-	if cap(wake) < 1 {
-		return nil, fmt.Errorf("broadcast: wake channel must be buffered")
+func (m *Memory) Subscribe(ctx context.Context, app, topic string, wake func()) (*Subscription, error) {
+	if wake == nil {
+		return nil, fmt.Errorf("broadcast: nil wake")
 	}
 	k := topicKey{app, topic}
 	s := &Subscription{wake: wake}
@@ -200,8 +200,8 @@ func (m *Memory) DropTopic(_ context.Context, app, topic string) {
 // Subscription is one subscriber's view of a topic: a cursor into the
 // topic's ring. Receive must be called from one goroutine at a time.
 type Subscription struct {
-	ring *ring // nil for a Noop subscription
-	wake chan<- struct{}
+	ring *ring  // nil for a Noop subscription
+	wake func() // nil for a Noop subscription made with no wake
 
 	next      uint64      // owned by the receiving goroutine; seq of the next event to receive
 	index     int         // guarded by ring.mu; position in ring.subs, -1 once removed
@@ -210,9 +210,8 @@ type Subscription struct {
 }
 
 func (s *Subscription) notify() {
-	select {
-	case s.wake <- struct{}{}:
-	default: // a wake is already pending: the receiver will see everything
+	if s.wake != nil {
+		s.wake()
 	}
 }
 

@@ -47,7 +47,7 @@ func TestNewMemory(t *testing.T) {
 		t.Parallel()
 		m := newMemory(t, broadcast.MemoryOptions{})
 		wake := make(chan struct{}, 1)
-		sub, err := m.Subscribe(t.Context(), "app", "topic", wake)
+		sub, err := m.Subscribe(t.Context(), "app", "topic", broadcast.WakeChan(wake))
 		require.NoError(t, err)
 		const n = broadcast.DefaultBufferSize + 1
 		for id := range uint64(n) {
@@ -65,12 +65,10 @@ func TestNewMemory(t *testing.T) {
 func TestMemorySubscribe(t *testing.T) {
 	t.Parallel()
 
-	t.Run("RejectsUnbufferedWake", func(t *testing.T) {
+	t.Run("RejectsNilWake", func(t *testing.T) {
 		t.Parallel()
 		m := newMemory(t, broadcast.MemoryOptions{})
-		_, err := m.Subscribe(t.Context(), "app", "topic", make(chan struct{}))
-		require.Error(t, err)
-		_, err = m.Subscribe(t.Context(), "app", "topic", nil)
+		_, err := m.Subscribe(t.Context(), "app", "topic", nil)
 		require.Error(t, err)
 		require.Zero(t, broadcast.TopicCount(m), "a rejected subscriber holds no ring")
 	})
@@ -81,7 +79,7 @@ func TestMemorySubscribe(t *testing.T) {
 		// Memory's callers and pgnotify's fan-out count on it.
 		m := newMemory(t, broadcast.MemoryOptions{})
 		wake := make(chan struct{}, 1)
-		sub, err := m.Subscribe(t.Context(), "app", "topic", wake)
+		sub, err := m.Subscribe(t.Context(), "app", "topic", broadcast.WakeChan(wake))
 		require.NoError(t, err)
 		ev := event("app", "topic", 1)
 		m.Publish(t.Context(), ev)
@@ -117,7 +115,7 @@ func TestMemoryTopicsLeaveNothingBehind(t *testing.T) {
 		topic := "topic-" + strconv.Itoa(i)
 		ctx, cancel := context.WithCancel(parent)
 		wake := make(chan struct{}, 1)
-		sub, err := m.Subscribe(ctx, "app", topic, wake)
+		sub, err := m.Subscribe(ctx, "app", topic, broadcast.WakeChan(wake))
 		require.NoError(t, err)
 		subs[i] = subscriber{sub, wake, cancel}
 		m.Publish(ctx, event("app", topic, 1))
@@ -163,7 +161,7 @@ func TestMemoryDropTopicReleasesEvents(t *testing.T) {
 	t.Parallel()
 	m := newMemory(t, broadcast.MemoryOptions{})
 	wake := make(chan struct{}, 1)
-	sub, err := m.Subscribe(t.Context(), "app", "topic", wake)
+	sub, err := m.Subscribe(t.Context(), "app", "topic", broadcast.WakeChan(wake))
 	require.NoError(t, err)
 
 	ev := event("app", "topic", 1)
@@ -200,7 +198,7 @@ func TestMemoryPublishAllocations(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(1000, func() { m.Publish(ctx, never) }), "no subscribers ever")
 
 	left, cancel := context.WithCancel(ctx)
-	_, err := m.Subscribe(left, "app", "left", make(chan struct{}, 1))
+	_, err := m.Subscribe(left, "app", "left", broadcast.WakeChan(make(chan struct{}, 1)))
 	require.NoError(t, err)
 	cancel()
 	require.Eventually(t, func() bool { return broadcast.TopicCount(m) == 0 }, 10*time.Second, time.Millisecond)
@@ -208,7 +206,7 @@ func TestMemoryPublishAllocations(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(1000, func() { m.Publish(ctx, gone) }), "every subscriber left")
 
 	for range 100 {
-		_, err := m.Subscribe(ctx, "app", "busy", make(chan struct{}, 1))
+		_, err := m.Subscribe(ctx, "app", "busy", broadcast.WakeChan(make(chan struct{}, 1)))
 		require.NoError(t, err)
 	}
 	busy := event("app", "busy", 1)
@@ -225,7 +223,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.Run("subscribers="+strconv.Itoa(n), func(b *testing.B) {
 			m := newMemory(b, broadcast.MemoryOptions{})
 			for range n {
-				_, err := m.Subscribe(b.Context(), "app", "topic", make(chan struct{}, 1))
+				_, err := m.Subscribe(b.Context(), "app", "topic", broadcast.WakeChan(make(chan struct{}, 1)))
 				require.NoError(b, err)
 			}
 			ev := event("app", "topic", 1)
@@ -256,7 +254,7 @@ func BenchmarkFanout(b *testing.B) {
 			subs := make([]*broadcast.Subscription, n)
 			for i := range subs {
 				var err error
-				subs[i], err = m.Subscribe(b.Context(), "app", "topic", make(chan struct{}, 1))
+				subs[i], err = m.Subscribe(b.Context(), "app", "topic", broadcast.WakeChan(make(chan struct{}, 1)))
 				require.NoError(b, err)
 			}
 			dst := make([]*broadcast.Event, 0, 1)

@@ -10,7 +10,7 @@ type Noop struct{}
 var _ Broadcaster = Noop{}
 
 // Subscribe implements Broadcaster.
-func (Noop) Subscribe(ctx context.Context, _, _ string, wake chan<- struct{}) (*Subscription, error) {
+func (Noop) Subscribe(ctx context.Context, _, _ string, wake func()) (*Subscription, error) {
 	s := &Subscription{wake: wake, index: -1}
 	context.AfterFunc(ctx, func() {
 		s.cancelled.Store(true)

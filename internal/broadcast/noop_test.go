@@ -19,7 +19,7 @@ func TestNoop(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		wake := make(chan struct{}, 1)
-		sub, err := b.Subscribe(ctx, "app", "topic", wake)
+		sub, err := b.Subscribe(ctx, "app", "topic", broadcast.WakeChan(wake))
 		require.NoError(t, err)
 
 		b.Publish(ctx, &broadcast.Event{App: "app", Topic: "topic", ID: 1, Message: []byte(`1`)})

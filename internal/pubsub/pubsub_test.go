@@ -59,7 +59,7 @@ func FuzzPublish(f *testing.F) {
 	b := setup(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		wake := make(chan struct{}, 1)
-		sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", wake)
+		sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", broadcast.WakeChan(wake))
 		require.NoError(t, err)
 		before, err := b.store.GetTopic(t.Context(), b.appID, "t")
 		require.NoError(t, err)
@@ -111,7 +111,7 @@ func TestPublishRequestReplaysItsIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	wake := make(chan struct{}, 1)
-	sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", wake)
+	sub, err := b.bc.Subscribe(t.Context(), b.appID, "t", broadcast.WakeChan(wake))
 	require.NoError(t, err)
 	var published int
 	svc, err := pubsub.New(b.store, b.bc, pubsub.Options{PublishedFunc: func(time.Duration) { published++ }})

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald/internal/limit"
@@ -123,6 +126,20 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.l.release)
 	return err
+}
+
+var _ syscall.Conn = (*limitedConn)(nil)
+
+// SyscallConn gives the wrapped connection's file descriptor (a
+// syscall.Conn), which the SSE fan-out writes to without waiting; the
+// embedded net.Conn alone would hide it. Writes through it do not touch
+// the limit, which only Close does.
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T: %w", c.Conn, errors.ErrUnsupported)
+	}
+	return sc.SyscallConn()
 }
 
 // maxStreams is how many event streams a node with maxConns connections

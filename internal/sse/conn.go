@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -14,6 +15,18 @@ type sink interface {
 	// current one).
 	write(b []byte, deadline time.Time) error
 	close()
+}
+
+// directWriter is a sink that can also write without waiting, which is
+// what lets a fan-out worker write to it (stream.deliverDirect). A stream
+// whose sink is not one always writes from its own goroutine.
+type directWriter interface {
+	// tryWrite writes as much of b as the socket takes now and returns
+	// how much that was; 0 and no error when it takes nothing.
+	tryWrite(b []byte) (int, error)
+	// clearDeadline removes the write deadline: a write that does not
+	// wait needs none, and one left standing would fail it once passed.
+	clearDeadline() error
 }
 
 // takeOver writes the response head and returns the stream's sink. On
@@ -35,7 +48,7 @@ func takeOver(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration
 		// what net/http buffered is dropped with the bufio.ReadWriter.
 		if conn, _, err := rc.Hijack(); err == nil {
 			hd.Set("Connection", "close")
-			return &rawConn{conn: conn, head: responseHead(hd)}
+			return newRawConn(conn, responseHead(hd))
 		}
 	}
 	w.WriteHeader(http.StatusOK)
@@ -62,7 +75,71 @@ func (b *headerBuffer) Write(p []byte) (int, error) {
 type rawConn struct {
 	conn net.Conn
 	head []byte
+	// raw is conn's file descriptor, for tryWrite; nil when conn has none
+	// to write to directly (TLS), and then rawConn is no directWriter.
+	raw syscall.RawConn
+
+	// tryWrite's call of raw.Write, kept in fields so that the callback is
+	// made once per connection, not once per write (a closure passed
+	// through the interface would be allocated on every call).
+	pending      []byte
+	written      int
+	werr         error
+	writeNowFunc func(fd uintptr) bool
 }
+
+// newRawConn returns conn as a sink, and as a directWriter when conn
+// exposes its file descriptor (syscall.Conn).
+func newRawConn(conn net.Conn, head []byte) sink {
+	c := &rawConn{conn: conn, head: head}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	c.raw = raw
+	c.writeNowFunc = c.writeNow
+	return &directConn{c}
+}
+
+// directConn is a rawConn with a file descriptor: a directWriter.
+type directConn struct{ *rawConn }
+
+// tryWrite implements directWriter with one write(2) on the non-blocking
+// socket: no poller wait, so a full socket buffer (EAGAIN) returns 0.
+func (c *directConn) tryWrite(b []byte) (int, error) {
+	c.pending, c.written, c.werr = b, 0, nil
+	err := c.raw.Write(c.writeNowFunc)
+	c.pending = nil
+	if err != nil {
+		return 0, err
+	}
+	return c.written, c.werr
+}
+
+// writeNow is raw.Write's callback: it returns true whatever the outcome,
+// so that raw.Write never waits for the socket to become writable.
+func (c *rawConn) writeNow(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.pending)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return true
+		case err != nil:
+			c.werr = err
+			return true
+		}
+		c.written = n
+		return true
+	}
+}
+
+func (c *directConn) clearDeadline() error { return c.conn.SetWriteDeadline(time.Time{}) }
 
 func (c *rawConn) write(b []byte, deadline time.Time) error {
 	if !deadline.IsZero() {

@@ -10,9 +10,12 @@
 //   - admission.go: which streams may start, the WaitGroup Close waits on,
 //     and the live subscriber count per topic.
 //   - conn.go: taking an HTTP/1.x connection over and writing the response
-//     head by hand, or writing through the ResponseWriter (HTTP/2).
+//     head by hand, writes to it that do not wait (directWriter), or
+//     writing through the ResponseWriter (HTTP/2).
 //   - stream.go: the stream state machine: subscribe, opening, replay,
-//     live events, heartbeats, control events, the end.
+//     live events, heartbeats, control events, the end; who owns it.
+//   - fanout.go: the fan-out workers, which write published frames to
+//     direct streams without waiting.
 //   - revoke.go: the streams of each key, which revoking the key ends.
 //   - cursor.go: the Last-Event-ID of a multi-topic stream.
 //
@@ -54,13 +57,34 @@
 //
 // # Concurrency
 //
-// Each stream runs in one goroutine. On HTTP/1.x it is a goroutine the
-// stream starts for itself once it has taken the connection over (its
-// request's goroutine carries a stack grown by setup); on HTTP/2 it is the
-// request's. Either way it is counted in the Handler's admission, so Close
-// waits for it, and that goroutine alone runs the stream's cleanup
-// (stream.end). It waits on one wake channel shared by its subscriptions, a
-// heartbeat ticker and its context. Writes are batched: whatever is pending
-// when the stream wakes goes out in one write under a deadline, with no
+// Each stream has a goroutine of its own. On HTTP/1.x it is one the stream
+// starts once it has taken the connection over (its request's goroutine
+// carries a stack grown by setup); on HTTP/2 it is the request's. Either
+// way it is counted in the Handler's admission, so Close waits for it, and
+// that goroutine alone runs the stream's cleanup (stream.end). It writes the
+// opening and the replay, then, on HTTP/1.x, hands the stream to one of the
+// Handler's fan-out workers (fanout.go; about one per core, each with a
+// shard of the streams) and waits.
+//
+// A publish queues each stream it reaches on its worker (the subscription's
+// wake), and the worker writes the stream's pending frames, already
+// encoded, with one write(2) that does not wait (syscall.RawConn, stopping
+// at EAGAIN): no goroutine wakes per delivery, and events that pile up for
+// one stream go out in one write. A stream whose socket does not take the
+// whole write is parked: its goroutine writes the rest under the write
+// deadline (a client that stopped reading is cut off there), drains what
+// its ring holds meanwhile (drop-oldest, with an exact "lagged"), and hands
+// the stream back to the worker. The end of a stream (its context, a
+// revoked key, an expired token, its last topic dropped) is parked too, so
+// that its goroutine writes the last control event and cleans up. One of
+// the two owns a stream's delivery state at a time (see stream), so a
+// stream never sends an event twice or out of order across the switches.
+// HTTP/2 streams, and connections without a file descriptor (TLS), are
+// always parked: their goroutine writes, as before.
+//
+// The goroutine waits on one wake channel: its subscriptions' wakes (while
+// parked), a heartbeat timer and its context reach it through the stream's
+// notify, which wakes whichever side owns the stream. Writes are batched:
+// whatever is pending when the owner looks goes out in one write, with no
 // lock held.
 package sse

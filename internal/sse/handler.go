@@ -31,7 +31,7 @@ var ErrShuttingDown = errors.New("server shutting down")
 
 // Subscriber is the part of broadcast.Broadcaster a stream uses.
 type Subscriber interface {
-	Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*broadcast.Subscription, error)
+	Subscribe(ctx context.Context, app, topic string, wake func()) (*broadcast.Subscription, error)
 }
 
 // History is what a stream reads from storage: a topic's head, and the
@@ -86,6 +86,7 @@ type Handler struct {
 	metrics    *metrics.Metrics
 	log        *slog.Logger
 	adm        admission
+	fan        fanout
 
 	closeCtx  context.Context // ended by Close; every stream's context derives from it
 	cancelAll context.CancelFunc
@@ -116,24 +117,30 @@ func New(sub Subscriber, hist History, opts Options) *Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Handler{
 		subscriber: sub, history: hist, opts: opts, metrics: m, log: log,
+		fan:      fanout{metrics: m},
 		closeCtx: ctx, cancelAll: cancel,
 	}
 }
 
 // Close ends every stream and waits until their goroutines have returned or
-// ctx ends. New streams are refused with ErrShuttingDown. It is safe to call
-// more than once.
+// ctx ends, then stops the fan-out workers. New streams are refused with
+// ErrShuttingDown. It is safe to call more than once.
 func (h *Handler) Close(ctx context.Context) error {
 	h.adm.close()
 	h.cancelAll()
 	done := make(chan struct{})
 	go func() { h.adm.streams.Wait(); close(done) }() // ends when the last stream does
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("close streams: %w", ctx.Err())
+		err = fmt.Errorf("close streams: %w", ctx.Err())
 	}
+	// Streams end through their workers (which hand them to their own
+	// goroutines), so the workers stop last; a stream that outlived ctx is
+	// handed over as the workers stop.
+	h.fan.close()
+	return err
 }
 
 // Subscribers returns how many streams on this node follow (app, topic).
@@ -203,9 +210,14 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	}
 	s.release = release // from here on the stream's end calls it
 	s.out = takeOver(w, r, h.opts.WriteTimeout)
-	if _, ok := s.out.(*rawConn); !ok {
+	switch s.out.(type) {
+	case *rawConn, *directConn:
+	default:
 		s.serve()
 		return nil
+	}
+	if dw, ok := s.out.(directWriter); ok {
+		s.dw, s.w = dw, h.fan.worker() // no worker once Close began: s writes itself
 	}
 	// The request's context ends when Serve returns; the stream, on a
 	// connection it now owns, lives on until its own context ends.

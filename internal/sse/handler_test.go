@@ -380,3 +380,42 @@ func TestEndKeyEndsItsStreamsOnly(t *testing.T) {
 		"a key found revoked once registered: Serve returns KeyValidFunc's error")
 	require.Eventually(t, func() bool { return tb.h.Subscribers("app", "t") == 1 }, 30*time.Second, time.Millisecond)
 }
+
+// TestStreamSlowReaderCatchesUpInOrder has a client read nothing while far
+// more is published than its socket and the ring hold: the fan-out worker
+// finds the socket full, the stream's goroutine takes over (parked), the
+// ring drops the oldest, and once the client reads again the stream goes
+// back to direct writes. Across both switches every event arrives once, in
+// order, and the one gap is announced with its exact size.
+func TestStreamSlowReaderCatchesUpInOrder(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, sse.Options{WriteTimeout: 5 * time.Minute}, "t") // the client pauses, but does not stop reading
+	resp := tb.open(t, "topic=t", "", "t")
+	pad := strings.Repeat("x", 8<<10)
+	const n = 2000 // 16 MiB: more than the socket buffers (4 MiB or so) and the ring (512 events) together
+	for i := range n {
+		tb.publish(t, "t", fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad))
+	}
+	r := client.NewFrameReader(resp.Body)
+	var last, lagged uint64
+	for last < n {
+		f := next(t, r)
+		switch f.Type {
+		case "lagged":
+			var d struct{ Missed uint64 }
+			require.NoError(t, json.Unmarshal([]byte(f.Data), &d))
+			require.NotZero(t, d.Missed)
+			lagged += d.Missed
+			last += d.Missed // the next event is the one after the gap
+		case "":
+			require.Equal(t, fmt.Sprint(last+1), f.ID, "each event once, in order, after an exact lagged")
+			last++
+		default:
+			require.FailNow(t, "unexpected event", "%q", f.Type)
+		}
+	}
+	require.NotZero(t, lagged, "the client fell more than the ring behind")
+	// Caught up: a new event comes next, and on its own.
+	id := tb.publish(t, "t", `"after"`)
+	require.Equal(t, fmt.Sprint(id), next(t, r).ID)
+}

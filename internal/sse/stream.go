@@ -13,8 +13,20 @@ import (
 )
 
 // stream is one connection's state: a cursor per topic and a write buffer
-// that is released between bursts. One goroutine runs it at a time: the
-// request's until Serve hands it off, then its own.
+// that is released between bursts.
+//
+// # Ownership
+//
+// One goroutine at a time owns the delivery state (subs' cursors, pos, buf,
+// sent, held, id and the writes to out): the stream's goroutine while the
+// stream is parked (direct false), its fan-out worker while it is direct.
+// Only the owner hands it over: the goroutine sets direct once everything
+// pending is written (goDirect), the worker clears it when the socket does
+// not take a whole write or the stream must end (park). Either then wakes
+// the new owner. A wake (notify) reads direct to pick whom to wake, so a
+// wake that races a hand-over may reach the old owner, which passes it on:
+// nothing is lost, and since Receive is called by the owner alone, nothing
+// is sent twice or out of order.
 type stream struct {
 	h                *Handler
 	ctx              context.Context // ends the stream: Close, the client leaving (until handed off), end
@@ -26,7 +38,7 @@ type stream struct {
 	app    string
 	topics []string
 	multi  bool
-	wake   chan struct{}             // shared by subs: something may be ready to receive
+	wake   chan struct{}             // the stream's goroutine's: it may have something to do
 	subs   []*broadcast.Subscription // nil once the topic was dropped
 	live   int                       // subscriptions not dropped
 	pos    []uint64                  // last id sent per topic
@@ -35,6 +47,21 @@ type stream struct {
 	evs    []*broadcast.Event        // scratch for Receive
 	id     []byte                    // scratch for a multi-topic stream's cursor
 	sent   int                       // message frames in buf, counted at flush
+	// held is how many bytes at the start of buf must go out whatever
+	// follows: the rest of a frame the worker wrote in part.
+	held int
+
+	// dw is out as a directWriter, or nil: then the stream is never direct.
+	dw directWriter
+	// w is the fan-out worker that writes for the stream while it is
+	// direct; nil when dw is.
+	w *worker
+	// direct says the worker owns the stream (see Ownership).
+	direct atomic.Bool
+	// queued says the stream is on w's ready list; it keeps it there once.
+	queued atomic.Bool
+	// stopping is set when ctx ends, before the wake that tells the owner.
+	stopping atomic.Bool
 	// heartbeat fires every Options.Heartbeat while the stream runs; it
 	// sets pingDue and wakes the stream.
 	heartbeat *time.Timer
@@ -60,7 +87,7 @@ type stream struct {
 // by id.
 func (s *stream) subscribe(cursor map[string]uint64) error {
 	for i, t := range s.topics {
-		sub, err := s.h.subscriber.Subscribe(s.ctx, s.app, t, s.wake)
+		sub, err := s.h.subscriber.Subscribe(s.ctx, s.app, t, s.notify)
 		if err != nil {
 			return fmt.Errorf("subscribe %q: %w", t, err)
 		}
@@ -147,8 +174,11 @@ func (s *stream) start() bool {
 // arrive as wakes too (timers and context.AfterFunc set a flag and wake
 // the stream). In the fan-out profile, selecting over four channels on
 // every delivery cost more than everything else the stream does itself.
+//
+// While the stream is direct its worker delivers, and wakes reach the
+// worker; the loop only waits for the worker to hand the stream back.
 func (s *stream) run() {
-	stopWake := context.AfterFunc(s.ctx, s.notify)
+	stopWake := context.AfterFunc(s.ctx, func() { s.stopping.Store(true); s.notify() })
 	defer stopWake()
 	if hb := s.h.opts.Heartbeat; hb > 0 {
 		s.heartbeat = time.AfterFunc(hb, func() { s.pingDue.Store(true); s.notify() })
@@ -159,33 +189,126 @@ func (s *stream) run() {
 		defer t.Stop()
 	}
 	s.live = len(s.subs)
-	for range s.wake { // never closed: the loop ends by return
-		if s.ctx.Err() != nil {
-			return
+	for {
+		if !s.direct.Load() {
+			if !s.step() {
+				return
+			}
+			s.goDirect()
 		}
-		if s.expiredNow() {
-			s.endExpired()
-			return
-		}
-		if s.revoked.Load() {
-			s.endRevoked()
-			return
-		}
-		if s.pingDue.Swap(false) {
-			s.buf = event.AppendComment(s.buf, "ping")
-			s.heartbeat.Reset(s.h.opts.Heartbeat)
-		}
-		if !s.deliver() {
-			return
-		}
+		<-s.wake // never closed: the loop ends by return
 	}
 }
 
-// deliver receives what every subscription holds, appends it to the
-// pending frames with any lagged and topic_deleted events, and writes them
-// in one write. It returns false when the stream must end. It is the
-// per-wake work of the fan-out path (BenchmarkFanOut runs it alone).
+// step is one turn of the stream's goroutine: the end of the stream, the
+// heartbeat, then delivery with writes that wait (under the deadline). It
+// returns false when the stream must end.
+func (s *stream) step() bool {
+	if s.ctx.Err() != nil {
+		return false
+	}
+	if s.expiredNow() {
+		s.endExpired()
+		return false
+	}
+	if s.revoked.Load() {
+		s.endRevoked()
+		return false
+	}
+	if s.pingDue.Swap(false) {
+		s.buf = event.AppendComment(s.buf, "ping")
+		s.heartbeat.Reset(s.h.opts.Heartbeat)
+	}
+	return s.deliver()
+}
+
+// goDirect hands the stream to its worker, if it has one. The stream's
+// goroutine calls it once everything pending is written; what arrived
+// since its last Receive is the worker's to deliver, so the stream is
+// queued on it at once.
+func (s *stream) goDirect() {
+	if s.w == nil || s.w.gone.Load() {
+		return
+	}
+	// A deadline left from a parked write would fail the direct ones
+	// once passed; the next parked write sets a fresh one.
+	if s.dw.clearDeadline() != nil {
+		return // the connection is gone: the next parked write finds out
+	}
+	s.deadlineDue.Store(true)
+	s.direct.Store(true)
+	s.notify()
+}
+
+// park hands the stream back to its goroutine. Only the worker that owns
+// it calls it (or push, once that worker has stopped).
+func (s *stream) park() {
+	s.direct.Store(false)
+	s.wakeWriter()
+}
+
+// deliverDirect is a fan-out worker's turn at a direct stream: it receives
+// what every subscription holds and writes it with one write that does not
+// wait. It parks the stream when the socket does not take the whole write
+// (the goroutine then writes the rest under the deadline, and drains what
+// piles up meanwhile) and when the stream must end. It returns how many
+// message frames it wrote.
+func (s *stream) deliverDirect() int {
+	s.queued.Store(false) // a wake from here on queues the stream again
+	if !s.direct.Load() {
+		s.wakeWriter() // a wake that raced park: the goroutine owns s
+		return 0
+	}
+	if s.stopping.Load() || s.revoked.Load() {
+		s.park()
+		return 0
+	}
+	if s.pingDue.Swap(false) {
+		s.buf = event.AppendComment(s.buf, "ping")
+		s.heartbeat.Reset(s.h.opts.Heartbeat)
+	}
+	if !s.receive() || s.live == 0 || s.expiredNow() {
+		s.park() // the goroutine ends the stream, with the control event due
+		return 0
+	}
+	if len(s.buf) == 0 {
+		return 0
+	}
+	n, err := s.dw.tryWrite(s.buf)
+	if err == nil && n == len(s.buf) {
+		sent := s.sent
+		s.sent = 0
+		s.resetBuf()
+		return sent
+	}
+	// The socket's buffer is full, or the write failed (which the
+	// goroutine's write finds again, and ends the stream on).
+	s.buf = s.buf[:copy(s.buf, s.buf[n:])]
+	s.held = len(s.buf)
+	s.park()
+	return 0
+}
+
+// deliver receives what every subscription holds and writes it, with what
+// was pending, in one write that waits (under the deadline). It returns
+// false when the stream must end.
 func (s *stream) deliver() bool {
+	if !s.receive() {
+		return false
+	}
+	// A burst that arrived together with the expiry must not go out after
+	// it.
+	if s.expiredNow() {
+		s.endExpired()
+		return false
+	}
+	return s.flush() && s.live > 0
+}
+
+// receive appends what every subscription holds to the pending frames,
+// with any lagged and topic_deleted events. It returns false when the
+// stream's context ended.
+func (s *stream) receive() bool {
 	for i, sub := range s.subs {
 		if sub == nil {
 			continue
@@ -207,15 +330,7 @@ func (s *stream) deliver() bool {
 			return false // the stream's context ended
 		}
 	}
-	// A burst that arrived together with the expiry must not go out after
-	// it.
-	if s.expiredNow() {
-		s.buf = s.buf[:0]
-		s.sent = 0
-		s.endExpired()
-		return false
-	}
-	return s.flush() && s.live > 0
+	return true
 }
 
 // armDeadlineRefresh sets deadlineDue once half the write timeout has
@@ -229,8 +344,21 @@ func (s *stream) armDeadlineRefresh() {
 	s.deadlineRefresh.Reset(half)
 }
 
-// notify wakes the stream; it never blocks.
+// notify wakes whoever owns the stream: its worker while it is direct, its
+// goroutine otherwise. It is the wake of the stream's subscriptions, its
+// timers and its context, and never blocks.
 func (s *stream) notify() {
+	if s.direct.Load() {
+		if s.queued.CompareAndSwap(false, true) {
+			s.w.push(s)
+		}
+		return
+	}
+	s.wakeWriter()
+}
+
+// wakeWriter wakes the stream's goroutine; it never blocks.
+func (s *stream) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake is already pending
@@ -245,7 +373,12 @@ func (s *stream) expiredNow() bool {
 // endExpired tells the client that the token the stream was opened with
 // expired, so a page can mint a new one and resume with ?last_event_id=
 // (EventSource's own reconnect would reuse the expired token and get 401).
+//
+// Frames not yet written are dropped, but for the rest of one already
+// written in part.
 func (s *stream) endExpired() {
+	s.buf = s.buf[:s.held]
+	s.sent = 0
 	s.buf = event.AppendTokenExpired(s.buf, s.until)
 	s.flush()
 }
@@ -322,11 +455,7 @@ func (s *stream) flush() bool {
 		s.armDeadlineRefresh()
 	}
 	err := s.out.write(s.buf, deadline)
-	if cap(s.buf) > 64<<10 {
-		s.buf = nil // a burst's buffer is not kept for an idle stream
-	} else {
-		s.buf = s.buf[:0]
-	}
+	s.resetBuf()
 	sent := s.sent
 	s.sent = 0
 	if err == nil && sent > 0 {
@@ -345,4 +474,14 @@ func (s *stream) flush() bool {
 		return false
 	}
 	return true
+}
+
+// resetBuf empties buf once it is written.
+func (s *stream) resetBuf() {
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil // a burst's buffer is not kept for an idle stream
+	} else {
+		s.buf = s.buf[:0]
+	}
+	s.held = 0
 }

@@ -11,18 +11,21 @@ import (
 	"github.com/heraldhq/herald/internal/event"
 )
 
-// discard is a sink that takes every write at once.
+// discard is a sink and directWriter that takes every write at once.
 type discard struct{ bytes int }
 
 func (d *discard) write(b []byte, _ time.Time) error { d.bytes += len(b); return nil }
 func (d *discard) close()                            {}
+func (d *discard) tryWrite(b []byte) (int, error)    { d.bytes += len(b); return len(b), nil }
+func (d *discard) clearDeadline() error              { return nil }
 
 // BenchmarkFanOut measures the fan-out path alone, without sockets or
-// goroutine switches: one publish to a topic with n streams, then each
-// stream's per-wake work (stream.deliver: receive, append the shared
-// frame, one write). The events are made and encoded before the timer
-// starts, as pubsub and the first stream do once per publish, so allocs/op
-// is the allocations of n deliveries and must stay 0.
+// goroutine switches: one publish to a topic with n direct streams, which
+// queues each on the fan-out worker, then the worker's turn
+// (worker.serveReady: per stream receive, append the shared frame, one
+// write). The events are made and encoded before the timer starts, as
+// pubsub and the first stream do once per publish, so allocs/op is the
+// allocations of n deliveries and must stay 0.
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
@@ -33,15 +36,17 @@ func BenchmarkFanOut(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			h := New(mem, nil, Options{})
+			w := newWorker(h.metrics) // its goroutine is the benchmark's
 			streams := make([]*stream, n)
 			for i := range streams {
+				d := &discard{}
 				s := &stream{
-					h: h, ctx: ctx, out: &discard{}, app: "app", topics: []string{"t"},
+					h: h, ctx: ctx, out: d, dw: d, w: w, app: "app", topics: []string{"t"},
 					wake: make(chan struct{}, 1), subs: make([]*broadcast.Subscription, 1), pos: make([]uint64, 1),
 					live: 1, evs: make([]*broadcast.Event, 0, 8), buf: make([]byte, 0, 1024),
 				}
-				s.deadlineDue.Store(true)
-				if s.subs[0], err = mem.Subscribe(ctx, "app", "t", s.wake); err != nil {
+				s.direct.Store(true)
+				if s.subs[0], err = mem.Subscribe(ctx, "app", "t", s.notify); err != nil {
 					b.Fatal(err)
 				}
 				streams[i] = s
@@ -61,16 +66,14 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				mem.Publish(ctx, evs[i])
-				for _, s := range streams {
-					<-s.wake
-					if !s.deliver() {
-						b.Fatal("stream ended")
-					}
-				}
+				<-w.wake
+				w.serveReady()
 			}
 			b.StopTimer()
 			for _, s := range streams {
-				s.deadlineRefresh.Stop()
+				if !s.direct.Load() {
+					b.Fatal("stream parked")
+				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 			if got := streams[0].pos[0]; got != uint64(b.N) {

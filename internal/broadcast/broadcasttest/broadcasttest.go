@@ -143,7 +143,7 @@ func (tb *testBundle) subscribeWake(t *testing.T, app, topic string, wake chan s
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
-	sub, err := tb.b.Subscribe(ctx, app, topic, wake)
+	sub, err := tb.b.Subscribe(ctx, app, topic, broadcast.WakeChan(wake))
 	require.NoError(t, err, "Subscribe(%q, %q)", app, topic)
 	require.NotNil(t, sub, "Subscribe(%q, %q)", app, topic)
 	return &subscriber{sub: sub, wake: wake, cancel: cancel}
@@ -579,7 +579,7 @@ func testContextEndedBeforeSubscribe(t *testing.T, tb *testBundle) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	wake := make(chan struct{}, 1)
-	sub, err := tb.b.Subscribe(ctx, tb.app, "ended", wake)
+	sub, err := tb.b.Subscribe(ctx, tb.app, "ended", broadcast.WakeChan(wake))
 	if err != nil {
 		return
 	}
@@ -704,7 +704,7 @@ func testConcurrent(t *testing.T, tb *testBundle) {
 			for r := range rounds {
 				sctx, cancel := context.WithCancel(ctx)
 				wake := make(chan struct{}, 1)
-				sub, err := tb.b.Subscribe(sctx, tb.app, topic(g+r), wake)
+				sub, err := tb.b.Subscribe(sctx, tb.app, topic(g+r), broadcast.WakeChan(wake))
 				if !assert.NoError(t, err, "Subscribe") {
 					cancel()
 					return

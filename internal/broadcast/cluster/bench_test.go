@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhq/herald/internal/broadcast"
 	"github.com/heraldhq/herald/internal/broadcast/cluster"
 	"github.com/heraldhq/herald/internal/broadcast/cluster/clustertest"
 	"github.com/heraldhq/herald/internal/broadcast/natsbus"
@@ -94,7 +95,7 @@ func benchmarkClusterPublish(b *testing.B, mode string, topics int) {
 		clustertest.EnsureTopic(b, nodes[0].st, "app", fmt.Sprintf("bench-%d", i))
 		for _, n := range nodes {
 			if n.bc != nil {
-				_, err := n.bc.Subscribe(b.Context(), "app", fmt.Sprintf("bench-%d", i), make(chan struct{}, 1))
+				_, err := n.bc.Subscribe(b.Context(), "app", fmt.Sprintf("bench-%d", i), broadcast.WakeChan(make(chan struct{}, 1)))
 				require.NoError(b, err)
 			}
 		}

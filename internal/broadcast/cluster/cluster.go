@@ -299,7 +299,7 @@ func (b *Broadcaster) Collectors() []prometheus.Collector {
 // where delivery starts; that read fails with a wrapped store.ErrNotFound
 // for a topic that does not exist and with broadcast.ErrUnavailable when the
 // store cannot be reached.
-func (b *Broadcaster) Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*broadcast.Subscription, error) {
+func (b *Broadcaster) Subscribe(ctx context.Context, app, topic string, wake func()) (*broadcast.Subscription, error) {
 	if b.ctx.Err() != nil {
 		return nil, broadcast.ErrClosed
 	}

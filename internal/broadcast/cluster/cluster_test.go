@@ -289,7 +289,7 @@ func TestWatchFollowsSubscribers(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	for _, ctx := range []context.Context{ctx1, ctx2} {
-		_, err := bc.Subscribe(ctx, "a", "t", make(chan struct{}, 1))
+		_, err := bc.Subscribe(ctx, "a", "t", broadcast.WakeChan(make(chan struct{}, 1)))
 		require.NoError(t, err)
 	}
 	require.Equal(t, 1, tr.watchers("a/t"))
@@ -300,12 +300,12 @@ func TestWatchFollowsSubscribers(t *testing.T) {
 	require.Eventually(t, func() bool { return tr.watchers("a/t") == 0 }, clustertest.CatchUp, time.Millisecond)
 	require.False(t, tr.recv.Watching("a", "t"))
 
-	_, err := bc.Subscribe(t.Context(), "a", "missing", make(chan struct{}, 1))
+	_, err := bc.Subscribe(t.Context(), "a", "missing", broadcast.WakeChan(make(chan struct{}, 1)))
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Eventually(t, func() bool { return tr.watchers("a/missing") == 0 }, clustertest.CatchUp, time.Millisecond, "a failed subscribe unwatches")
 
 	ctx3, cancel3 := context.WithCancel(t.Context())
-	_, err = bc.Subscribe(ctx3, "a", "t", make(chan struct{}, 1))
+	_, err = bc.Subscribe(ctx3, "a", "t", broadcast.WakeChan(make(chan struct{}, 1)))
 	require.NoError(t, err)
 	bc.DropTopic(t.Context(), "a", "t")
 	require.Equal(t, []string{"a/t"}, tr.dropped)

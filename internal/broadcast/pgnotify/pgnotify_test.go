@@ -315,6 +315,6 @@ func TestSubscribeUnknownTopic(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
 	a := newNode(t, db, nodeOptions{})
-	_, err := a.bc.Subscribe(t.Context(), "nope", "nope", make(chan struct{}, 1))
+	_, err := a.bc.Subscribe(t.Context(), "nope", "nope", broadcast.WakeChan(make(chan struct{}, 1)))
 	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -569,6 +569,7 @@ const dateTime = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: fals
 function armButton(button, confirmText, confirmLabel) {
   if (button.classList.contains("armed")) {
     clearTimeout(button.disarm);
+    button.classList.remove("armed");
     return true;
   }
   const text = button.textContent;
@@ -582,6 +583,15 @@ function armButton(button, confirmText, confirmLabel) {
     if (label) button.setAttribute("aria-label", label);
   }, DISARM_MS);
   return false;
+}
+
+// replaceRows replaces a table's rows, unless one of its buttons is armed
+// (armButton): the periodic refresh would put a fresh, unarmed button in
+// its place, and the second click a user is about to make would find
+// nothing to confirm. The rows wait for the next refresh instead.
+function replaceRows(tbody, rows) {
+  if (tbody.querySelector("button.armed")) return;
+  tbody.replaceChildren(...rows);
 }
 
 // copyValue copies an input's value and says whether it worked; where the
@@ -886,8 +896,9 @@ async function refreshKeys() {
     showError("keys-error", "Could not list the keys: " + e.message + " (" + e.code + ").");
     return;
   }
-  $("key-rows").replaceChildren(
-    ...keys.map((k) => {
+  replaceRows(
+    $("key-rows"),
+    keys.map((k) => {
       const b = el("button", { type: "button", className: "danger", textContent: "Revoke" });
       b.setAttribute("aria-label", "Revoke key " + k.id);
       b.addEventListener("click", () => revokeKey(k, b));
@@ -1009,8 +1020,9 @@ async function refreshApps() {
     showError("apps-error", "Could not list the apps: " + e.message + " (" + e.code + ").");
     return;
   }
-  $("app-rows").replaceChildren(
-    ...apps.map((a) => {
+  replaceRows(
+    $("app-rows"),
+    apps.map((a) => {
       const f = figures.get(a.id) || { connections: 0, messages: 0 };
       const open = el("button", { type: "button", className: "quiet", textContent: "Open" });
       open.setAttribute("aria-label", "Open app " + a.name + " (" + a.id + ")");

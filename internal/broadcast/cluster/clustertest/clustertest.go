@@ -131,7 +131,7 @@ func (c *pair) ensure(app, topic string) {
 	}
 }
 
-func (c *pair) Subscribe(ctx context.Context, app, topic string, wake chan<- struct{}) (*broadcast.Subscription, error) {
+func (c *pair) Subscribe(ctx context.Context, app, topic string, wake func()) (*broadcast.Subscription, error) {
 	c.ensure(app, topic)
 	return c.sub.BC.Subscribe(ctx, app, topic, wake)
 }
@@ -201,7 +201,7 @@ type Sink struct {
 func Subscribe(t *testing.T, bc broadcast.Broadcaster, app, topic string) *Sink {
 	t.Helper()
 	wake := make(chan struct{}, 1)
-	sub, err := bc.Subscribe(t.Context(), app, topic, wake)
+	sub, err := bc.Subscribe(t.Context(), app, topic, broadcast.WakeChan(wake))
 	require.NoError(t, err)
 	return &Sink{Sub: sub, Wake: wake}
 }
