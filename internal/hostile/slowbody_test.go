@@ -2,9 +2,11 @@ package hostile_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,4 +82,69 @@ func TestSlowBodiesLeaveEveryoneElseAnswered(t *testing.T) {
 	}
 	requireHealthy(t, srv)
 	requireHistory(t, app, "t", `{"ok":true}`)
+}
+
+// TestSlowBodiesWithAValidKeyLeaveEveryoneElseAnswered holds many more
+// connections than the server takes, each a publish with a valid key whose
+// body never finishes. Such a body passed authentication, so nothing
+// answers it before the read timeout, which the test sets far beyond its
+// patience: the only way /healthz and a publish get in is that the
+// server closes stalled bodies to make room for them. Times are logged,
+// not asserted.
+func TestSlowBodiesWithAValidKeyLeaveEveryoneElseAnswered(t *testing.T) {
+	t.Parallel()
+	cfg := heraldtest.Config(t)
+	cfg.MaxConnections = 24
+	cfg.ReadTimeout = time.Hour
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "t")
+	path := "/v1/apps/" + app.ID + "/topics/t/messages"
+
+	const n = 400
+	var i atomic.Int64
+	conns, failed := hostile.Flood(t.Context(), n, func(ctx context.Context) (net.Conn, error) {
+		sh := []hostile.Shape{hostile.Chunked, hostile.ShortLength}[i.Add(1)%2]
+		return hostile.SlowBody(ctx, srv.Addr(), path, app.FullKey, sh)
+	})
+	defer hostile.CloseAll(conns)
+	require.Zero(t, failed, "the kernel's backlog takes the flood")
+
+	start := time.Now()
+	requireHealthy(t, srv)
+	t.Logf("first /healthz answered %s after %d stalled valid-key bodies were sent", time.Since(start).Round(time.Millisecond), n)
+	start = time.Now()
+	requirePublishes(t, app, "t", `{"ok":true}`)
+	t.Logf("then a publish with a valid key in %s", time.Since(start).Round(time.Millisecond))
+
+	// A second wave finds the slots held by the first wave's survivors
+	// and the two probes' kept-alive connections: it is let in too.
+	more, failed := hostile.Flood(t.Context(), n, func(ctx context.Context) (net.Conn, error) {
+		return hostile.SlowBody(ctx, srv.Addr(), path, app.FullKey, hostile.Chunked)
+	})
+	defer hostile.CloseAll(more)
+	require.Zero(t, failed)
+	requireHealthy(t, srv)
+	requirePublishes(t, app, "t", `{"ok":2}`)
+	requireHistory(t, app, "t", `{"ok":true}`, `{"ok":2}`)
+
+	// The server closed stalled bodies to make room, without an answer:
+	// the second wave needed more room than the first wave's survivors
+	// held, and they were waiting longer than any of it. Each connection
+	// is read at once, under one shared hang guard.
+	var (
+		cut atomic.Int64
+		wg  sync.WaitGroup
+	)
+	deadline := time.Now().Add(patience)
+	for _, c := range conns {
+		wg.Go(func() {
+			_, _, err := hostile.ReadStatus(c, deadline)
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				cut.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of the first wave's %d connections were closed to make room", cut.Load(), n)
+	require.GreaterOrEqual(t, int(cut.Load()), n-cfg.MaxConnections, "the connections past the cap were closed by the server")
 }

@@ -693,10 +693,6 @@ func (a *API) topicJSON(t store.Topic) topicJSON {
 }
 
 func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
-	if err := a.checkTopicLimit(r); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	t, created, err := a.cfg.Topics.CreateTopic(r.Context(), r.PathValue("app"), r.PathValue("topic"))
 	if err != nil {
 		a.writeError(w, r, appErr(err))

@@ -164,48 +164,6 @@ func (a *API) acquireStream(w http.ResponseWriter, r *http.Request) (release fun
 	return func() { releaseApp(); releaseNode() }, true
 }
 
-// checkTopicLimit refuses to create a topic past the app's topic limit.
-// Counting is a read before the write, so concurrent creates can pass the
-// limit by a few; a re-create of an existing topic is never refused.
-func (a *API) checkTopicLimit(r *http.Request) error {
-	if a.cfg.Limits == nil {
-		return nil
-	}
-	app := r.PathValue("app")
-	l, err := a.cfg.Limits.Limits(r.Context(), app)
-	if err != nil || l.Topics <= 0 {
-		return appErr(err)
-	}
-	ts, err := a.cfg.Topics.ListTopics(r.Context(), app)
-	if err != nil {
-		return appErr(err)
-	}
-	for _, t := range ts {
-		if t.Name == r.PathValue("topic") {
-			return nil
-		}
-	}
-	return a.cfg.Limits.CheckTopics(r.Context(), app, len(ts))
-}
-
-// checkTriggerLimit refuses to create a trigger past the app's trigger
-// limit; like the topic limit, concurrent creates can pass it by a few.
-func (a *API) checkTriggerLimit(r *http.Request) error {
-	if a.cfg.Limits == nil || a.cfg.AppLimits == nil {
-		return nil
-	}
-	app := r.PathValue("app")
-	l, err := a.cfg.Limits.Limits(r.Context(), app)
-	if err != nil || l.Triggers <= 0 {
-		return appErr(err)
-	}
-	n, err := a.cfg.AppLimits.CountTriggers(r.Context(), app)
-	if err != nil {
-		return err
-	}
-	return a.cfg.Limits.CheckTriggers(r.Context(), app, n)
-}
-
 // limitsJSON is the limits object of PATCH /v1/apps/{app}: 0 or absent
 // takes the server's default, -1 is unlimited.
 type limitsJSON struct {

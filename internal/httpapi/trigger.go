@@ -92,9 +92,6 @@ func (a *API) createTrigger(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = decodeJSON(w, r, &req)
 	}
-	if err == nil {
-		err = a.checkTriggerLimit(r)
-	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return

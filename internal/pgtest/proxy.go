@@ -13,7 +13,8 @@ import (
 // Proxy is a TCP proxy in front of Postgres that injects the network faults
 // a real server cannot produce on demand: connections cut and refused, a
 // connection that stays open but goes silent, notifications that never
-// arrive. Everything else passes through unchanged.
+// arrive, a connection lost at the moment its client commits. Everything
+// else passes through unchanged.
 type Proxy struct {
 	target string
 	ln     net.Listener
@@ -22,17 +23,49 @@ type Proxy struct {
 	conns    map[*proxyConn]struct{} // guarded by mu
 	refusing bool                    // guarded by mu
 	dropNote bool                    // guarded by mu
-	wg       sync.WaitGroup
+	// commit is the cut armed for a COMMIT, nil when none. Guarded by mu.
+	commit *armedCut
+	wg     sync.WaitGroup
 }
 
 type proxyConn struct {
 	client, server net.Conn
+	mu             sync.Mutex
 	// listener: the client sent LISTEN on this connection.
-	mu       sync.Mutex
 	listener bool // guarded by mu
 	frozen   bool // guarded by mu
-	thaw     *sync.Cond
+	// marked: since its last COMMIT, the client sent the armed cut's
+	// marker on this connection.
+	marked bool // guarded by mu
+	thaw   *sync.Cond
 }
+
+// CommitCut is what the proxy does to the COMMIT it is armed for.
+type CommitCut int
+
+const (
+	// CutAfterCommit forwards the COMMIT, then drops the connection before
+	// the answer comes back: the server commits, the client never hears.
+	CutAfterCommit CommitCut = iota + 1
+	// CutBeforeCommit drops the connection instead of forwarding the
+	// COMMIT: the server sees the client go and rolls back.
+	CutBeforeCommit
+	// BlackoutAfterCommit is CutAfterCommit, and then the proxy cuts every
+	// other connection and refuses new ones until Refuse(false): the
+	// client cannot ask what became of its commit.
+	BlackoutAfterCommit
+)
+
+// armedCut is a CommitCut waiting for its COMMIT.
+type armedCut struct {
+	cut     CommitCut
+	marker  []byte
+	tripped chan struct{}
+}
+
+// commitQuery is what pgx sends for Tx.Commit: a simple Query message
+// whose text is "commit".
+const commitQuery = "commit\x00"
 
 // NewProxy starts a proxy to the server of dbURL on 127.0.0.1 and stops it
 // when the test ends.
@@ -94,9 +127,15 @@ func (p *Proxy) accept() {
 	}
 }
 
-// upstream copies client to server, noting a LISTEN.
+// upstream copies client to server, noting a LISTEN and cutting an armed
+// COMMIT.
 func (p *Proxy) upstream(pc *proxyConn) {
-	defer p.forget(pc)
+	keepServer := false // for downstream to forget, once the server answers
+	defer func() {
+		if !keepServer {
+			p.forget(pc)
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := pc.client.Read(buf)
@@ -105,6 +144,11 @@ func (p *Proxy) upstream(pc *proxyConn) {
 				pc.mu.Lock()
 				pc.listener = true
 				pc.mu.Unlock()
+			}
+			if a := p.takeCommit(pc, buf[:n]); a != nil {
+				p.cutCommit(pc, a, buf[:n])
+				keepServer = a.cut != CutBeforeCommit
+				return
 			}
 			if !pc.wait() {
 				return
@@ -148,6 +192,78 @@ func (p *Proxy) downstream(pc *proxyConn) {
 		if _, err := pc.client.Write(append(head[:], body...)); err != nil {
 			return
 		}
+	}
+}
+
+// ArmCommit makes the proxy apply c to the next COMMIT sent on a
+// connection that sent marker (a query's text, or a parameter such as a
+// message body: pgx sends those on every execution) since its previous
+// COMMIT; an empty marker matches any. It returns a channel closed once
+// the cut happened. The proxy looks at what each read of the client
+// brings, without parsing the protocol: pgx writes a COMMIT, and a query
+// with its parameters, in one write, which arrives in one read in
+// practice.
+func (p *Proxy) ArmCommit(c CommitCut, marker string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.commit = &armedCut{cut: c, marker: []byte(marker), tripped: make(chan struct{})}
+	return p.commit.tripped
+}
+
+// takeCommit returns the armed cut if chunk, sent by pc's client, is the
+// COMMIT it waits for, disarming it.
+func (p *Proxy) takeCommit(pc *proxyConn, chunk []byte) *armedCut {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.commit
+	if a == nil {
+		return nil
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if bytes.Contains(chunk, a.marker) {
+		pc.marked = true
+	}
+	if !bytes.Contains(chunk, []byte(commitQuery)) {
+		return nil
+	}
+	marked := pc.marked
+	pc.marked = false
+	if !marked {
+		return nil
+	}
+	p.commit = nil
+	if a.cut == BlackoutAfterCommit {
+		p.refusing = true
+	}
+	return a
+}
+
+// cutCommit applies a to chunk, pc's COMMIT.
+func (p *Proxy) cutCommit(pc *proxyConn, a *armedCut, chunk []byte) {
+	if a.cut != CutBeforeCommit {
+		_, _ = pc.server.Write(chunk)
+	}
+	// tripped is closed, and a blackout cuts the other connections (so
+	// that the client has no way left to the server), before the client
+	// side is closed: a client that learns of the cut at once and asks on
+	// another connection must not find a proxy that has not tripped yet.
+	if a.cut == BlackoutAfterCommit {
+		p.each(func(o *proxyConn) {
+			if o != pc {
+				o.client.Close()
+				o.server.Close()
+			}
+		})
+	}
+	close(a.tripped)
+	// Whatever the server answers finds no one to read it. The server side
+	// of a forwarded COMMIT stays open until the server answers (downstream
+	// then fails to pass it on and forgets the connection), so that the
+	// server surely reads it.
+	pc.client.Close()
+	if a.cut == CutBeforeCommit {
+		pc.server.Close()
 	}
 }
 

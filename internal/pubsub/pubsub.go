@@ -64,6 +64,10 @@ type Options struct {
 	// PublishedFunc, if not nil, is called after each committed publish with
 	// the time it took; the server uses it for metrics.
 	PublishedFunc func(time.Duration)
+	// Limits, if not nil, bounds each app's topics: CreateTopic counts and
+	// creates in one step of the store, which must then be a
+	// store.LimitStore (see TopicLimits).
+	Limits TopicLimits
 }
 
 // Service publishes messages and manages apps and topics.
@@ -74,6 +78,10 @@ type Service struct {
 	maxMessage    int
 	maxDepth      int
 	publishedFunc func(time.Duration)
+	// limits and topics are Options.Limits and the store as it creates
+	// topics within them; both nil without limits.
+	limits TopicLimits
+	topics topicCreator
 }
 
 // New returns a Service over a store and a broadcaster.
@@ -93,7 +101,15 @@ func New(s store.Store, b broadcast.Broadcaster, opts Options) (*Service, error)
 	if opts.MaxDepth == 0 {
 		opts.MaxDepth = DefaultMaxDepth
 	}
-	return &Service{store: s, broadcaster: b, maxMessage: opts.MaxMessageBytes, maxDepth: opts.MaxDepth, publishedFunc: opts.PublishedFunc}, nil
+	svc := &Service{store: s, broadcaster: b, maxMessage: opts.MaxMessageBytes, maxDepth: opts.MaxDepth, publishedFunc: opts.PublishedFunc}
+	if opts.Limits != nil {
+		tc, ok := s.(topicCreator)
+		if !ok {
+			return nil, fmt.Errorf("pubsub: store %T cannot create topics within a limit", s)
+		}
+		svc.limits, svc.topics = opts.Limits, tc
+	}
+	return svc, nil
 }
 
 // MaxMessageBytes is the largest message the service accepts.
@@ -341,6 +357,9 @@ func depth(b []byte) int {
 func (s *Service) CreateTopic(ctx context.Context, appID, name string) (store.Topic, bool, error) {
 	if err := ValidateTopic(name); err != nil {
 		return store.Topic{}, false, err
+	}
+	if s.limits != nil {
+		return s.createTopicWithin(ctx, appID, name)
 	}
 	t, created, err := s.store.CreateTopic(ctx, appID, name)
 	if err != nil {

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -14,34 +16,57 @@ import (
 )
 
 // connLimit is a listener that keeps at most max connections open. Past
-// the cap it first closes the connection that has waited longest without a
-// request in progress (a fresh one that has not finished its headers, or
-// a kept-alive one between requests), which is what a flood of idle
-// connections is made of and what a well-behaved client reopens without
-// harm. With none of those, Accept waits for a connection to close, and
-// new clients wait in the kernel's backlog: the server slows down for them
-// instead of running out of file descriptors, which would fail the store
-// and webhooks too.
+// the cap it first closes the connection that has waited longest on its
+// client: one without a request in progress (a fresh one that has not
+// finished its headers, or a kept-alive one between requests), or one
+// whose request body has stalled (a read of it pending, no byte for the
+// longest). Those are what floods of idle connections and of bodies that
+// never finish are made of, and what a well-behaved client reopens or
+// resends without harm; a connection whose client is sending, or whose
+// request the server is working on, or that holds a stream, is never
+// closed to make room. With none to close, Accept waits for a connection
+// to close, and new clients wait in the kernel's backlog: the server slows
+// down for them instead of running out of file descriptors, which would
+// fail the store and webhooks too.
+//
+// Why stalled bodies, and not a cap per client address or a minimum data
+// rate: a body that stalls holds its slot until --read-timeout (10 s) with
+// any key, so a few hundred of them from one client filled every slot and
+// /healthz waited the read timeout out. A cap per address would refuse
+// the many subscribers behind one NAT or proxy (and herald bench's
+// thousands from 127.0.0.1), and would not stop an attacker with several
+// addresses; a minimum rate cuts honest slow links even when the server
+// has room. Closing the stalled body only when a connection is needed
+// costs nothing while there is room, and under attack hands the slot to
+// whoever is ready to use it.
 //
 // netutil.LimitListener (golang.org/x/net) only waits; eviction needs the
-// connections' HTTP states, which the server reports through track.
+// connections' HTTP states, which the server reports through track, and
+// their bodies' reads, which watchBodies reports.
 type connLimit struct {
 	net.Listener
 	max int
 
 	mu   sync.Mutex
-	cond *sync.Cond // signalled, under mu, when open drops or closed is set
+	cond *sync.Cond // signalled, under mu, when open drops, a conn starts waiting, or closed is set
 	open int        // guarded by mu; connections accepted and not closed
-	// idle holds, keyed by the conn net/http reports states for, the
-	// connections without a request in progress and since when. Guarded
-	// by mu.
-	idle   map[net.Conn]time.Time
+	// conns holds, keyed by the conn net/http reports states for, every
+	// connection it serves (from StateNew until closed or hijacked) and
+	// whether and since when it waits on its client. Guarded by mu.
+	conns  map[net.Conn]*clientWait
 	closed bool // guarded by mu; the listener was closed
+}
+
+// clientWait is whether, and since when, a connection waits on its client.
+// Its fields are guarded by connLimit.mu.
+type clientWait struct {
+	waiting bool
+	since   time.Time
 }
 
 // newConnLimit limits ln to max connections; max <= 0 is no limit.
 func newConnLimit(ln net.Listener, max int) *connLimit {
-	l := &connLimit{Listener: ln, max: max, idle: make(map[net.Conn]time.Time)}
+	l := &connLimit{Listener: ln, max: max, conns: make(map[net.Conn]*clientWait)}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -54,10 +79,12 @@ func (l *connLimit) Accept() (net.Conn, error) {
 	}
 	l.mu.Lock()
 	for l.max > 0 && l.open >= l.max && !l.closed {
-		if v := l.oldestIdleLocked(); v != nil {
-			delete(l.idle, v)
+		if v := l.longestWaitingLocked(); v != nil {
+			// Forgotten first, so it is closed once; its release makes
+			// the room.
+			delete(l.conns, v)
 			l.mu.Unlock()
-			v.Close() // its release makes the room
+			v.Close()
 			l.mu.Lock()
 			continue
 		}
@@ -82,14 +109,14 @@ func (l *connLimit) Close() error {
 	return l.Listener.Close()
 }
 
-func (l *connLimit) oldestIdleLocked() net.Conn {
+func (l *connLimit) longestWaitingLocked() net.Conn {
 	var (
 		oldest net.Conn
 		since  time.Time
 	)
-	for c, t := range l.idle {
-		if oldest == nil || t.Before(since) {
-			oldest, since = c, t
+	for c, w := range l.conns {
+		if w.waiting && (oldest == nil || w.since.Before(since)) {
+			oldest, since = c, w.since
 		}
 	}
 	return oldest
@@ -101,9 +128,31 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	switch st {
 	case http.StateNew, http.StateIdle:
-		l.idle[c] = time.Now()
-	default: // active, hijacked (a stream), closed
-		delete(l.idle, c)
+		l.conns[c] = &clientWait{waiting: true, since: time.Now()}
+		l.cond.Signal()
+	case http.StateActive:
+		if w := l.conns[c]; w != nil {
+			w.waiting = false
+		}
+	default: // hijacked (a stream), closed
+		delete(l.conns, c)
+	}
+}
+
+// bodyWait reports that a read of c's request body starts (waiting) or
+// has returned. Reads that return at once come and go; a read left
+// pending makes c a candidate to close, as the longest waiting.
+func (l *connLimit) bodyWait(c net.Conn, waiting bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.conns[c]
+	if w == nil {
+		return // closed already, or HTTP/2
+	}
+	w.waiting = waiting
+	if waiting {
+		w.since = time.Now()
+		l.cond.Signal()
 	}
 }
 
@@ -140,6 +189,49 @@ func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
 		return nil, fmt.Errorf("%T: %w", c.Conn, errors.ErrUnsupported)
 	}
 	return sc.SyscallConn()
+}
+
+// connKey is the context key of the connection a request came on.
+type connKey struct{}
+
+// withConn is the server's ConnContext: it keeps the connection in the
+// context, for watchBodies.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// watchBodies reports the reads of HTTP/1.x request bodies to l, so that
+// a connection whose body stalls can be closed when the cap needs room.
+// HTTP/2 is left out: its connection carries other requests' streams, and
+// a stalled stream costs a flow-control window, not a connection.
+func (l *connLimit) watchBodies(next http.Handler) http.Handler {
+	if l.max <= 0 {
+		return next // no cap, no room to make
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Context().Value(connKey{}).(net.Conn)
+		if c == nil || r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = &watchedBody{ReadCloser: r.Body, l: l, c: c}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// watchedBody is a request body whose reads are reported to its
+// connection's limit.
+type watchedBody struct {
+	io.ReadCloser
+	l *connLimit
+	c net.Conn
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.l.bodyWait(b.c, true)
+	n, err := b.ReadCloser.Read(p)
+	b.l.bodyWait(b.c, false)
+	return n, err
 }
 
 // maxStreams is how many event streams a node with maxConns connections

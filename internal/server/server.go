@@ -149,7 +149,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		_ = s.closeStorage()
 		return nil, err
 	}
-	triggers, err := s.webhooks(st)
+	// One enforcer of the per-app limits for the API, the topics of the
+	// service and the triggers.
+	apps := s.appLimits(st)
+	triggers, err := s.webhooks(st, apps)
 	if err != nil {
 		_ = s.closeStorage()
 		return nil, err
@@ -158,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	svc, err := pubsub.New(s.watch, bc, pubsub.Options{
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		MaxDepth:        cfg.MaxMessageDepth,
+		Limits:          apps,
 		PublishedFunc: func(d time.Duration) {
 			s.metrics.Published.Inc()
 			s.metrics.PublishDuration.Observe(d.Seconds())
@@ -235,13 +239,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// ReadTimeout would also cut the event streams.
 		ReadTimeout: cfg.ReadTimeout,
 		MaxStreams:  maxStreams(cfg.MaxConnections),
-		Limits:      s.appLimits(st),
+		Limits:      apps,
 		AppLimits:   limitStore(st),
 
 		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
+	s.conns = newConnLimit(ln, cfg.MaxConnections)
 	s.http = &http.Server{
-		Handler:           api,
+		Handler:           s.conns.watchBodies(api),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
@@ -250,9 +256,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.http.ConnState = func(c net.Conn, st http.ConnState) {
 		s.fresh.track(c, st)
-		if s.conns != nil {
-			s.conns.track(c, st)
-		}
+		s.conns.track(c, st)
 	}
 	s.http.RegisterOnShutdown(s.fresh.closeAll)
 	if err := s.configureProtocols(); err != nil {
@@ -260,14 +264,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
-	s.conns = newConnLimit(ln, cfg.MaxConnections)
 	s.ln, bound = s.conns, true
 	return s, nil
 }
 
 // webhooks builds the durable path over the store's outbox: the trigger
 // service the API uses and, unless this node delivers none, the dispatcher.
-func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
+func (s *Server) webhooks(st store.Store, limits webhook.TriggerLimits) (*webhook.Triggers, error) {
 	outbox, ok := st.(store.Outbox)
 	if !ok {
 		return nil, fmt.Errorf("store %T has no outbox for webhook triggers", st)
@@ -301,6 +304,7 @@ func (s *Server) webhooks(st store.Store) (*webhook.Triggers, error) {
 		WakeFunc:  s.wakeDispatcher,
 		NewIDFunc: func() string { return "trg_" + auth.NewID() },
 		Timeout:   s.cfg.WebhookTimeout,
+		Limits:    limits,
 	})
 	s.triggers = trs
 	return trs, err

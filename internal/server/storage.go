@@ -41,6 +41,18 @@ func (f *fullWatch) CreateTopic(ctx context.Context, appID, name string) (store.
 	return t, created, err
 }
 
+// CreateTopicWithin is the store's (a store.LimitStore, as both are),
+// watched: the service creates topics through it when apps have limits.
+func (f *fullWatch) CreateTopicWithin(ctx context.Context, appID, name string, max int) (store.Topic, bool, error) {
+	ls, ok := f.Store.(store.LimitStore)
+	if !ok {
+		return store.Topic{}, false, fmt.Errorf("store %T has no limits", f.Store)
+	}
+	t, created, err := ls.CreateTopicWithin(ctx, appID, name, max)
+	f.observe(err)
+	return t, created, err
+}
+
 func (f *fullWatch) CreateApp(ctx context.Context, app store.App, keys []store.Key) error {
 	err := f.Store.CreateApp(ctx, app, keys)
 	f.observe(err)

@@ -1,6 +1,13 @@
 package store
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrLimitReached is a create refused because the app already holds as
+// many topics or triggers as its limit allows.
+var ErrLimitReached = errors.New("limit reached")
 
 // AppLimits are an app's own limits, which override the server's defaults
 // for that app. For each field, 0 means the server's default, a negative
@@ -30,4 +37,14 @@ type LimitStore interface {
 	// CountTriggers returns how many webhook triggers an app has, over
 	// all its topics (0 for no such app).
 	CountTriggers(ctx context.Context, appID string) (int, error)
+	// CreateTopicWithin is CreateTopic for an app allowed at most max
+	// topics (max <= 0: any number). Counting and creating are one step:
+	// of concurrent creates (on any node) past the limit, exactly those
+	// that fit succeed; the others get ErrLimitReached. A topic that
+	// exists is returned, never refused.
+	CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic Topic, created bool, err error)
+	// CreateTriggerWithin is Outbox.CreateTrigger for an app allowed at
+	// most max triggers over all its topics (max <= 0: any number), with
+	// the same guarantee: past the limit, ErrLimitReached.
+	CreateTriggerWithin(ctx context.Context, t Trigger, max int) error
 }

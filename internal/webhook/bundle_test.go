@@ -17,12 +17,13 @@ import (
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
-// outboxStore is a store with its outbox and trigger admin, as both stores
-// are.
+// outboxStore is a store with its outbox, trigger admin and limits, as
+// both stores are.
 type outboxStore interface {
 	store.Store
 	store.Outbox
 	store.TriggerAdmin
+	store.LimitStore
 }
 
 // storeKind opens a fresh, empty store of one implementation for a test.

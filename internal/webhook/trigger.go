@@ -16,7 +16,8 @@ const MaxTriggersPerTopic = 20
 // TriggerStore is the storage the trigger API needs: the trigger and
 // dead-letter part of store.Outbox, whose doc gives the contract.
 type TriggerStore interface {
-	CreateTrigger(ctx context.Context, t store.Trigger) error
+	// CreateTriggerWithin is store.LimitStore's: max <= 0 is no limit.
+	CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) error
 	ListTriggers(ctx context.Context, appID, topic string) ([]store.TriggerStats, error)
 	DeleteTrigger(ctx context.Context, appID, topic, id string) error
 	DeadLetters(ctx context.Context, appID string, limit int) ([]store.Delivery, error)
@@ -34,6 +35,7 @@ type Triggers struct {
 	newID func() string
 	// sender makes test deliveries; Close releases its connections.
 	sender *Sender
+	limits TriggerLimits // nil: none
 }
 
 // TriggersOptions configures Triggers.
@@ -49,6 +51,20 @@ type TriggersOptions struct {
 	NewIDFunc func() string
 	// Timeout bounds a test delivery. 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Limits, if not nil, bounds each app's triggers: Create counts and
+	// creates in one step of the store.
+	Limits TriggerLimits
+}
+
+// TriggerLimits is each app's trigger limit, as Triggers enforces it;
+// limit.Apps is one. It must be safe for concurrent use.
+type TriggerLimits interface {
+	// Limits returns an app's limits in force; Triggers <= 0 is
+	// unlimited.
+	Limits(ctx context.Context, appID string) (store.AppLimits, error)
+	// CheckTriggers returns the error that refuses a create to an app
+	// holding have triggers, or nil if it may create one.
+	CheckTriggers(ctx context.Context, appID string, have int) error
 }
 
 // NewTriggers returns the trigger API's service.
@@ -65,6 +81,7 @@ func NewTriggers(opts TriggersOptions) (*Triggers, error) {
 	return &Triggers{
 		store: opts.Store, guard: opts.Guard, wake: opts.WakeFunc, newID: opts.NewIDFunc,
 		sender: NewSender(SenderOptions{Guard: opts.Guard, Timeout: opts.Timeout, MaxIdleConnsPerHost: 1}),
+		limits: opts.Limits,
 	}, nil
 }
 
@@ -95,10 +112,41 @@ func (t *Triggers) Create(ctx context.Context, appID, topic, rawURL, secret stri
 		ID: t.newID(), AppID: appID, Topic: topic, URL: u, Secret: secret,
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}
-	if err := t.store.CreateTrigger(ctx, tr); err != nil {
-		return store.Trigger{}, fmt.Errorf("create trigger: %w", err)
+	if err := t.createWithin(ctx, tr); err != nil {
+		return store.Trigger{}, err
 	}
 	return tr, nil
+}
+
+// createWithin stores tr within its app's trigger limit. Counting and
+// creating are one step of the store: creates that race (here or on other
+// nodes) cannot pass the limit together, as a count read before the
+// create would let them. A refusal the limits do not confirm (the limit
+// was raised since it was read) is tried again.
+func (t *Triggers) createWithin(ctx context.Context, tr store.Trigger) error {
+	for attempt := 1; ; attempt++ {
+		max := 0
+		if t.limits != nil {
+			l, err := t.limits.Limits(ctx, tr.AppID)
+			if err != nil {
+				return fmt.Errorf("create trigger: %w", err)
+			}
+			max = l.Triggers
+		}
+		err := t.store.CreateTriggerWithin(ctx, tr, max)
+		if !errors.Is(err, store.ErrLimitReached) {
+			if err != nil {
+				return fmt.Errorf("create trigger: %w", err)
+			}
+			return nil
+		}
+		if refused := t.limits.CheckTriggers(ctx, tr.AppID, max); refused != nil {
+			return refused
+		}
+		if attempt == 3 {
+			return fmt.Errorf("create trigger: %w", err)
+		}
+	}
 }
 
 // List returns a topic's triggers with their delivery counts, oldest first.

@@ -85,6 +85,15 @@
 // as a publish batch does, so that no batch enqueues for a trigger deleted
 // under it.
 //
+// # Creates within a limit
+//
+// CreateTopicWithin and CreateTriggerWithin lock the app's row FOR NO KEY
+// UPDATE, then count and insert in the same transaction, so that creates
+// racing on any number of nodes cannot pass the app's limit together. The
+// lock conflicts only with itself and with deleting the app: the foreign
+// keys of the rows publishes and unlimited creates insert take FOR KEY
+// SHARE, which it lets pass. It is taken before any topic row lock.
+//
 // # Commits whose outcome is unknown
 //
 // When the connection breaks after COMMIT was sent (the server restarts,

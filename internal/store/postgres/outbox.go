@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -19,7 +20,13 @@ var _ store.Outbox = (*Store)(nil)
 // CreateTrigger stores a trigger on an existing topic. An unknown app or
 // topic gives store.ErrNotFound, an id that exists store.ErrConflict. A
 // zero CreatedAt is stored as the database's now.
-func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) (err error) {
+func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) error {
+	return s.CreateTriggerWithin(ctx, t, 0)
+}
+
+// CreateTriggerWithin is CreateTrigger for an app allowed at most max
+// triggers (max <= 0: any number); past it, store.ErrLimitReached.
+func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) (err error) {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("create trigger: %w", err)
 	}
@@ -35,11 +42,33 @@ func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) (err error) 
 	if !storable(t.ID) || !storable(t.URL) || !storable(t.Secret) {
 		return errors.New("id, URL or secret is not valid UTF-8 or holds NUL")
 	}
+	if max <= 0 {
+		// The foreign key locks the topic's row FOR KEY SHARE, which a
+		// publish batch's lock does not conflict with: creating a trigger
+		// never waits for publishes.
+		return insertTrigger(ctx, s.pool, t)
+	}
+	return s.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := lockAppCreates(ctx, tx, t.AppID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= max {
+			return store.ErrLimitReached
+		}
+		return insertTrigger(ctx, tx, t)
+	})
+}
 
-	// The foreign key locks the topic's row FOR KEY SHARE, which a publish
-	// batch's lock does not conflict with: creating a trigger never waits
-	// for publishes.
-	tag, err := s.pool.Exec(ctx, `
+// insertTrigger inserts t through q, the pool or a transaction; an unknown
+// topic gives store.ErrNotFound.
+func insertTrigger(ctx context.Context, q interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, t store.Trigger) error {
+	tag, err := q.Exec(ctx, `
 		INSERT INTO herald.triggers (id, app_id, topic_id, url, secret, disabled, created_at)
 		SELECT $1, t.app_id, t.id, $2, $3, $4, coalesce($5::timestamptz, now())
 		FROM herald.topics t WHERE t.app_id = $6 AND t.name = $7`,

@@ -332,27 +332,31 @@ func TestBeforeCommitNotifyOnlyWhenCommitted(t *testing.T) {
 
 // The connection breaks while the batch commits. The store asks the server
 // what became of the transaction: it reports success only for a commit it
-// knows happened, and never success when it cannot find out.
+// knows happened, and never success when it cannot find out. A retry with
+// the publish's idempotency key stores the message at most once. The proxy
+// cuts the COMMIT of the connection that sent the message's body.
 func TestCommitLostConnection(t *testing.T) {
 	t.Parallel()
 
 	type bundle struct {
 		st     *postgres.Store
-		proxy  *faultProxy
+		proxy  *pgtest.Proxy
 		direct string // dbURL, bypassing the proxy
 		log    *committedLog
 	}
 	setup := func(t *testing.T, opts postgres.Options) *bundle {
 		t.Helper()
 		dbURL := pgtest.NewDatabase(t)
-		proxy, proxied := newFaultProxy(t, dbURL)
-		st := openStore(t, proxied, opts)
+		proxy := pgtest.NewProxy(t, dbURL)
+		st := openStore(t, proxy.URL(dbURL), opts)
 		setupTopic(t, st, "app", "t")
 		return &bundle{st: st, proxy: proxy, direct: dbURL, log: &committedLog{}}
 	}
-	publish := func(t *testing.T, b *bundle, body string) (store.Message, error) {
+	publish := func(t *testing.T, b *bundle, body, key string) (store.Message, error) {
 		t.Helper()
-		return b.st.Publish(t.Context(), store.PublishRequest{AppID: "app", Topic: "t", Body: []byte(body), CommittedFunc: b.log.add})
+		return b.st.Publish(t.Context(), store.PublishRequest{
+			AppID: "app", Topic: "t", Body: []byte(body), IdempotencyKey: key, CommittedFunc: b.log.add,
+		})
 	}
 	// storedIDs reads the topic's ids on a connection of its own, not
 	// through the store or the proxy.
@@ -373,15 +377,19 @@ func TestCommitLostConnection(t *testing.T) {
 	t.Run("CommittedButUnheard", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, postgres.Options{})
-		tripped := b.proxy.Arm(cutAfterCommit)
-		msg, err := publish(t, b, `"lost answer"`)
+		tripped := b.proxy.ArmCommit(pgtest.CutAfterCommit, `"lost answer"`)
+		msg, err := publish(t, b, `"lost answer"`, "k-1")
 		require.NoError(t, err, "the commit happened: the store must find out")
 		requireClosed(t, tripped, "the proxy never cut the connection")
 		require.Equal(t, uint64(1), msg.ID)
 		require.Equal(t, []uint64{1}, b.log.ids)
 		require.Equal(t, []uint64{1}, storedIDs(t, b))
 
-		msg, err = publish(t, b, `"after"`)
+		again, err := publish(t, b, `"lost answer"`, "k-1")
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), again.ID, "the retry gets the stored message")
+		require.Equal(t, []uint64{1}, storedIDs(t, b), "and stores nothing")
+		msg, err = publish(t, b, `"after"`, "")
 		require.NoError(t, err)
 		require.Equal(t, uint64(2), msg.ID)
 	})
@@ -389,33 +397,38 @@ func TestCommitLostConnection(t *testing.T) {
 	t.Run("NeverCommitted", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, postgres.Options{})
-		tripped := b.proxy.Arm(cutBeforeCommit)
-		_, err := publish(t, b, `"lost commit"`)
+		tripped := b.proxy.ArmCommit(pgtest.CutBeforeCommit, `"lost commit"`)
+		_, err := publish(t, b, `"lost commit"`, "k-1")
 		require.Error(t, err)
 		requireClosed(t, tripped, "the proxy never cut the connection")
 		require.NotErrorIs(t, err, postgres.ErrCommitUnknown, "the server knows it rolled back")
 		require.Empty(t, b.log.ids)
 		require.Empty(t, storedIDs(t, b))
 
-		msg, err := publish(t, b, `"again"`)
-		require.NoError(t, err)
+		msg, err := publish(t, b, `"lost commit"`, "k-1")
+		require.NoError(t, err, "the key of a rolled-back publish is free")
 		require.Equal(t, uint64(1), msg.ID, "the rolled-back id is given again")
+		require.Equal(t, []uint64{1}, storedIDs(t, b))
 	})
 
 	t.Run("OutcomeUnknown", func(t *testing.T) {
 		t.Parallel()
 		// The store gives up asking after WriteTimeout.
 		b := setup(t, postgres.Options{WriteTimeout: time.Second})
-		tripped := b.proxy.Arm(blackoutAfterCommit)
-		_, err := publish(t, b, `"in doubt"`)
+		tripped := b.proxy.ArmCommit(pgtest.BlackoutAfterCommit, `"in doubt"`)
+		_, err := publish(t, b, `"in doubt"`, "k-1")
 		requireClosed(t, tripped, "the proxy never cut the connection")
 		require.ErrorIs(t, err, postgres.ErrCommitUnknown)
 		require.Empty(t, b.log.ids, "CommittedFunc for a commit the store could not confirm")
 		// This is the doubt: the message is there, but its Publish failed.
 		require.Equal(t, []uint64{1}, storedIDs(t, b))
 
-		b.proxy.Restore()
-		msg, err := publish(t, b, `"after"`)
+		b.proxy.Refuse(false)
+		again, err := publish(t, b, `"in doubt"`, "k-1")
+		require.NoError(t, err, "the retry the error invites")
+		require.Equal(t, uint64(1), again.ID, "it gets the message stored in doubt")
+		require.Equal(t, []uint64{1}, storedIDs(t, b), "stored once")
+		msg, err := publish(t, b, `"after"`, "")
 		require.NoError(t, err)
 		require.Equal(t, uint64(2), msg.ID)
 	})

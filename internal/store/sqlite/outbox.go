@@ -45,18 +45,38 @@ const putIdempotencyKeyQuery = `
 // topic gives store.ErrNotFound, an id that exists store.ErrConflict. A
 // zero CreatedAt is stored as now.
 func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) error {
+	return s.CreateTriggerWithin(ctx, t, 0)
+}
+
+// CreateTriggerWithin is CreateTrigger for an app allowed at most max
+// triggers (max <= 0: any number); past it, store.ErrLimitReached. The
+// count and the insert are one write transaction, and SQLite runs one at
+// a time.
+func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("create trigger: %w", err)
 	}
 	defer s.mu.RUnlock()
 
-	res, err := s.wdb.ExecContext(ctx, `
-		INSERT INTO triggers (id, app_id, topic_id, url, secret, disabled, created_at)
-		SELECT ?1, t.app_id, t.id, ?2, ?3, ?4, ?5 FROM topics t WHERE t.app_id = ?6 AND t.name = ?7`,
-		t.ID, t.URL, t.Secret, t.Disabled, unixNano(t.CreatedAt), t.AppID, t.Topic)
-	if err == nil {
-		err = requireOneRow(res)
-	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if max > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE app_id = ?`, t.AppID).Scan(&n); err != nil {
+				return err
+			}
+			if n >= max {
+				return store.ErrLimitReached
+			}
+		}
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO triggers (id, app_id, topic_id, url, secret, disabled, created_at)
+			SELECT ?1, t.app_id, t.id, ?2, ?3, ?4, ?5 FROM topics t WHERE t.app_id = ?6 AND t.name = ?7`,
+			t.ID, t.URL, t.Secret, t.Disabled, unixNano(t.CreatedAt), t.AppID, t.Topic)
+		if err != nil {
+			return err
+		}
+		return requireOneRow(res)
+	})
 	if err != nil {
 		return fmt.Errorf("create trigger on topic %s: %w", t.Topic, interpretError(err))
 	}

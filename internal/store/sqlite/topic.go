@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,6 +31,13 @@ const headQuery = `
 // CreateTopic creates a topic if it does not exist; created reports whether
 // this call created it. An unknown app gives store.ErrNotFound.
 func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic store.Topic, created bool, err error) {
+	return s.CreateTopicWithin(ctx, appID, name, 0)
+}
+
+// CreateTopicWithin is CreateTopic for an app allowed at most max topics
+// (max <= 0: any number); past it, store.ErrLimitReached. The count and
+// the insert are one write transaction, and SQLite runs one at a time.
+func (s *Store) CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic store.Topic, created bool, err error) {
 	if err := s.enter(); err != nil {
 		return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
 	}
@@ -37,6 +45,20 @@ func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic stor
 
 	topic = store.Topic{AppID: appID, Name: name}
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		created = false
+		if max > 0 {
+			err := getTopicTx(ctx, tx, &topic)
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err // it exists (or the read failed)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM topics WHERE app_id = ?`, appID).Scan(&n); err != nil {
+				return err
+			}
+			if n >= max {
+				return store.ErrLimitReached
+			}
+		}
 		now := time.Now().UnixNano()
 		res, err := tx.ExecContext(ctx, `INSERT INTO topics (app_id, name, last_id, created_at) VALUES (?, ?, 0, ?)
 			ON CONFLICT (app_id, name) DO NOTHING`, appID, name, now)
@@ -52,16 +74,22 @@ func (s *Store) CreateTopic(ctx context.Context, appID, name string) (topic stor
 			topic.CreatedAt = fromUnixNano(now)
 			return nil
 		}
-		var createdAt int64
-		err = tx.QueryRowContext(ctx, `SELECT `+lastIDExpr+`, t.created_at FROM topics t WHERE t.app_id = ? AND t.name = ?`,
-			appID, name).Scan(&topic.LastID, &createdAt)
-		topic.CreatedAt = fromUnixNano(createdAt)
-		return err
+		return getTopicTx(ctx, tx, &topic)
 	})
 	if err != nil {
 		return store.Topic{}, false, fmt.Errorf("create topic %s: %w", name, interpretError(err))
 	}
 	return topic, created, nil
+}
+
+// getTopicTx reads topic's last id and creation time by its app and name,
+// or returns sql.ErrNoRows.
+func getTopicTx(ctx context.Context, tx *sql.Tx, topic *store.Topic) error {
+	var createdAt int64
+	err := tx.QueryRowContext(ctx, `SELECT `+lastIDExpr+`, t.created_at FROM topics t WHERE t.app_id = ? AND t.name = ?`,
+		topic.AppID, topic.Name).Scan(&topic.LastID, &createdAt)
+	topic.CreatedAt = fromUnixNano(createdAt)
+	return err
 }
 
 // GetTopic returns one topic or store.ErrNotFound.

@@ -1,6 +1,10 @@
 package storetest
 
 import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,4 +74,83 @@ func testLimits(t *testing.T, setup setupFunc) {
 		require.NoError(t, err)
 		require.Zero(t, n)
 	})
+	t.Run("CreatesWithinLimitRace", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls := b.st.(store.LimitStore)
+		app := newID()
+		require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: app, Name: "a", CreatedAt: now()}, nil))
+		const limit, tries = 5, 40
+
+		// Creates race past the limit: exactly limit of them succeed.
+		topics := race(tries, func(i int) error {
+			_, created, err := ls.CreateTopicWithin(b.ctx, app, fmt.Sprintf("t%d", i), limit)
+			if err == nil && !created {
+				return errors.New("a new name was not created")
+			}
+			return err
+		})
+		require.Equal(t, limit, topics[nil], "creates that succeeded: %v", topics)
+		require.Equal(t, tries-limit, topics[store.ErrLimitReached], "creates refused: %v", topics)
+		list, err := b.st.ListTopics(b.ctx, app)
+		require.NoError(t, err)
+		require.Len(t, list, limit)
+
+		// At the limit, a topic that exists is returned, never refused.
+		got, created, err := ls.CreateTopicWithin(b.ctx, app, list[0].Name, limit)
+		require.NoError(t, err)
+		require.False(t, created)
+		require.Equal(t, list[0].Name, got.Name)
+		_, _, err = ls.CreateTopicWithin(b.ctx, newID(), "t", limit)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, created, err = ls.CreateTopicWithin(b.ctx, app, "unlimited", 0)
+		require.NoError(t, err)
+		require.True(t, created, "0 is no limit")
+
+		// Triggers, over all the app's topics.
+		triggers := race(tries, func(i int) error {
+			id := newID()
+			return ls.CreateTriggerWithin(b.ctx, store.Trigger{
+				ID: id, AppID: app, Topic: list[i%len(list)].Name,
+				URL: "https://hooks.example.com/" + strings.ToLower(id), Secret: "whsec_" + newID(), CreatedAt: now(),
+			}, limit)
+		})
+		require.Equal(t, limit, triggers[nil], "creates that succeeded: %v", triggers)
+		require.Equal(t, tries-limit, triggers[store.ErrLimitReached], "creates refused: %v", triggers)
+		n, err := ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Equal(t, limit, n)
+		err = ls.CreateTriggerWithin(b.ctx, store.Trigger{ID: newID(), AppID: app, Topic: "nope", URL: "https://x", Secret: "s", CreatedAt: now()}, limit+1)
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
+// race runs n calls of f at once and counts their outcomes: nil,
+// store.ErrLimitReached, or any other error by its text.
+func race(n int, f func(i int) error) map[error]int {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		count = make(map[error]int)
+	)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := f(i)
+			switch {
+			case err == nil:
+			case errors.Is(err, store.ErrLimitReached):
+				err = store.ErrLimitReached
+			default:
+				err = errors.New(err.Error())
+			}
+			mu.Lock()
+			count[err]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return count
 }
