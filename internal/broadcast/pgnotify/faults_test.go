@@ -115,6 +115,23 @@ func TestDeafListener(t *testing.T) {
 	require.Equal(t, []uint64{1}, s.IDs())
 }
 
+// TestBarrierAcrossReconnect: a barrier marker sent while the listener is
+// cut off is lost with its connection (it is in no history to catch up
+// from), so the harness's barrier sends it again once the node has reopened
+// its listener, and returns. A barrier that waited for the first marker
+// alone hung until its deadline whenever a busy machine made a listener go
+// deaf at the wrong moment, and failed a conformance case.
+func TestBarrierAcrossReconnect(t *testing.T) {
+	t.Parallel()
+	a, b, proxy := proxiedPair(t, "t")
+	before := metric(t, b.bc, "herald_pg_listener_reconnects_total")
+	proxy.FreezeListeners() // the first marker reaches no one
+	barrier(t, a, b)(t.Context())
+	require.False(t, t.Failed(), "the barrier must come round")
+	require.Greater(t, metric(t, b.bc, "herald_pg_listener_reconnects_total"), before,
+		"the listener was reopened, so the first marker was lost")
+}
+
 // TestTransactionPoolerRefused: through a proxy that keeps notifications
 // from the client, as a transaction-pooling PgBouncer does to LISTEN, Open
 // fails and says why.
@@ -139,7 +156,7 @@ func TestTransactionPoolerRefused(t *testing.T) {
 
 // TestSlowSubscriberDoesNotFillQueue: a subscriber that never reads must
 // not make the node stop draining Postgres's notification queue. The
-// contrast is a bare connection that LISTENs and never reads, which does
+// contrast is a bare connection that LISTENs and never consumes, which does
 // hold the queue (proving the measure can see it).
 func TestSlowSubscriberDoesNotFillQueue(t *testing.T) {
 	t.Parallel()
@@ -174,12 +191,20 @@ func TestSlowSubscriberDoesNotFillQueue(t *testing.T) {
 		"the queue must drain although a subscriber never reads")
 	require.Eventually(t, func() bool { return metric(t, b.bc, "herald_pg_notification_queue_usage") == 0 }, clustertest.CatchUp, 50*time.Millisecond)
 
-	// The contrast: a listener that does not read holds the queue.
+	// The contrast: a listener that does not consume holds the queue. It
+	// stays in a transaction, where Postgres hands it nothing, rather than
+	// leaving its socket unread: a backend blocked writing to a client
+	// that does not read answers no ProcSignalBarrier, and every DROP
+	// DATABASE on the server (every other test's cleanup) waits for those
+	// until that client goes. It also took thousands of notifications to
+	// fill the socket buffers first; one page of the queue is enough here.
 	stuck, err := pgx.Connect(t.Context(), db)
 	require.NoError(t, err)
 	defer stuck.Close(context.Background())
 	_, err = stuck.Exec(t.Context(), "LISTEN herald")
 	require.NoError(t, err)
-	publishMany(3000)
-	require.Positive(t, usage(), "a listener that never reads should hold the queue")
+	_, err = stuck.Exec(t.Context(), "BEGIN")
+	require.NoError(t, err)
+	publishMany(20) // a page each: a 5.8 KB notification leaves no room for another
+	require.Positive(t, usage(), "a listener that never consumes should hold the queue")
 }

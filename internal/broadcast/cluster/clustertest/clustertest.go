@@ -106,12 +106,20 @@ func ConformanceModes(t *testing.T, nodes func(t *testing.T, bufferSize int, one
 // the suite skips ahead (it publishes #3 to a topic it dropped after #2, as
 // if #1 and #2 had gone to the topic's earlier life). The stored id must
 // then be the suite's. mu keeps the two from interleaving.
+//
+// The barrier after a drop runs outside mu, under barrierMu: a barrier can
+// take long on a busy machine (a listener that is reopened meanwhile), and
+// under mu it would stall every other case's Publish with it, which then
+// fail as "Publish blocked" although no broadcaster blocked. barrierMu keeps
+// barriers one at a time, since they count markers: a barrier that ran
+// alongside another could take the other's marker for its own.
 type pair struct {
-	t        *testing.T
-	pub, sub *Node
-	barrier  func(ctx context.Context)
-	mu       sync.Mutex
-	made     sync.Map // topicKey → true once the app and topic exist
+	t         *testing.T
+	pub, sub  *Node
+	barrier   func(ctx context.Context)
+	mu        sync.Mutex
+	barrierMu sync.Mutex
+	made      sync.Map // topicKey → true once the app and topic exist
 }
 
 type topicKey struct{ app, topic string }
@@ -148,11 +156,23 @@ func (c *pair) Publish(ctx context.Context, ev *broadcast.Event) {
 // the new subscriber (in production a recreated topic starts again at id
 // 1, and the sequencer drops such late ids).
 func (c *pair) DropTopic(ctx context.Context, app, topic string) {
+	if !c.recreate(ctx, app, topic) {
+		return
+	}
+	c.barrierMu.Lock()
+	defer c.barrierMu.Unlock()
+	c.barrier(ctx)
+}
+
+// recreate deletes the topic and creates it again in one transaction, and
+// has pub's broadcaster drop it, under mu. It reports whether the
+// transaction committed.
+func (c *pair) recreate(ctx context.Context, app, topic string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tx, err := c.pub.Store.Pool().Begin(ctx)
 	if !assert.NoError(c.t, err) {
-		return
+		return false
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	tag, err := tx.Exec(ctx, "DELETE FROM herald.topics WHERE app_id = $1 AND name = $2", app, topic)
@@ -161,9 +181,11 @@ func (c *pair) DropTopic(ctx context.Context, app, topic string) {
 		_, err = tx.Exec(ctx, "INSERT INTO herald.topics (app_id, name, created_at) VALUES ($1, $2, clock_timestamp())", app, topic)
 		assert.NoError(c.t, err)
 	}
-	assert.NoError(c.t, tx.Commit(ctx))
+	if !assert.NoError(c.t, tx.Commit(ctx)) {
+		return false
+	}
 	c.pub.BC.DropTopic(ctx, app, topic)
-	c.barrier(ctx)
+	return true
 }
 
 // Sink collects what one subscription receives.
