@@ -1,8 +1,9 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []store.PublishRequest) (
 type writer struct {
 	s      *Store
 	groups sqlstore.Groups
+	// conn runs the batches' transactions (see wconn).
+	conn wconn
 	// stamp is the published_at of the last batch committed, in unix
 	// nanoseconds. No batch gets an earlier one, so published_at never
 	// decreases along a topic's ids even if the wall clock steps back.
@@ -53,10 +56,16 @@ type writer struct {
 }
 
 // write is the writer goroutine: it commits batches of publishes until
-// Close. It is the only user of the write connection for publishes.
+// Close. It is the only user of the write connection for publishes. Its
+// statements go before Close closes the connection.
 func (s *Store) write() {
 	w := &writer{s: s}
 	s.queue.Run(w.commit)
+	// Nothing to do with an error: the file is being closed, which
+	// finalizes whatever is left.
+	_ = w.onConn(func(ctx context.Context, dc any) (bool, error) {
+		return false, w.conn.close(dc)
+	})
 }
 
 // commit writes live in one transaction and answers every call in it (see
@@ -64,7 +73,18 @@ func (s *Store) write() {
 func (w *writer) commit(live []*groupcommit.Call) {
 	w.groups.Assign(live, nil)
 	stamp := max(time.Now().UnixNano(), w.stamp)
-	if err := w.writeTx(live, stamp); err != nil {
+	err := w.onConn(func(ctx context.Context, dc any) (bool, error) {
+		if err := w.conn.ready(ctx, dc); err != nil {
+			return false, err
+		}
+		err, bad := w.conn.tx(ctx, func() error { return w.writeTx(ctx, live, stamp) })
+		if bad {
+			// Its statements go with the connection.
+			err = errors.Join(err, w.conn.close(dc))
+		}
+		return bad, err
+	})
+	if err != nil {
 		sqlstore.FailAll(live, fmt.Errorf("publish: %w", interpretError(err)))
 		return
 	}
@@ -76,167 +96,200 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	sqlstore.AnswerAll(live)
 }
 
-// writeTx runs the batch's transaction: it reads the last id and the
-// enabled triggers of each topic, then, in batch order, inserts each message
-// with the id that follows, its idempotency key and a delivery per trigger.
-// A call whose key a publish used within the window is a replay instead: it
-// gets that publish's message (c.Replay) or, for another topic,
-// store.ErrConflict (c.Err), and writes nothing. A later call of the same
-// batch with the same key finds the row the earlier one wrote: on the one
-// write connection a lookup per call costs no round trip, so SQLite needs
-// no bookkeeping of the batch's keys in memory, unlike Postgres. A topic
-// that does not exist fails only its own calls. The topics table is only
-// read: a commit writes the pages of messages (and of the outbox, when there
-// are triggers) alone.
-func (w *writer) writeTx(live []*groupcommit.Call, stamp int64) error {
-	s := w.s
+// onConn runs f with the write connection's driver connection, borrowed
+// from the write pool for the while. f reports whether the connection is
+// bad: the pool then closes it and opens another for the next user.
+func (w *writer) onConn(f func(ctx context.Context, dc any) (bad bool, err error)) error {
 	// Not a caller's context: once taken, the batch is written whatever
 	// happens to the callers, and a context that cannot end spares the
 	// driver a goroutine per statement.
 	ctx := context.Background()
-	publishedAt := fromUnixNano(stamp)
-	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		head := tx.StmtContext(ctx, s.stmts.head)
-		insert := tx.StmtContext(ctx, s.stmts.insert)
-		// Only batches that need them pay for these.
-		var insertDelivery, getKey, putKey *sql.Stmt
-
-		for i := range w.groups.List {
-			g := &w.groups.List[i]
-			var lastID int64
-			var triggers []byte
-			err := head.QueryRowContext(ctx, g.Key.App, g.Key.Topic).Scan(&g.TopicID, &lastID, &triggers)
-			if errors.Is(err, sql.ErrNoRows) {
-				g.Missing = true
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			g.Next = uint64(lastID) + 1
-			g.PublishedAt = publishedAt
-			if string(triggers) != "[]" {
-				if err := json.Unmarshal(triggers, &g.Triggers); err != nil {
-					return fmt.Errorf("triggers of topic %s: %w", g.Key.Topic, err)
-				}
-			}
-		}
-
-		// A call to a missing topic fails, and with it the rest of its
-		// batch publish, before anything of it is written.
-		w.groups.FailMissing(live)
-
-		keyCutoff := stamp - int64(store.IdempotencyWindow)
-		for _, c := range live {
-			if c.Err != nil {
-				continue
-			}
-			g := &w.groups.List[c.Group]
-			// A batch publish is written inside a savepoint, so that one of
-			// its requests failing (a key used with another topic) takes
-			// back what the requests before it wrote.
-			batched := c.Batched()
-			if batched && c.Unit()[0] == c {
-				if err := w.beginUnit(ctx, tx); err != nil {
-					return err
-				}
-			}
-			if c.Req.IdempotencyKey != "" {
-				if getKey == nil {
-					getKey = tx.StmtContext(ctx, s.stmts.getIdempotencyKey)
-					putKey = tx.StmtContext(ctx, s.stmts.putIdempotencyKey)
-				}
-				replay, err := replayOf(ctx, getKey, c, keyCutoff)
-				if err != nil {
-					return err
-				}
-				if batched && c.Err != nil {
-					if err := w.rollbackUnit(ctx, tx); err != nil {
-						return err
-					}
-					continue
-				}
-				if replay {
-					if batched && c.Unit()[len(c.Unit())-1] == c {
-						if err := w.endUnit(ctx, tx); err != nil {
-							return err
-						}
-					}
-					continue
-				}
-			}
-			body := g.Take(c)
-			id := int64(c.Msg.ID)
-			if _, err := insert.ExecContext(ctx, g.TopicID, id, body, stamp); err != nil {
-				return err
-			}
-			if c.Req.IdempotencyKey != "" {
-				if _, err := putKey.ExecContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
-					return err
-				}
-			}
-			if len(g.Triggers) > 0 && insertDelivery == nil {
-				insertDelivery = tx.StmtContext(ctx, s.stmts.insertDelivery)
-			}
-			for _, trigger := range g.Triggers {
-				if _, err := insertDelivery.ExecContext(ctx, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, id, body, stamp); err != nil {
-					return err
-				}
-			}
-			if batched && c.Unit()[len(c.Unit())-1] == c {
-				if err := w.endUnit(ctx, tx); err != nil {
-					return err
-				}
-			}
+	conn, err := w.s.wdb.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	var ferr error
+	rawErr := conn.Raw(func(dc any) error {
+		var bad bool
+		if bad, ferr = f(ctx, dc); bad {
+			return driver.ErrBadConn
 		}
 		return nil
 	})
+	if errors.Is(rawErr, driver.ErrBadConn) {
+		rawErr = nil // f's own error says what went wrong
+	}
+	return errors.Join(ferr, rawErr, conn.Close())
+}
+
+// writeTx writes the batch in the transaction w.conn runs: it reads the
+// last id and the enabled triggers of each topic, then, in batch order,
+// inserts each message with the id that follows, its idempotency key and a
+// delivery per trigger. A call whose key a publish used within the window
+// is a replay instead: it gets that publish's message (c.Replay) or, for
+// another topic, store.ErrConflict (c.Err), and writes nothing. A later
+// call of the same batch with the same key finds the row the earlier one
+// wrote: on the one write connection a lookup per call costs no round
+// trip, so SQLite needs no bookkeeping of the batch's keys in memory,
+// unlike Postgres. A topic that does not exist fails only its own calls.
+// The topics table is only read: a commit writes the pages of messages
+// (and of the outbox, when there are triggers) alone.
+func (w *writer) writeTx(ctx context.Context, live []*groupcommit.Call, stamp int64) error {
+	wc := &w.conn
+	publishedAt := fromUnixNano(stamp)
+	for i := range w.groups.List {
+		g := &w.groups.List[i]
+		if err := w.readHead(ctx, g); err != nil {
+			return err
+		}
+		g.PublishedAt = publishedAt
+	}
+
+	// A call to a missing topic fails, and with it the rest of its batch
+	// publish, before anything of it is written.
+	w.groups.FailMissing(live)
+
+	keyCutoff := stamp - int64(store.IdempotencyWindow)
+	for _, c := range live {
+		if c.Err != nil {
+			continue
+		}
+		g := &w.groups.List[c.Group]
+		// A batch publish is written inside a savepoint, so that one of its
+		// requests failing (a key used with another topic) takes back what
+		// the requests before it wrote.
+		batched := c.Batched()
+		if batched && c.Unit()[0] == c {
+			if err := w.beginUnit(ctx); err != nil {
+				return err
+			}
+		}
+		if c.Req.IdempotencyKey != "" {
+			replay, err := w.replayOf(ctx, c, keyCutoff)
+			if err != nil {
+				return err
+			}
+			if batched && c.Err != nil {
+				if err := w.rollbackUnit(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			if replay {
+				if batched && c.Unit()[len(c.Unit())-1] == c {
+					if err := wc.exec(ctx, wRelease); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+		}
+		body := g.Take(c)
+		id := int64(c.Msg.ID)
+		if err := wc.exec(ctx, wInsert, g.TopicID, id, body, stamp); err != nil {
+			return err
+		}
+		if c.Req.IdempotencyKey != "" {
+			if err := wc.exec(ctx, wPutKey, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
+				return err
+			}
+		}
+		for _, trigger := range g.Triggers {
+			if err := wc.exec(ctx, wInsertDelivery, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, id, body, stamp); err != nil {
+				return err
+			}
+		}
+		if batched && c.Unit()[len(c.Unit())-1] == c {
+			if err := wc.exec(ctx, wRelease); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readHead reads g's topic: its row id, the id its next message gets and
+// its enabled triggers, or g.Missing.
+func (w *writer) readHead(ctx context.Context, g *sqlstore.Group) error {
+	row, ok, err := w.conn.queryRow(ctx, wHead, g.Key.App, g.Key.Topic)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		g.Missing = true
+		return nil
+	}
+	if g.TopicID, err = int64Of(row[0]); err != nil {
+		return fmt.Errorf("head of topic %s: %w", g.Key.Topic, err)
+	}
+	lastID, err := int64Of(row[1])
+	if err != nil {
+		return fmt.Errorf("head of topic %s: %w", g.Key.Topic, err)
+	}
+	g.Next = uint64(lastID) + 1
+	// Most topics have no triggers: spare them a conversion.
+	if s, ok := row[2].(string); ok && s == "[]" {
+		return nil
+	}
+	triggers, err := bytesOf(row[2])
+	if err != nil {
+		return fmt.Errorf("triggers of topic %s: %w", g.Key.Topic, err)
+	}
+	if err := json.Unmarshal(triggers, &g.Triggers); err != nil {
+		return fmt.Errorf("triggers of topic %s: %w", g.Key.Topic, err)
+	}
+	return nil
 }
 
 // beginUnit starts the savepoint of a batch publish and remembers where
 // each topic's ids stood.
-func (w *writer) beginUnit(ctx context.Context, tx *sql.Tx) error {
+func (w *writer) beginUnit(ctx context.Context) error {
 	w.saved = w.saved[:0]
 	for i := range w.groups.List {
 		w.saved = append(w.saved, w.groups.List[i].Next)
 	}
-	_, err := tx.ExecContext(ctx, `SAVEPOINT unit`)
-	return err
-}
-
-// endUnit keeps what a batch publish wrote.
-func (w *writer) endUnit(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `RELEASE unit`)
-	return err
+	return w.conn.exec(ctx, wSavepoint)
 }
 
 // rollbackUnit takes back what a failed batch publish wrote, and the ids it
 // took.
-func (w *writer) rollbackUnit(ctx context.Context, tx *sql.Tx) error {
+func (w *writer) rollbackUnit(ctx context.Context) error {
 	for i := range w.groups.List {
 		w.groups.List[i].Next = w.saved[i]
 	}
-	if _, err := tx.ExecContext(ctx, `ROLLBACK TO unit`); err != nil {
+	if err := w.conn.exec(ctx, wRollbackTo); err != nil {
 		return err
 	}
-	return w.endUnit(ctx, tx)
+	return w.conn.exec(ctx, wRelease)
 }
 
-// replayOf looks c's idempotency key up with getKey and reports whether a
-// publish used it after keyCutoff, in which case c is answered: c.Replay
-// and c.Msg for the same topic, c.Err (store.ErrConflict) for another one.
-func replayOf(ctx context.Context, getKey *sql.Stmt, c *groupcommit.Call, keyCutoff int64) (bool, error) {
-	var topic string
-	var id, published int64
-	var body []byte
-	err := getKey.QueryRowContext(ctx, c.Req.AppID, c.Req.IdempotencyKey, keyCutoff).Scan(&topic, &id, &published, &body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
+// replayOf looks c's idempotency key up and reports whether a publish used
+// it after keyCutoff, in which case c is answered: c.Replay and c.Msg for
+// the same topic, c.Err (store.ErrConflict) for another one.
+func (w *writer) replayOf(ctx context.Context, c *groupcommit.Call, keyCutoff int64) (bool, error) {
+	row, ok, err := w.conn.queryRow(ctx, wGetKey, c.Req.AppID, c.Req.IdempotencyKey, keyCutoff)
+	if err != nil || !ok {
 		return false, err
 	}
-	if err := sqlstore.Replay(c, topic, id, body, fromUnixNano(published)); err != nil {
+	topic, ok := row[0].(string)
+	if !ok {
+		return false, fmt.Errorf("idempotency key: topic column is %T, not text", row[0])
+	}
+	id, err := int64Of(row[1])
+	if err != nil {
+		return false, fmt.Errorf("idempotency key: %w", err)
+	}
+	published, err := int64Of(row[2])
+	if err != nil {
+		return false, fmt.Errorf("idempotency key: %w", err)
+	}
+	body, err := bytesOf(row[3])
+	if err != nil {
+		return false, fmt.Errorf("idempotency key: %w", err)
+	}
+	// The answer keeps the body: a copy of its own, whatever the driver
+	// does with its values.
+	if err := sqlstore.Replay(c, topic, id, bytes.Clone(body), fromUnixNano(published)); err != nil {
 		c.Fail(err)
 	}
 	return true, nil

@@ -253,31 +253,17 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// statements are the prepared statements of the hot paths. Those on the
-// write pool are used inside transactions with tx.Stmt, which reuses the one
-// connection's prepared statement.
+// statements are the prepared statements of the hot paths but the
+// writer's, which prepares its own (see wconn). Those on the write pool are
+// used inside transactions with tx.Stmt, which reuses the one connection's
+// prepared statement.
 type statements struct {
-	// head reads a topic: args app id, topic name; returns the topic's row
-	// id, its last id and its enabled triggers (see headQuery).
-	head *sql.Stmt
-	// insert stores one message: args topic row id, id, body, published_at.
-	insert *sql.Stmt
 	// raiseFloor sets a topic's last_id to its newest message's id, if
 	// greater: arg topic row id.
 	raiseFloor *sql.Stmt
 	// prune deletes a chunk of a topic's messages outside the retention:
 	// args topic row id, keep, cutoff (unix nanoseconds), chunk size.
 	prune *sql.Stmt
-	// insertDelivery enqueues a delivery, pending and due at once: args id,
-	// trigger id, app id, topic name, message id, body, published_at.
-	insertDelivery *sql.Stmt
-	// getIdempotencyKey reads the publish that used a key after a cutoff:
-	// args app id, key, cutoff; returns topic name, message id,
-	// published_at and body (NULL once pruned).
-	getIdempotencyKey *sql.Stmt
-	// putIdempotencyKey records a publish's key, over an expired record of
-	// it if there is one: args app id, key, topic row id, message id, stamp.
-	putIdempotencyKey *sql.Stmt
 	// getKey reads a key: arg key id.
 	getKey *sql.Stmt
 	// getTopic reads a topic: args app id, name.
@@ -293,13 +279,8 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{wdb, &st.head, headQuery},
-		{wdb, &st.insert, `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?1, ?2, ?3, ?4)`},
 		{wdb, &st.raiseFloor, raiseFloorQuery},
 		{wdb, &st.prune, pruneQuery},
-		{wdb, &st.insertDelivery, insertDeliveryQuery},
-		{wdb, &st.getIdempotencyKey, getIdempotencyKeyQuery},
-		{wdb, &st.putIdempotencyKey, putIdempotencyKeyQuery},
 		{rdb, &st.getKey, `SELECT app_id, secret_hash, scopes, created_at FROM keys WHERE id = ?1 AND revoked_at IS NULL`},
 		{rdb, &st.getTopic, `SELECT ` + lastIDExpr + `, t.created_at FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`},
 		{rdb, &st.history, historyQuery},
@@ -317,8 +298,7 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 func (st *statements) close() error {
 	var errs []error
 	for _, stmt := range []*sql.Stmt{
-		st.head, st.insert, st.raiseFloor, st.prune, st.insertDelivery,
-		st.getIdempotencyKey, st.putIdempotencyKey, st.getKey, st.getTopic, st.history,
+		st.raiseFloor, st.prune, st.getKey, st.getTopic, st.history,
 	} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
