@@ -29,9 +29,13 @@
 // batch's transaction: when one of its requests fails, the savepoint is
 // rolled back and the others of the batch are kept.
 //
-// Other writes (apps, topics, triggers, Claim, Settle, Redrive, Prune,
-// PruneDeliveries) use the write connection directly and take turns with
-// the writer's batches.
+// The writer borrows the write connection for each batch and runs the
+// batch on the driver's connection itself, with its statements (BEGIN,
+// COMMIT and the savepoints included) prepared on it once (see wconn):
+// database/sql's work per transaction and per statement is most of what a
+// batch costs besides SQLite's own. Other writes (apps, topics, triggers,
+// Claim, Settle, Redrive, Prune, PruneDeliveries) use the write connection
+// through database/sql and take turns with the writer's batches.
 //
 // # Outbox
 //

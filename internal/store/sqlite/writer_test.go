@@ -1,0 +1,78 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/sqlite"
+)
+
+// TestWriterAfterFailedStatement makes the insert of a message fail inside
+// the writer's transaction, with a real SQLite trigger on the messages
+// table, and checks that the batch stored nothing and took no id, and that
+// the write connection is usable afterwards, by the writer and by other
+// writes. RAISE(ABORT) fails the statement and leaves the transaction open
+// for the writer's ROLLBACK; RAISE(ROLLBACK) ends the transaction itself,
+// so the writer's ROLLBACK fails too and the writer gives the connection up:
+// the next batch prepares its statements on a new one.
+func TestWriterAfterFailedStatement(t *testing.T) {
+	t.Parallel()
+	for _, raise := range []string{"ABORT", "ROLLBACK"} {
+		t.Run(raise, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st, path := openStore(t, sqlite.Options{})
+			require.NoError(t, st.CreateApp(ctx, store.App{ID: "app", Name: "app"}, nil))
+			_, _, err := st.CreateTopic(ctx, "app", "orders")
+			require.NoError(t, err)
+			publish := func(body string) (store.Message, error) {
+				return st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "orders", Body: []byte(body)})
+			}
+			// The writer's statements are prepared before the trigger
+			// changes the schema.
+			msg, err := publish(`1`)
+			require.NoError(t, err)
+			require.Equal(t, uint64(1), msg.ID)
+
+			// A connection of the test's own adds the fault.
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)")
+			require.NoError(t, err)
+			defer func() { require.NoError(t, db.Close()) }()
+			_, err = db.ExecContext(ctx, `CREATE TRIGGER fault BEFORE INSERT ON messages
+				WHEN CAST(NEW.body AS TEXT) = '"fail"'
+				BEGIN SELECT RAISE(`+raise+`, 'injected fault'); END`)
+			require.NoError(t, err)
+
+			for want := uint64(2); want <= 4; want++ {
+				_, err = publish(`"fail"`)
+				require.ErrorContains(t, err, "injected fault")
+				msg, err = publish(`2`)
+				require.NoError(t, err)
+				require.Equal(t, want, msg.ID, "a failed batch takes no id")
+				// Not left in a transaction: another write begins its own.
+				_, _, err = st.CreateTopic(ctx, "app", "other")
+				require.NoError(t, err)
+			}
+			// A batch publish with the fault in the middle stores none of it.
+			_, err = st.PublishBatch(ctx, []store.PublishRequest{
+				{AppID: "app", Topic: "orders", Body: []byte(`3`)},
+				{AppID: "app", Topic: "orders", Body: []byte(`"fail"`)},
+			})
+			require.ErrorContains(t, err, "injected fault")
+			msg, err = publish(`4`)
+			require.NoError(t, err)
+			require.Equal(t, uint64(5), msg.ID)
+
+			msgs, err := st.History(ctx, "app", "orders", 0, 100)
+			require.NoError(t, err)
+			var bodies []string
+			for _, m := range msgs {
+				bodies = append(bodies, string(m.Body))
+			}
+			require.Equal(t, []string{`1`, `2`, `2`, `2`, `4`}, bodies)
+		})
+	}
+}
