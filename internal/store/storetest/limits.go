@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -126,11 +125,7 @@ func testLimits(t *testing.T, setup setupFunc) {
 
 		// Triggers, over all the app's topics.
 		triggers := race(tries, func(i int) error {
-			id := newID()
-			return ls.CreateTriggerWithin(b.ctx, store.Trigger{
-				ID: id, AppID: app, Topic: list[i%len(list)].Name,
-				URL: "https://hooks.example.com/" + strings.ToLower(id), Secret: "whsec_" + newID(), CreatedAt: now(),
-			}, limit, 0)
+			return ls.CreateTriggerWithin(b.ctx, newTrigger(app, list[i%len(list)].Name), limit, 0)
 		})
 		require.Equal(t, limit, triggers[nil], "creates that succeeded: %v", triggers)
 		require.Equal(t, tries-limit, triggers[store.ErrLimitReached], "creates refused: %v", triggers)
@@ -153,13 +148,7 @@ func testLimits(t *testing.T, setup setupFunc) {
 			_, _, err := b.st.CreateTopic(b.ctx, app, topic)
 			require.NoError(t, err)
 		}
-		trigger := func(topic string) store.Trigger {
-			id := newID()
-			return store.Trigger{
-				ID: id, AppID: app, Topic: topic,
-				URL: "https://hooks.example.com/" + strings.ToLower(id), Secret: "whsec_" + newID(), CreatedAt: now(),
-			}
-		}
+		trigger := func(topic string) store.Trigger { return newTrigger(app, topic) }
 		countOn := func(topic string) int {
 			ts, err := b.st.(store.Outbox).ListTriggers(b.ctx, app, topic)
 			require.NoError(t, err)
