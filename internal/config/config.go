@@ -64,12 +64,14 @@ type Config struct {
 	// but the event streams, its body: a client that sends slower than
 	// that is cut off instead of holding a connection for good.
 	ReadTimeout time.Duration
-	// MaxConnections caps the open connections of this node. Past it the
-	// listener accepts no more until one closes (they wait in the kernel's
-	// backlog), and event streams are refused earlier, with 503, so that a
-	// node full of subscribers still answers publishes and probes. The
-	// default is DefaultMaxConnections: the open-file limit less headroom
-	// for the store, webhooks and logs.
+	// MaxConnections caps the open connections of this node. At it the
+	// listener closes the connection that has waited longest on its client
+	// (idle, or its request body stalled) to make room, or else accepts no
+	// more until one closes (new ones wait in the kernel's backlog); event
+	// streams are refused earlier, with 503, so that a node full of
+	// subscribers still answers publishes and probes. The default is
+	// DefaultMaxConnections: the open-file limit less headroom for the
+	// store, webhooks and logs.
 	MaxConnections int
 	// AppLimits are the per-app limits of an app that has none of its own
 	// (PATCH /v1/apps/{app} sets those), enforced on each node apart:

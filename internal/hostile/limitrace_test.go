@@ -19,7 +19,9 @@ import (
 // at once for an app with limits of 3, on SQLite and on two Postgres nodes
 // of one cluster (the creates spread over both): exactly 3 of each are
 // created; the others get 429 limit_reached. A count read before each
-// create let racing creates past the limit together.
+// create let racing creates past the limit together. The same holds for
+// the cap of 20 triggers a topic, which still answers 409
+// too_many_triggers.
 func TestConcurrentCreatesStopAtTheLimit(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"sqlite", "postgres"} {
@@ -61,6 +63,20 @@ func TestConcurrentCreatesStopAtTheLimit(t *testing.T) {
 				return err
 			})
 			require.Equal(t, map[string]int{"created": 3, "limit_reached": tries - 3}, triggers)
+
+			// The cap of 20 triggers a topic, for an app with the default
+			// trigger limit (1000): 40 creates on one topic.
+			other := nodes[0].NewApp(t, "u")
+			_, _, err = other.Full.CreateTopic(t.Context(), other.ID, "hooks")
+			require.NoError(t, err)
+			for i, n := range nodes {
+				clients[i] = client.New(n.URL, other.FullKey)
+			}
+			perTopic := raceHTTP(t, 40, func(i int) error {
+				_, err := clients[i%len(clients)].CreateTrigger(t.Context(), other.ID, "hooks", "http://127.0.0.1:9/hook", "")
+				return err
+			})
+			require.Equal(t, map[string]int{"created": 20, "too_many_triggers": 20}, perTopic)
 		})
 	}
 }

@@ -61,7 +61,7 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 	ps := make([]pubsub.Publication, len(req.Messages))
 	for i, m := range req.Messages {
 		if m.Message == nil {
-			a.writeError(w, r, &store.ItemError{Index: i, Err: fmt.Errorf("%w: message %d has no \"message\"", pubsub.ErrInvalid, i)})
+			a.writeError(w, r, &store.ItemError{Index: i, Err: fmt.Errorf("%w: no \"message\" field", pubsub.ErrInvalid)})
 			return
 		}
 		ps[i] = pubsub.Publication{AppID: appID, Topic: m.Topic, Body: m.Message, IdempotencyKey: m.IdempotencyKey}
@@ -109,7 +109,7 @@ func batchErr(items []batchItemJSON, err error) error {
 		inner = topicErr(items[ie.Index].Topic, inner)
 	case errors.Is(inner, store.ErrConflict):
 		inner = &apiError{http.StatusConflict, "idempotency_key_reused",
-			fmt.Sprintf("the idempotency key of message %d was used in the last 24 hours for a publish to another topic", ie.Index)}
+			"its idempotency key was used in the last 24 hours for a publish to another topic"}
 	}
 	return &store.ItemError{Index: ie.Index, Err: inner}
 }

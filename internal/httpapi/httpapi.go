@@ -438,10 +438,19 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		retryAfter(w, time.Second)
 	}
+	// An error caused by one message of a batch publish names it, in
+	// "index" and once at the start of the message: errors whose text is
+	// the ItemError's have "message N: " already, the others get it here,
+	// and no item error's own text names its index.
+	var item *store.ItemError
+	if errors.As(err, &item) {
+		if prefix := fmt.Sprintf("message %d: ", item.Index); !strings.HasPrefix(msg, prefix) {
+			msg = prefix + msg
+		}
+	}
 	body := map[string]any{"code": code, "message": msg}
-	// An error caused by one message of a batch publish names it.
-	if ie := (*store.ItemError)(nil); errors.As(err, &ie) {
-		body["index"] = ie.Index
+	if item != nil {
+		body["index"] = item.Index
 	}
 	afterAnswer := abandonBody(w, r)
 	writeJSON(w, status, map[string]any{"error": body})

@@ -171,6 +171,14 @@ func TestBatchPublishBadInput(t *testing.T) {
 			} else {
 				require.NotNil(t, env.Error.Index, "%s: %s", tc.name, env.Error.Message)
 				require.Equal(t, tc.index, *env.Error.Index, tc.name)
+				// The message names the item once, first: not "message 2:
+				// message 2 has no …".
+				named := fmt.Sprintf("message %d", tc.index)
+				require.True(t, strings.HasPrefix(env.Error.Message, named+": "), "%s: %s", tc.name, env.Error.Message)
+				require.Equal(t, 1, strings.Count(env.Error.Message, named), "%s: %s", tc.name, env.Error.Message)
+			}
+			if tc.name == "item without message" {
+				require.Contains(t, env.Error.Message, `"message"`, "the error names the missing field")
 			}
 			if tc.code == "topic_not_found" {
 				require.Contains(t, env.Error.Message, `"nope"`, "the error names the topic")

@@ -9,6 +9,11 @@ import (
 // many topics or triggers as its limit allows.
 var ErrLimitReached = errors.New("limit reached")
 
+// ErrTopicTriggersFull is a trigger create refused because its topic
+// already holds as many triggers as a topic may. It is not ErrLimitReached:
+// the cap is the server's, not the app's, and no override raises it.
+var ErrTopicTriggersFull = errors.New("topic trigger cap reached")
+
 // AppLimits are an app's own limits, which override the server's defaults
 // for that app. For each field, 0 means the server's default, a negative
 // value means unlimited, and a positive one is the limit.
@@ -44,7 +49,9 @@ type LimitStore interface {
 	// exists is returned, never refused.
 	CreateTopicWithin(ctx context.Context, appID, name string, max int) (topic Topic, created bool, err error)
 	// CreateTriggerWithin is Outbox.CreateTrigger for an app allowed at
-	// most max triggers over all its topics (max <= 0: any number), with
-	// the same guarantee: past the limit, ErrLimitReached.
-	CreateTriggerWithin(ctx context.Context, t Trigger, max int) error
+	// most max triggers over all its topics and a topic allowed at most
+	// perTopic (<= 0: any number), with the same guarantee for both: past
+	// the topic's cap, ErrTopicTriggersFull (checked first); past the
+	// app's limit, ErrLimitReached.
+	CreateTriggerWithin(ctx context.Context, t Trigger, max, perTopic int) error
 }

@@ -16,8 +16,8 @@ const MaxTriggersPerTopic = 20
 // TriggerStore is the storage the trigger API needs: the trigger and
 // dead-letter part of store.Outbox, whose doc gives the contract.
 type TriggerStore interface {
-	// CreateTriggerWithin is store.LimitStore's: max <= 0 is no limit.
-	CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) error
+	// CreateTriggerWithin is store.LimitStore's: a cap <= 0 is no cap.
+	CreateTriggerWithin(ctx context.Context, t store.Trigger, max, perTopic int) error
 	ListTriggers(ctx context.Context, appID, topic string) ([]store.TriggerStats, error)
 	DeleteTrigger(ctx context.Context, appID, topic, id string) error
 	DeadLetters(ctx context.Context, appID string, limit int) ([]store.Delivery, error)
@@ -101,13 +101,6 @@ func (t *Triggers) Create(ctx context.Context, appID, topic, rawURL, secret stri
 	if err != nil {
 		return store.Trigger{}, err
 	}
-	existing, err := t.store.ListTriggers(ctx, appID, topic)
-	if err != nil {
-		return store.Trigger{}, fmt.Errorf("create trigger: %w", err)
-	}
-	if len(existing) >= MaxTriggersPerTopic {
-		return store.Trigger{}, fmt.Errorf("%w: topic %q has %d", ErrTooManyTriggers, topic, len(existing))
-	}
 	tr := store.Trigger{
 		ID: t.newID(), AppID: appID, Topic: topic, URL: u, Secret: secret,
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
@@ -118,11 +111,12 @@ func (t *Triggers) Create(ctx context.Context, appID, topic, rawURL, secret stri
 	return tr, nil
 }
 
-// createWithin stores tr within its app's trigger limit. Counting and
-// creating are one step of the store: creates that race (here or on other
-// nodes) cannot pass the limit together, as a count read before the
-// create would let them. A refusal the limits do not confirm (the limit
-// was raised since it was read) is tried again.
+// createWithin stores tr within MaxTriggersPerTopic and its app's trigger
+// limit. Counting and creating are one step of the store: creates that
+// race (here or on other nodes) cannot pass either together, as a count
+// read before the create would let them. A refusal of the app's limit
+// that the limits do not confirm (it was raised since it was read) is
+// tried again; the topic's cap is fixed, so its refusal is final.
 func (t *Triggers) createWithin(ctx context.Context, tr store.Trigger) error {
 	for attempt := 1; ; attempt++ {
 		max := 0
@@ -133,7 +127,10 @@ func (t *Triggers) createWithin(ctx context.Context, tr store.Trigger) error {
 			}
 			max = l.Triggers
 		}
-		err := t.store.CreateTriggerWithin(ctx, tr, max)
+		err := t.store.CreateTriggerWithin(ctx, tr, max, MaxTriggersPerTopic)
+		if errors.Is(err, store.ErrTopicTriggersFull) {
+			return fmt.Errorf("%w: topic %q has %d", ErrTooManyTriggers, tr.Topic, MaxTriggersPerTopic)
+		}
 		if !errors.Is(err, store.ErrLimitReached) {
 			if err != nil {
 				return fmt.Errorf("create trigger: %w", err)

@@ -89,7 +89,8 @@
 //
 // CreateTopicWithin and CreateTriggerWithin lock the app's row FOR NO KEY
 // UPDATE, then count and insert in the same transaction, so that creates
-// racing on any number of nodes cannot pass the app's limit together. The
+// racing on any number of nodes cannot pass the app's limit, or a topic's
+// cap on triggers, together. The
 // lock conflicts only with itself and with deleting the app: the foreign
 // keys of the rows publishes and unlimited creates insert take FOR KEY
 // SHARE, which it lets pass. It is taken before any topic row lock.

@@ -44,7 +44,7 @@ func interpretError(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound
 	}
-	for _, keep := range []error{context.Canceled, context.DeadlineExceeded, store.ErrNotFound, store.ErrConflict, store.ErrClosed, store.ErrLimitReached, ErrCommitUnknown} {
+	for _, keep := range []error{context.Canceled, context.DeadlineExceeded, store.ErrNotFound, store.ErrConflict, store.ErrClosed, store.ErrLimitReached, store.ErrTopicTriggersFull, ErrCommitUnknown} {
 		if errors.Is(err, keep) {
 			return err
 		}

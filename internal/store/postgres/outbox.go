@@ -21,12 +21,14 @@ var _ store.Outbox = (*Store)(nil)
 // topic gives store.ErrNotFound, an id that exists store.ErrConflict. A
 // zero CreatedAt is stored as the database's now.
 func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) error {
-	return s.CreateTriggerWithin(ctx, t, 0)
+	return s.CreateTriggerWithin(ctx, t, 0, 0)
 }
 
 // CreateTriggerWithin is CreateTrigger for an app allowed at most max
-// triggers (max <= 0: any number); past it, store.ErrLimitReached.
-func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) (err error) {
+// triggers and a topic allowed at most perTopic (<= 0: any number); past
+// the topic's cap, store.ErrTopicTriggersFull, past the app's,
+// store.ErrLimitReached.
+func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, perTopic int) (err error) {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("create trigger: %w", err)
 	}
@@ -42,22 +44,38 @@ func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max in
 	if !storable(t.ID) || !storable(t.URL) || !storable(t.Secret) {
 		return errors.New("id, URL or secret is not valid UTF-8 or holds NUL")
 	}
-	if max <= 0 {
+	if max <= 0 && perTopic <= 0 {
 		// The foreign key locks the topic's row FOR KEY SHARE, which a
 		// publish batch's lock does not conflict with: creating a trigger
 		// never waits for publishes.
 		return insertTrigger(ctx, s.pool, t)
 	}
 	return s.writeTx(ctx, func(tx pgx.Tx) error {
+		// The app's row, not the topic's, is locked for the per-topic cap
+		// too: one lock for both counts, and a publish batch (which locks
+		// the topic's row) does not wait for it.
 		if err := lockAppCreates(ctx, tx, t.AppID); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
-			return err
+		if perTopic > 0 {
+			var n int
+			if err := tx.QueryRow(ctx, `
+				SELECT count(*) FROM herald.triggers tr JOIN herald.topics t ON t.id = tr.topic_id
+				WHERE t.app_id = $1 AND t.name = $2`, t.AppID, t.Topic).Scan(&n); err != nil {
+				return err
+			}
+			if n >= perTopic {
+				return store.ErrTopicTriggersFull
+			}
 		}
-		if n >= max {
-			return store.ErrLimitReached
+		if max > 0 {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
+				return err
+			}
+			if n >= max {
+				return store.ErrLimitReached
+			}
 		}
 		return insertTrigger(ctx, tx, t)
 	})

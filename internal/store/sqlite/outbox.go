@@ -45,20 +45,32 @@ const putIdempotencyKeyQuery = `
 // topic gives store.ErrNotFound, an id that exists store.ErrConflict. A
 // zero CreatedAt is stored as now.
 func (s *Store) CreateTrigger(ctx context.Context, t store.Trigger) error {
-	return s.CreateTriggerWithin(ctx, t, 0)
+	return s.CreateTriggerWithin(ctx, t, 0, 0)
 }
 
 // CreateTriggerWithin is CreateTrigger for an app allowed at most max
-// triggers (max <= 0: any number); past it, store.ErrLimitReached. The
-// count and the insert are one write transaction, and SQLite runs one at
-// a time.
-func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max int) error {
+// triggers and a topic allowed at most perTopic (<= 0: any number); past
+// the topic's cap, store.ErrTopicTriggersFull, past the app's,
+// store.ErrLimitReached. The counts and the insert are one write
+// transaction, and SQLite runs one at a time.
+func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, perTopic int) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("create trigger: %w", err)
 	}
 	defer s.mu.RUnlock()
 
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if perTopic > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `
+				SELECT count(*) FROM triggers tr JOIN topics t ON t.id = tr.topic_id
+				WHERE t.app_id = ?1 AND t.name = ?2`, t.AppID, t.Topic).Scan(&n); err != nil {
+				return err
+			}
+			if n >= perTopic {
+				return store.ErrTopicTriggersFull
+			}
+		}
 		if max > 0 {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE app_id = ?`, t.AppID).Scan(&n); err != nil {

@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -126,24 +125,81 @@ func testLimits(t *testing.T, setup setupFunc) {
 
 		// Triggers, over all the app's topics.
 		triggers := race(tries, func(i int) error {
-			id := newID()
-			return ls.CreateTriggerWithin(b.ctx, store.Trigger{
-				ID: id, AppID: app, Topic: list[i%len(list)].Name,
-				URL: "https://hooks.example.com/" + strings.ToLower(id), Secret: "whsec_" + newID(), CreatedAt: now(),
-			}, limit)
+			return ls.CreateTriggerWithin(b.ctx, newTrigger(app, list[i%len(list)].Name), limit, 0)
 		})
 		require.Equal(t, limit, triggers[nil], "creates that succeeded: %v", triggers)
 		require.Equal(t, tries-limit, triggers[store.ErrLimitReached], "creates refused: %v", triggers)
 		n, err := ls.CountTriggers(b.ctx, app)
 		require.NoError(t, err)
 		require.Equal(t, limit, n)
-		err = ls.CreateTriggerWithin(b.ctx, store.Trigger{ID: newID(), AppID: app, Topic: "nope", URL: "https://x", Secret: "s", CreatedAt: now()}, limit+1)
+		err = ls.CreateTriggerWithin(b.ctx, store.Trigger{ID: newID(), AppID: app, Topic: "nope", URL: "https://x", Secret: "s", CreatedAt: now()}, limit+1, limit+1)
 		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	// A topic's cap on triggers holds under racing creates as the app's
+	// limit does, alone and together with it.
+	t.Run("TriggersWithinTopicCapRace", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ls := b.st.(store.LimitStore)
+		app := newID()
+		require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: app, Name: "a", CreatedAt: now()}, nil))
+		for _, topic := range []string{"a", "b", "c"} {
+			_, _, err := b.st.CreateTopic(b.ctx, app, topic)
+			require.NoError(t, err)
+		}
+		trigger := func(topic string) store.Trigger { return newTrigger(app, topic) }
+		countOn := func(topic string) int {
+			ts, err := b.st.(store.Outbox).ListTriggers(b.ctx, app, topic)
+			require.NoError(t, err)
+			return len(ts)
+		}
+
+		// The topic's cap alone: exactly perTopic of the racers succeed.
+		const perTopic, tries = 20, 40
+		got := race(tries, func(int) error {
+			return ls.CreateTriggerWithin(b.ctx, trigger("a"), 0, perTopic)
+		})
+		require.Equal(t, perTopic, got[nil], "creates that succeeded: %v", got)
+		require.Equal(t, tries-perTopic, got[store.ErrTopicTriggersFull], "creates refused: %v", got)
+		require.Equal(t, perTopic, countOn("a"))
+		// The cap is per topic: another topic of the app still takes one.
+		require.NoError(t, ls.CreateTriggerWithin(b.ctx, trigger("b"), 0, perTopic))
+		// A full topic is named as such even when the app is full too.
+		err := ls.CreateTriggerWithin(b.ctx, trigger("a"), perTopic+1, perTopic)
+		require.ErrorIs(t, err, store.ErrTopicTriggersFull)
+		require.NotErrorIs(t, err, store.ErrLimitReached)
+		err = ls.CreateTriggerWithin(b.ctx, trigger("b"), perTopic+1, perTopic)
+		require.ErrorIs(t, err, store.ErrLimitReached)
+		require.NotErrorIs(t, err, store.ErrTopicTriggersFull)
+		err = ls.CreateTriggerWithin(b.ctx, trigger("nope"), 0, perTopic)
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// Both at once, racing on two topics: the app may take 6 more
+		// (27 in all) and each topic 5, so exactly 6 succeed whatever the
+		// order, no topic passes 5, and every other create is refused by
+		// one cap or the other.
+		const appMax, topicCap = perTopic + 1 + 6, 5
+		got = race(tries, func(i int) error {
+			topic := "b"
+			if i%2 == 0 {
+				topic = "c"
+			}
+			return ls.CreateTriggerWithin(b.ctx, trigger(topic), appMax, topicCap)
+		})
+		require.Equal(t, 6, got[nil], "creates that succeeded: %v", got)
+		require.Equal(t, tries-6, got[store.ErrTopicTriggersFull]+got[store.ErrLimitReached], "creates refused: %v", got)
+		n, err := ls.CountTriggers(b.ctx, app)
+		require.NoError(t, err)
+		require.Equal(t, appMax, n)
+		require.LessOrEqual(t, countOn("b"), topicCap)
+		require.LessOrEqual(t, countOn("c"), topicCap)
 	})
 }
 
 // race runs n calls of f at once and counts their outcomes: nil,
-// store.ErrLimitReached, or any other error by its text.
+// store.ErrLimitReached, store.ErrTopicTriggersFull, or any other error by
+// its text.
 func race(n int, f func(i int) error) map[error]int {
 	var (
 		mu    sync.Mutex
@@ -159,6 +215,8 @@ func race(n int, f func(i int) error) map[error]int {
 			case err == nil:
 			case errors.Is(err, store.ErrLimitReached):
 				err = store.ErrLimitReached
+			case errors.Is(err, store.ErrTopicTriggersFull):
+				err = store.ErrTopicTriggersFull
 			default:
 				err = errors.New(err.Error())
 			}

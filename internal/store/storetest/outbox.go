@@ -27,15 +27,21 @@ func outboxOf(t *testing.T, b *testBundle) store.Outbox {
 // createTrigger creates an enabled trigger on a topic that must exist.
 func createTrigger(t *testing.T, b *testBundle, appID, topic string) store.Trigger {
 	t.Helper()
+	tr := newTrigger(appID, topic)
+	require.NoError(t, outboxOf(t, b).CreateTrigger(b.ctx, tr))
+	return tr
+}
+
+// newTrigger returns a trigger of (appID, topic) with a fresh id, URL and
+// secret, not stored.
+func newTrigger(appID, topic string) store.Trigger {
 	id := newID()
-	tr := store.Trigger{
+	return store.Trigger{
 		ID: id, AppID: appID, Topic: topic,
 		URL:       "https://hooks.example.com/" + strings.ToLower(id),
 		Secret:    "whsec_" + newID(),
 		CreatedAt: now(),
 	}
-	require.NoError(t, outboxOf(t, b).CreateTrigger(b.ctx, tr))
-	return tr
 }
 
 // later is a time at which every delivery enqueued so far is due.
