@@ -37,7 +37,10 @@ type proxyConn struct {
 	// marked: since its last COMMIT, the client sent the armed cut's
 	// marker on this connection.
 	marked bool // guarded by mu
-	thaw   *sync.Cond
+	// severed: a commit cut this connection; nothing the server sends
+	// reaches the client any more.
+	severed bool // guarded by mu
+	thaw    *sync.Cond
 }
 
 // CommitCut is what the proxy does to the COMMIT it is armed for.
@@ -186,13 +189,24 @@ func (p *Proxy) downstream(pc *proxyConn) {
 		if drop {
 			continue
 		}
-		if !pc.wait() {
-			return
-		}
-		if _, err := pc.client.Write(append(head[:], body...)); err != nil {
+		if !pc.wait() || !pc.send(append(head[:], body...)) {
 			return
 		}
 	}
+}
+
+// send passes b to the client unless a commit cut severed the connection.
+// The write is made under the lock that cutCommit takes to sever, so that
+// the server's answer to a forwarded COMMIT can never slip through to the
+// client between the COMMIT and the cut.
+func (pc *proxyConn) send(b []byte) bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.severed {
+		return false
+	}
+	_, err := pc.client.Write(b)
+	return err == nil
 }
 
 // ArmCommit makes the proxy apply c to the next COMMIT sent on a
@@ -241,6 +255,12 @@ func (p *Proxy) takeCommit(pc *proxyConn, chunk []byte) *armedCut {
 
 // cutCommit applies a to chunk, pc's COMMIT.
 func (p *Proxy) cutCommit(pc *proxyConn, a *armedCut, chunk []byte) {
+	// Severed before the COMMIT goes on: a server that answers at once
+	// would otherwise race the cut, and the client would hear that its
+	// commit succeeded (TestPublishCommitUnknown got a 202 that way).
+	pc.mu.Lock()
+	pc.severed = true
+	pc.mu.Unlock()
 	if a.cut != CutBeforeCommit {
 		_, _ = pc.server.Write(chunk)
 	}
