@@ -190,7 +190,7 @@ func (wc *wconn) tx(ctx context.Context, fn func() error) (err error, bad bool) 
 	// already, and then the ROLLBACK fails, which is the case we cannot
 	// tell from a connection in trouble.
 	if rbErr := wc.exec(ctx, wRollback); rbErr != nil {
-		return fmt.Errorf("%w (rollback: %v)", err, rbErr), true
+		return fmt.Errorf("%w (rollback: %w)", err, rbErr), true
 	}
 	return err, false
 }
