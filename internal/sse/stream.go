@@ -215,11 +215,17 @@ func (s *stream) step() bool {
 		s.endRevoked()
 		return false
 	}
+	s.appendPingIfDue()
+	return s.deliver()
+}
+
+// appendPingIfDue appends the heartbeat's comment once it is due and
+// re-arms the heartbeat; the stream's owner calls it, goroutine or worker.
+func (s *stream) appendPingIfDue() {
 	if s.pingDue.Swap(false) {
 		s.buf = event.AppendComment(s.buf, "ping")
 		s.heartbeat.Reset(s.h.opts.Heartbeat)
 	}
-	return s.deliver()
 }
 
 // goDirect hands the stream to its worker, if it has one. The stream's
@@ -263,10 +269,7 @@ func (s *stream) deliverDirect() int {
 		s.park()
 		return 0
 	}
-	if s.pingDue.Swap(false) {
-		s.buf = event.AppendComment(s.buf, "ping")
-		s.heartbeat.Reset(s.h.opts.Heartbeat)
-	}
+	s.appendPingIfDue()
 	if !s.receive() || s.live == 0 || s.expiredNow() {
 		s.park() // the goroutine ends the stream, with the control event due
 		return 0
