@@ -70,7 +70,7 @@ func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, p
 		}
 		if max > 0 {
 			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM herald.triggers WHERE app_id = $1`, t.AppID).Scan(&n); err != nil {
+			if err := tx.QueryRow(ctx, limitsSQL.CountTriggers, t.AppID).Scan(&n); err != nil {
 				return err
 			}
 			if n >= max {

@@ -120,9 +120,7 @@ const insertQuery = `
 // before the batch took its topic locks, and none can commit after, so no
 // delivery breaks the foreign key (which would fail the whole batch).
 const insertWithDeliveriesQuery = `
-	WITH m AS (
-		INSERT INTO herald.messages (topic_id, id, body, published_at)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::timestamptz[])
+	WITH m AS (` + insertQuery + `
 		RETURNING topic_id, id, body, published_at)
 	INSERT INTO herald.deliveries (id, trigger_id, app_id, topic, message_id, body, published_at,
 		state, attempts, next_at, created_at, updated_at)

@@ -73,7 +73,7 @@ func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, p
 		}
 		if max > 0 {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE app_id = ?`, t.AppID).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, limitsSQL.CountTriggers, t.AppID).Scan(&n); err != nil {
 				return err
 			}
 			if n >= max {

@@ -282,7 +282,7 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		{wdb, &st.raiseFloor, raiseFloorQuery},
 		{wdb, &st.prune, pruneQuery},
 		{rdb, &st.getKey, `SELECT app_id, secret_hash, scopes, created_at FROM keys WHERE id = ?1 AND revoked_at IS NULL`},
-		{rdb, &st.getTopic, `SELECT ` + lastIDExpr + `, t.created_at FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`},
+		{rdb, &st.getTopic, getTopicQuery},
 		{rdb, &st.history, historyQuery},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.query)

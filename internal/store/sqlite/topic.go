@@ -17,6 +17,9 @@ import (
 // deletes messages (raiseFloorQuery), so that ids never go back.
 const lastIDExpr = `max(t.last_id, coalesce((SELECT max(m.id) FROM messages m WHERE m.topic_id = t.id), 0))`
 
+// getTopicQuery reads topic (?1, ?2): its last id and creation time.
+const getTopicQuery = `SELECT ` + lastIDExpr + `, t.created_at FROM topics t WHERE t.app_id = ?1 AND t.name = ?2`
+
 // headQuery reads what a publish batch needs of topic (?1, ?2): its row
 // id, its last id and the ids of its enabled triggers as a JSON array ("[]"
 // when it has none). The triggers come with the topic, in the same
@@ -86,8 +89,7 @@ func (s *Store) CreateTopicWithin(ctx context.Context, appID, name string, max i
 // or returns sql.ErrNoRows.
 func getTopicTx(ctx context.Context, tx *sql.Tx, topic *store.Topic) error {
 	var createdAt int64
-	err := tx.QueryRowContext(ctx, `SELECT `+lastIDExpr+`, t.created_at FROM topics t WHERE t.app_id = ? AND t.name = ?`,
-		topic.AppID, topic.Name).Scan(&topic.LastID, &createdAt)
+	err := tx.QueryRowContext(ctx, getTopicQuery, topic.AppID, topic.Name).Scan(&topic.LastID, &createdAt)
 	topic.CreatedAt = fromUnixNano(createdAt)
 	return err
 }

@@ -11,12 +11,20 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
+// limitStoreOf returns b's store as a store.LimitStore, which every store
+// implements.
+func limitStoreOf(t *testing.T, b *testBundle) store.LimitStore {
+	t.Helper()
+	ls, ok := b.st.(store.LimitStore)
+	require.True(t, ok, "%T does not implement store.LimitStore; every store must", b.st)
+	return ls
+}
+
 func testLimits(t *testing.T, setup setupFunc) {
 	t.Run("DefaultsSetReplaceCascade", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ls, ok := b.st.(store.LimitStore)
-		require.True(t, ok, "%T does not implement store.LimitStore; every store must", b.st)
+		ls := limitStoreOf(t, b)
 		app := store.App{ID: newID(), Name: "a", CreatedAt: now()}
 		require.NoError(t, b.st.CreateApp(b.ctx, app, nil))
 
@@ -50,13 +58,11 @@ func testLimits(t *testing.T, setup setupFunc) {
 	t.Run("CountTriggers", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ls := b.st.(store.LimitStore)
-		app, other := newID(), newID()
+		ls := limitStoreOf(t, b)
+		app, other := createApp(t, b).ID, createApp(t, b).ID
 		for _, id := range []string{app, other} {
-			require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: id, Name: "a", CreatedAt: now()}, nil))
 			for _, topic := range []string{"a", "b"} {
-				_, _, err := b.st.CreateTopic(b.ctx, id, topic)
-				require.NoError(t, err)
+				createTopic(t, b, id, topic)
 			}
 		}
 		n, err := ls.CountTriggers(b.ctx, app)
@@ -79,7 +85,7 @@ func testLimits(t *testing.T, setup setupFunc) {
 	t.Run("IDNoStoreCanHoldIsNoApp", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ls := b.st.(store.LimitStore)
+		ls := limitStoreOf(t, b)
 		for _, id := range []string{"a\x00b", "\xff\xfe"} {
 			_, err := ls.AppLimits(b.ctx, id)
 			requireNotFound(t, err)
@@ -93,9 +99,8 @@ func testLimits(t *testing.T, setup setupFunc) {
 	t.Run("CreatesWithinLimitRace", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ls := b.st.(store.LimitStore)
-		app := newID()
-		require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: app, Name: "a", CreatedAt: now()}, nil))
+		ls := limitStoreOf(t, b)
+		app := createApp(t, b).ID
 		const limit, tries = 5, 40
 
 		// Creates race past the limit: exactly limit of them succeed.
@@ -141,16 +146,14 @@ func testLimits(t *testing.T, setup setupFunc) {
 	t.Run("TriggersWithinTopicCapRace", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ls := b.st.(store.LimitStore)
-		app := newID()
-		require.NoError(t, b.st.CreateApp(b.ctx, store.App{ID: app, Name: "a", CreatedAt: now()}, nil))
+		ls := limitStoreOf(t, b)
+		app := createApp(t, b).ID
 		for _, topic := range []string{"a", "b", "c"} {
-			_, _, err := b.st.CreateTopic(b.ctx, app, topic)
-			require.NoError(t, err)
+			createTopic(t, b, app, topic)
 		}
 		trigger := func(topic string) store.Trigger { return newTrigger(app, topic) }
 		countOn := func(topic string) int {
-			ts, err := b.st.(store.Outbox).ListTriggers(b.ctx, app, topic)
+			ts, err := outboxOf(t, b).ListTriggers(b.ctx, app, topic)
 			require.NoError(t, err)
 			return len(ts)
 		}
