@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/config"
@@ -40,7 +39,7 @@ func adminTokenCmd(ctx context.Context, args []string, getenv func(string) strin
 	if *dbURL != "" {
 		tok, where, err = adminTokenInDatabase(ctx, *dbURL, *rotate)
 	} else {
-		where = filepath.Join(*dataDir, "admin-token")
+		where = auth.AdminTokenPath(*dataDir)
 		if *rotate {
 			tok, err = auth.RotateAdminToken(*dataDir)
 		} else {
@@ -70,8 +69,8 @@ func adminTokenInDatabase(ctx context.Context, dbURL string, rotate bool) (tok, 
 	defer func() { err = errors.Join(err, st.Close()) }()
 	if rotate {
 		tok = auth.GenerateAdminToken()
-		return tok, where, st.SetSetting(ctx, "admin_token", tok)
+		return tok, where, st.SetSetting(ctx, auth.AdminTokenSetting, tok)
 	}
-	tok, err = st.Setting(ctx, "admin_token")
+	tok, err = st.Setting(ctx, auth.AdminTokenSetting)
 	return tok, where, err
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/httpapi"
+	"github.com/heraldhq/herald/internal/pubsub"
 )
 
 func publishCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -64,8 +66,8 @@ func publishCmd(ctx context.Context, args []string, getenv func(string) string, 
 // messages per batch, and its default --max-batch-bytes less room for the
 // envelope.
 const (
-	cliBatchMessages = 1000
-	cliBatchBytes    = 4<<20 - 64<<10
+	cliBatchMessages = pubsub.MaxBatch
+	cliBatchBytes    = httpapi.DefaultMaxBatchBytes - 64<<10
 )
 
 // publishBatch publishes the NDJSON lines of the file name ("-": standard

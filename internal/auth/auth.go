@@ -105,11 +105,18 @@ func (a AdminToken) Verify(presented string) bool {
 
 const adminTokenFile = "admin-token"
 
+// AdminTokenPath is the file in dataDir that keeps the admin token.
+func AdminTokenPath(dataDir string) string { return filepath.Join(dataDir, adminTokenFile) }
+
+// AdminTokenSetting is the name of the store setting that keeps the admin
+// token in cluster mode.
+const AdminTokenSetting = "admin_token"
+
 // LoadOrCreateAdminToken returns the admin token kept in dataDir, creating it
 // (mode 0600) when there is none. created reports whether it was made now,
 // so the caller can show it once.
 func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err error) {
-	path := filepath.Join(dataDir, adminTokenFile)
+	path := AdminTokenPath(dataDir)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		token = strings.TrimSpace(string(b))
@@ -139,7 +146,7 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 // ReadAdminToken returns the admin token kept in dataDir, or "" when there
 // is none.
 func ReadAdminToken(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, adminTokenFile)
+	path := AdminTokenPath(dataDir)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
@@ -171,7 +178,7 @@ func RotateAdminToken(dataDir string) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dataDir, adminTokenFile)); err != nil {
+	if err := os.Rename(f.Name(), AdminTokenPath(dataDir)); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	return token, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/webhook"
@@ -134,7 +135,7 @@ const (
 	// DefaultReadTimeout is --read-timeout's default: ample for a 64 KiB
 	// message on a slow mobile link, short enough that a client sending
 	// nothing gives its connection back soon.
-	DefaultReadTimeout = 10 * time.Second
+	DefaultReadTimeout = httpapi.DefaultReadTimeout
 	// DefaultMaxMessageDepth is --max-message-depth's default: far deeper
 	// than real documents nest, far below what decoders refuse.
 	DefaultMaxMessageDepth = 64
@@ -199,7 +200,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL (several comma-separated) carrying cluster notices between nodes instead of Postgres LISTEN/NOTIFY; needs --database-url")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
-	integer(&c.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest batch publish body accepted (POST /v1/apps/{app}/messages), in bytes as sent")
+	integer(&c.MaxBatchBytes, "max-batch-bytes", httpapi.DefaultMaxBatchBytes, "largest batch publish body accepted (POST /v1/apps/{app}/messages), in bytes as sent")
 	integer(&c.HistoryKeep, "history-keep", 1000, "messages of each topic always kept for replay")
 	dur(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "messages younger than this are kept for replay")
 	dur(&c.PruneInterval, "prune-interval", time.Minute, "how often history beyond retention is deleted")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/store"
@@ -84,11 +83,7 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 		if !p.Replayed {
 			stored++
 		}
-		m := p.Message
-		resp[i] = batchResultJSON{
-			messageJSON: messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: timestamp(m.PublishedAt)},
-			Replayed:    p.Replayed,
-		}
+		resp[i] = batchResultJSON{messageJSON: publishedJSON(p.Message), Replayed: p.Replayed}
 	}
 	if a.cfg.Stats != nil {
 		a.cfg.Stats.Published(appID, stored)

@@ -786,8 +786,13 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	} else if a.cfg.Stats != nil {
 		a.cfg.Stats.Published(p.Message.AppID, 1)
 	}
-	m := p.Message
-	writeJSON(w, http.StatusAccepted, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: timestamp(m.PublishedAt)})
+	writeJSON(w, http.StatusAccepted, publishedJSON(p.Message))
+}
+
+// publishedJSON is the answer naming a published message: its id, topic
+// and time, without the body the publisher already has.
+func publishedJSON(m store.Message) messageJSON {
+	return messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, PublishedAt: timestamp(m.PublishedAt)}
 }
 
 // MaxHistoryPage is the most messages one history request returns.
@@ -825,7 +830,9 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := make([]messageJSON, 0, len(msgs))
 	for _, m := range msgs {
-		resp = append(resp, messageJSON{ID: strconv.FormatUint(m.ID, 10), Topic: m.Topic, Message: m.Body, PublishedAt: timestamp(m.PublishedAt)})
+		j := publishedJSON(m)
+		j.Message = m.Body
+		resp = append(resp, j)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": resp})
 }

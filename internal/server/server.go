@@ -335,7 +335,7 @@ func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Servi
 	if err := s.adminToken(
 		func() (string, bool, error) { return auth.LoadOrCreateAdminToken(s.cfg.DataDir) },
 		func() (string, error) { return auth.ReadAdminToken(s.cfg.DataDir) },
-		filepath.Join(s.cfg.DataDir, "admin-token"),
+		auth.AdminTokenPath(s.cfg.DataDir),
 	); err != nil {
 		return nil, nil, err
 	}
@@ -392,9 +392,9 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 	}
 	if err := s.adminToken(
 		func() (string, bool, error) {
-			return st.LoadOrCreateSetting(ctx, "admin_token", auth.GenerateAdminToken())
+			return st.LoadOrCreateSetting(ctx, auth.AdminTokenSetting, auth.GenerateAdminToken())
 		},
-		func() (string, error) { return st.Setting(ctx, "admin_token") },
+		func() (string, error) { return st.Setting(ctx, auth.AdminTokenSetting) },
 		"the database",
 	); err != nil {
 		st.Close()
