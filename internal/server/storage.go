@@ -35,6 +35,12 @@ func (f *fullWatch) Publish(ctx context.Context, req store.PublishRequest) (stor
 	return m, err
 }
 
+func (f *fullWatch) PublishBatch(ctx context.Context, reqs []store.PublishRequest) ([]store.Message, error) {
+	ms, err := f.Store.PublishBatch(ctx, reqs)
+	f.observe(err)
+	return ms, err
+}
+
 func (f *fullWatch) CreateTopic(ctx context.Context, appID, name string) (store.Topic, bool, error) {
 	t, created, err := f.Store.CreateTopic(ctx, appID, name)
 	f.observe(err)
