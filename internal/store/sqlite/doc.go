@@ -39,10 +39,12 @@
 //
 // # Outbox
 //
-// The writer's batch transaction also reads each topic's enabled triggers
-// (one index probe per topic per batch, which is all a topic without
-// triggers costs) and inserts a pending delivery per trigger per message,
-// so a message commits with its deliveries or neither does. Before it
+// The writer's batch transaction also inserts a pending delivery per
+// enabled trigger of a topic per message, so a message commits with its
+// deliveries or neither does. It reads a topic's head (row id, last id,
+// enabled triggers) once, with the triggers in the same statement, and
+// keeps it for the batches that follow, for as long as nothing else has
+// committed to the file since its own last commit (see heads). Before it
 // gives a publish with an IdempotencyKey an id, it looks the key up in the
 // same transaction: a key recorded within store.IdempotencyWindow makes the
 // publish a replay of the recorded message, which writes nothing. Publishes

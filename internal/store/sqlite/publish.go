@@ -44,6 +44,8 @@ type writer struct {
 	groups sqlstore.Groups
 	// conn runs the batches' transactions (see wconn).
 	conn wconn
+	// heads caches the heads of the topics published to.
+	heads heads
 	// stamp is the published_at of the last batch committed, in unix
 	// nanoseconds. No batch gets an earlier one, so published_at never
 	// decreases along a topic's ids even if the wall clock steps back.
@@ -82,9 +84,14 @@ func (w *writer) commit(live []*groupcommit.Call) {
 			// Its statements go with the connection.
 			err = errors.Join(err, w.conn.close(dc))
 		}
+		if err == nil {
+			w.keepHeads()
+		}
 		return bad, err
 	})
 	if err != nil {
+		// The heads may hold ids the rollback took back.
+		w.heads.drop()
 		sqlstore.FailAll(live, fmt.Errorf("publish: %w", interpretError(err)))
 		return
 	}
@@ -94,6 +101,18 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	}
 	sqlstore.HandOver(live)
 	sqlstore.AnswerAll(live)
+}
+
+// keepHeads caches the heads of the batch just committed.
+func (w *writer) keepHeads() {
+	v, err := w.conn.dataVersion()
+	if err != nil {
+		// The batch is committed all the same; only the cache cannot
+		// tell what it is right for.
+		w.heads.drop()
+		return
+	}
+	w.heads.keep(w.groups.List, v)
 }
 
 // onConn runs f with the write connection's driver connection, borrowed
@@ -122,20 +141,17 @@ func (w *writer) onConn(f func(ctx context.Context, dc any) (bad bool, err error
 	return errors.Join(ferr, rawErr, conn.Close())
 }
 
-// writeTx writes the batch in the transaction w.conn runs: it reads the
-// last id and the enabled triggers of each topic, then, in batch order,
-// inserts each message with the id that follows, its idempotency key and a
-// delivery per trigger. A call whose key a publish used within the window
-// is a replay instead: it gets that publish's message (c.Replay) or, for
-// another topic, store.ErrConflict (c.Err), and writes nothing. A later
-// call of the same batch with the same key finds the row the earlier one
-// wrote: on the one write connection a lookup per call costs no round
-// trip, so SQLite needs no bookkeeping of the batch's keys in memory,
-// unlike Postgres. A topic that does not exist fails only its own calls.
-// The topics table is only read: a commit writes the pages of messages
-// (and of the outbox, when there are triggers) alone.
+// writeTx writes the batch in the transaction w.conn runs: it finds the
+// head of each topic (its row id, last id and enabled triggers), then, in
+// batch order, writes each call (writeCall). A topic that does not exist
+// fails only its own calls. The topics table is only read: a commit writes
+// the pages of messages (and of the outbox, when there are triggers) alone.
 func (w *writer) writeTx(ctx context.Context, live []*groupcommit.Call, stamp int64) error {
-	wc := &w.conn
+	v, err := w.conn.dataVersion()
+	if err != nil {
+		return err
+	}
+	w.heads.begin(v)
 	publishedAt := fromUnixNano(stamp)
 	for i := range w.groups.List {
 		g := &w.groups.List[i]
@@ -154,63 +170,81 @@ func (w *writer) writeTx(ctx context.Context, live []*groupcommit.Call, stamp in
 		if c.Err != nil {
 			continue
 		}
-		g := &w.groups.List[c.Group]
-		// A batch publish is written inside a savepoint, so that one of its
-		// requests failing (a key used with another topic) takes back what
-		// the requests before it wrote.
-		batched := c.Batched()
-		if batched && c.Unit()[0] == c {
-			if err := w.beginUnit(ctx); err != nil {
-				return err
-			}
-		}
-		if c.Req.IdempotencyKey != "" {
-			replay, err := w.replayOf(ctx, c, keyCutoff)
-			if err != nil {
-				return err
-			}
-			if batched && c.Err != nil {
-				if err := w.rollbackUnit(ctx); err != nil {
-					return err
-				}
-				continue
-			}
-			if replay {
-				if batched && c.Unit()[len(c.Unit())-1] == c {
-					if err := wc.exec(ctx, wRelease); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-		}
-		body := g.Take(c)
-		id := int64(c.Msg.ID)
-		if err := wc.exec(ctx, wInsert, g.TopicID, id, body, stamp); err != nil {
+		if err := w.writeCall(ctx, c, stamp, keyCutoff); err != nil {
 			return err
-		}
-		if c.Req.IdempotencyKey != "" {
-			if err := wc.exec(ctx, wPutKey, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
-				return err
-			}
-		}
-		for _, trigger := range g.Triggers {
-			if err := wc.exec(ctx, wInsertDelivery, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, id, body, stamp); err != nil {
-				return err
-			}
-		}
-		if batched && c.Unit()[len(c.Unit())-1] == c {
-			if err := wc.exec(ctx, wRelease); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
 }
 
-// readHead reads g's topic: its row id, the id its next message gets and
-// its enabled triggers, or g.Missing.
+// writeCall writes one call (putCall). A batch publish is written inside a
+// savepoint, begun at its first call and released at its last, so that one
+// of its calls failing (a key used with another topic) takes back what the
+// calls before it wrote.
+func (w *writer) writeCall(ctx context.Context, c *groupcommit.Call, stamp, keyCutoff int64) error {
+	unit := c.Unit()
+	batched := c.Batched()
+	if batched && unit[0] == c {
+		if err := w.beginUnit(ctx); err != nil {
+			return err
+		}
+	}
+	if err := w.putCall(ctx, c, stamp, keyCutoff); err != nil {
+		return err
+	}
+	switch {
+	case !batched:
+		return nil
+	case c.Err != nil:
+		return w.rollbackUnit(ctx)
+	case unit[len(unit)-1] == c:
+		return w.conn.exec(ctx, wRelease)
+	}
+	return nil
+}
+
+// putCall inserts c's message with the id that follows, its idempotency
+// key and a delivery per trigger. A call whose key a publish used within
+// the window is a replay instead: it gets that publish's message
+// (c.Replay) or, for another topic, store.ErrConflict (c.Err), and writes
+// nothing. A later call of the same batch with the same key finds the row
+// the earlier one wrote: on the one write connection a lookup per call
+// costs no round trip, so SQLite needs no bookkeeping of the batch's keys
+// in memory, unlike Postgres.
+func (w *writer) putCall(ctx context.Context, c *groupcommit.Call, stamp, keyCutoff int64) error {
+	wc := &w.conn
+	if c.Req.IdempotencyKey != "" {
+		if replay, err := w.replayOf(ctx, c, keyCutoff); err != nil || replay {
+			return err
+		}
+	}
+	g := &w.groups.List[c.Group]
+	body := g.Take(c)
+	id := int64(c.Msg.ID)
+	if err := wc.exec(ctx, wInsert, g.TopicID, id, body, stamp); err != nil {
+		return err
+	}
+	if c.Req.IdempotencyKey != "" {
+		if err := wc.exec(ctx, wPutKey, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
+			return err
+		}
+	}
+	for _, trigger := range g.Triggers {
+		if err := wc.exec(ctx, wInsertDelivery, store.NewDeliveryID(), trigger, c.Req.AppID, c.Req.Topic, id, body, stamp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readHead finds g's topic: its row id, the id its next message gets and
+// its enabled triggers, or g.Missing; from the cache if it has the topic,
+// else with headQuery.
 func (w *writer) readHead(ctx context.Context, g *sqlstore.Group) error {
+	if h, ok := w.heads.get(g.Key); ok {
+		g.TopicID, g.Next, g.Triggers = h.topicID, h.next, h.triggers
+		return nil
+	}
 	row, ok, err := w.conn.queryRow(ctx, wHead, g.Key.App, g.Key.Topic)
 	if err != nil {
 		return err

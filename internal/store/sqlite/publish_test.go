@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 	"github.com/heraldhq/herald/internal/store/storetest"
 )
@@ -36,4 +39,33 @@ func openBench(b *testing.B) *sqlite.Store {
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, st.Close()) })
 	return st
+}
+
+// BenchmarkPublishSerial measures publishes from one publisher, so that
+// every publish is a batch and a commit of its own: ns/op is what a commit
+// costs the writer, BEGIN to COMMIT.
+func BenchmarkPublishSerial(b *testing.B) {
+	st := openBench(b)
+	ctx := b.Context()
+	require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
+	_, _, err := st.CreateTopic(ctx, "app", "orders")
+	require.NoError(b, err)
+	body := []byte(`{"order":42,"customer":"c-1234567","total":12.5,"currency":"EUR","items":[{"sku":"A-1","qty":2}],"note":"xxxxxxxxxxxxxxxxxxxxx"}`)
+	b.ReportAllocs()
+	cpu := processCPU(b)
+	for b.Loop() {
+		if _, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "orders", Body: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU returns the CPU time the process has used so far, user and
+// system, all threads: with one publisher, the store's whole cost.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"modernc.org/sqlite"
 )
 
 // The writer's statements, by index into writerSQL and wconn.stmts.
@@ -77,6 +79,8 @@ type wconn struct {
 	// statements are then prepared again on the new one.
 	dc    driver.Conn
 	stmts [wStmts]driverStmt
+	// fc is dc's file control, for its data version (see heads).
+	fc sqlite.FileControl
 	// args and row are reused from statement to statement.
 	args []driver.NamedValue
 	row  [4]driver.Value
@@ -90,13 +94,14 @@ func (wc *wconn) ready(ctx context.Context, dc any) error {
 	if dc == wc.dc && wc.dc != nil {
 		return nil
 	}
-	wc.dc, wc.stmts = nil, [wStmts]driverStmt{}
+	wc.dc, wc.stmts, wc.fc = nil, [wStmts]driverStmt{}, nil
 	conn, ok := dc.(interface {
 		driver.Conn
 		driver.ConnPrepareContext
+		sqlite.FileControl
 	})
 	if !ok {
-		return fmt.Errorf("driver connection %T cannot prepare with a context", dc)
+		return fmt.Errorf("driver connection %T cannot prepare with a context or give its data version", dc)
 	}
 	var stmts [wStmts]driverStmt
 	for i, query := range writerSQL {
@@ -111,8 +116,20 @@ func (wc *wconn) ready(ctx context.Context, dc any) error {
 			return errors.Join(fmt.Errorf("prepare %q: %w", query, err), closeStmts(stmts[:i]))
 		}
 	}
-	wc.dc, wc.stmts = conn, stmts
+	wc.dc, wc.stmts, wc.fc = conn, stmts, conn
 	return nil
+}
+
+// dataVersion returns the connection's data version: a number that moves
+// with every commit to the database, from this connection or any other
+// (SQLITE_FCNTL_DATA_VERSION). Changes from other connections show from
+// the start of this connection's next transaction.
+func (wc *wconn) dataVersion() (uint32, error) {
+	v, err := wc.fc.FileControlDataVersion("main")
+	if err != nil {
+		return 0, fmt.Errorf("data version: %w", err)
+	}
+	return v, nil
 }
 
 // close closes the statements, if they were prepared on dc, the connection
@@ -122,7 +139,7 @@ func (wc *wconn) close(dc any) error {
 		return nil
 	}
 	err := closeStmts(wc.stmts[:])
-	wc.dc, wc.stmts = nil, [wStmts]driverStmt{}
+	wc.dc, wc.stmts, wc.fc = nil, [wStmts]driverStmt{}, nil
 	return err
 }
 

@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,4 +77,60 @@ func TestWriterAfterFailedStatement(t *testing.T) {
 			require.Equal(t, []string{`1`, `2`, `2`, `2`, `4`}, bodies)
 		})
 	}
+}
+
+// TestWriterSeesOtherConnections publishes to one file from two Stores in
+// turn, and changes the file from a plain connection of the test's own:
+// the writer's cache of topic heads must see what the others committed
+// (see heads), so that ids stay gap-free and unique and a trigger created
+// elsewhere gets its deliveries.
+func TestWriterSeesOtherConnections(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a, path := openStore(t, sqlite.Options{})
+	b, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, a.CreateApp(ctx, store.App{ID: "app", Name: "app"}, nil))
+	_, _, err = a.CreateTopic(ctx, "app", "orders")
+	require.NoError(t, err)
+	publish := func(st *sqlite.Store, body string) store.Message {
+		t.Helper()
+		msg, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "orders", Body: []byte(body)})
+		require.NoError(t, err)
+		return msg
+	}
+
+	var ids []uint64
+	for i := range 3 {
+		ids = append(ids, publish(a, fmt.Sprint(i)).ID, publish(b, fmt.Sprint(i)).ID)
+	}
+	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, ids)
+
+	require.NoError(t, b.CreateTrigger(ctx, store.Trigger{
+		ID: "tr", AppID: "app", Topic: "orders", URL: "https://hooks.example.com", Secret: "whsec_x",
+	}))
+	msg := publish(a, `7`)
+	require.Equal(t, uint64(7), msg.ID)
+	ds, err := a.Claim(ctx, time.Now().Add(time.Hour), time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, msg.ID, ds[0].MessageID)
+
+	// The topic deleted and made again, with its old row id, behind both
+	// Stores' backs: its ids start again at 1.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	var rowID int64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT id FROM topics WHERE name = 'orders'`).Scan(&rowID))
+	_, err = db.ExecContext(ctx, `DELETE FROM topics WHERE id = ?`, rowID)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO topics (id, app_id, name, created_at) VALUES (?, 'app', 'orders', 0)`, rowID)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), publish(a, `8`).ID)
+	require.Equal(t, uint64(2), publish(b, `9`).ID)
+	msgs, err := a.History(ctx, "app", "orders", 0, 100)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Topics", func(t *testing.T) { t.Parallel(); testTopics(t, setup) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, setup) })
 	t.Run("PublishBatch", func(t *testing.T) { t.Parallel(); testPublishBatch(t, setup) })
+	t.Run("PublishAfterChange", func(t *testing.T) { t.Parallel(); testPublishAfterChange(t, setup) })
 	t.Run("History", func(t *testing.T) { t.Parallel(); testHistory(t, setup) })
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, setup) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, setup) })
