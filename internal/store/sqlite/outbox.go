@@ -210,26 +210,40 @@ func scanDelivery(rows *sql.Rows, withSecret bool) (store.Delivery, error) {
 	return d, nil
 }
 
-// claimQuery selects up to ?2 deliveries due at ?1, oldest due first, of
-// enabled triggers. Claim moves next_at to the end of the lease, so that
-// leased deliveries leave the front of deliveries_due and a scan for due
-// ones does not wade through those in flight; lease_until is what Settle
-// checks.
-const claimQuery = `
-	SELECT ` + deliveryColumns + `, tr.secret,
-		CASE WHEN tr.previous_secret_until > ?1 THEN tr.previous_secret ELSE '' END
+// dueFrom is the deliveries due at ?1, of enabled triggers tr. Claim
+// moves next_at to the end of the lease, so that leased deliveries leave
+// the front of deliveries_due and a scan for due ones does not wade
+// through those in flight; lease_until is what Settle checks.
+const dueFrom = `
 	FROM deliveries d JOIN triggers tr ON tr.id = d.trigger_id
 	WHERE d.state = 'pending' AND d.next_at <= ?1
 	  AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-	  AND tr.disabled = 0
+	  AND tr.disabled = 0`
+
+// claimQuery selects up to ?2 deliveries due at ?1, oldest due first.
+const claimQuery = `
+	SELECT ` + deliveryColumns + `, tr.secret,
+		CASE WHEN tr.previous_secret_until > ?1 THEN tr.previous_secret ELSE '' END
+	` + dueFrom + `
 	ORDER BY d.next_at, d.rowid
 	LIMIT ?2`
+
+// anyDueQuery tells whether a delivery is due at ?1: one row if so.
+const anyDueQuery = `SELECT 1 ` + dueFrom + ` LIMIT 1`
 
 // Claim leases up to limit deliveries due at now, oldest due first, until
 // now+lease, and counts an attempt for each. It is one write transaction,
 // so Claims take turns with each other and with publish batches: no two
 // lease one delivery at once. A leased delivery is due again (NextAt) when
 // its lease runs out.
+//
+// When no delivery is due, which a read on the read pool tells, Claim
+// writes nothing: the dispatcher claims after every publish, triggers or
+// not, and a write transaction each time was a cost to every publish
+// (another turn on the write connection, and a new data version, which
+// empties the writer's cache of topic heads). A delivery committed after
+// that read is seen by the next Claim, which the publish that enqueued it
+// asks for.
 func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) (_ []store.Delivery, err error) {
 	if err := s.enter(); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -243,6 +257,13 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	}
 
 	at := now.UnixNano()
+	var one int
+	switch err := s.stmts.anyDue.QueryRowContext(ctx, at).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("claim: %w", interpretError(err))
+	}
 	until := now.Add(lease).UnixNano()
 	var out []store.Delivery
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {

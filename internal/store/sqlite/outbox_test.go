@@ -196,3 +196,39 @@ func TestOutboxConcurrentPublishers(t *testing.T) {
 	total, _ = deliveryCounts(t, openDirect(t, path))
 	require.Equal(t, int64(publishers*each*len(triggers)), total)
 }
+
+// TestClaimWithNothingDueWritesNothing holds the file's write lock from a
+// connection of the test's own: a Claim with nothing due must still answer
+// at once, as it only reads, while one with a delivery due waits for the
+// lock and, past the busy timeout, fails.
+func TestClaimWithNothingDueWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, path := openStore(t, sqlite.Options{BusyTimeout: 50 * time.Millisecond})
+	setupTopic(t, st, "app", "orders")
+	addTriggers(t, st, "app", "orders", 1)
+	msg, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "orders", Body: []byte(`1`)})
+	require.NoError(t, err)
+	// The delivery falls due at its message's stamp.
+	before, due := msg.PublishedAt.Add(-time.Second), msg.PublishedAt.Add(time.Second)
+
+	db := openDirect(t, path)
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, conn.Close()) }()
+	_, err = conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+	require.NoError(t, err)
+
+	ds, err := st.Claim(ctx, before, time.Minute, 10)
+	require.NoError(t, err, "nothing is due: the claim takes no lock")
+	require.Empty(t, ds)
+	_, err = st.Claim(ctx, due, time.Minute, 10)
+	require.ErrorIs(t, err, store.ErrUnavailable, "a delivery is due: the claim needs the write lock")
+
+	_, err = conn.ExecContext(ctx, `ROLLBACK`)
+	require.NoError(t, err)
+	ds, err = st.Claim(ctx, due, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, msg.ID, ds[0].MessageID)
+}

@@ -270,6 +270,8 @@ type statements struct {
 	getTopic *sql.Stmt
 	// history reads messages: args app id, topic name, after, limit.
 	history *sql.Stmt
+	// anyDue tells whether a delivery is due: arg now.
+	anyDue *sql.Stmt
 }
 
 // prepare prepares every statement.
@@ -284,6 +286,7 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		{rdb, &st.getKey, `SELECT app_id, secret_hash, scopes, created_at FROM keys WHERE id = ?1 AND revoked_at IS NULL`},
 		{rdb, &st.getTopic, getTopicQuery},
 		{rdb, &st.history, historyQuery},
+		{rdb, &st.anyDue, anyDueQuery},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -298,7 +301,7 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 func (st *statements) close() error {
 	var errs []error
 	for _, stmt := range []*sql.Stmt{
-		st.raiseFloor, st.prune, st.getKey, st.getTopic, st.history,
+		st.raiseFloor, st.prune, st.getKey, st.getTopic, st.history, st.anyDue,
 	} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
