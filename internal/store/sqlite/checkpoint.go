@@ -8,7 +8,7 @@ const (
 	// checkpointEvery is how many publish batches the writer commits between
 	// two wake-ups of the checkpointer.
 	checkpointEvery = 128
-	// walAutoCheckpoint is the WAL size, in pages (16 MiB of them), at which
+	// walAutoCheckpoint is the WAL size, in pages (4 MiB of them), at which
 	// the writer checkpoints by itself (SQLite's wal_autocheckpoint). The
 	// checkpointer has copied most of the WAL by then, so little is left to
 	// do; once that checkpoint completes, the WAL starts over from its
