@@ -40,7 +40,10 @@ var writerSQL = [wStmts]string{
 	// id, its last id and its enabled triggers as a JSON array.
 	wHead: headQuery,
 	// insert stores one message: args topic row id, id, body, published_at.
-	wInsert: `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?1, ?2, ?3, ?4)`,
+	// Its parameters are anonymous, unlike the others': the driver asks
+	// a numbered parameter its name, as a new Go string, at every bind,
+	// and this statement runs once per message.
+	wInsert: `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?, ?, ?, ?)`,
 	// getKey reads the publish that used a key after a cutoff: args app id,
 	// key, cutoff; returns topic name, message id, published_at and body
 	// (NULL once pruned).
