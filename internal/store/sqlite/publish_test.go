@@ -44,15 +44,23 @@ func openBench(b *testing.B) *sqlite.Store {
 	return st
 }
 
+// openBenchTopic opens a store for a benchmark with the topic "orders" of
+// the app "app".
+func openBenchTopic(b *testing.B) *sqlite.Store {
+	b.Helper()
+	st := openBench(b)
+	require.NoError(b, st.CreateApp(b.Context(), store.App{ID: "app", Name: "bench"}, nil))
+	_, _, err := st.CreateTopic(b.Context(), "app", "orders")
+	require.NoError(b, err)
+	return st
+}
+
 // BenchmarkPublishSerial measures publishes from one publisher, so that
 // every publish is a batch and a commit of its own: ns/op is what a commit
 // costs the writer, BEGIN to COMMIT.
 func BenchmarkPublishSerial(b *testing.B) {
-	st := openBench(b)
+	st := openBenchTopic(b)
 	ctx := b.Context()
-	require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
-	_, _, err := st.CreateTopic(ctx, "app", "orders")
-	require.NoError(b, err)
 	b.ReportAllocs()
 	cpu := processCPU(b)
 	for b.Loop() {
@@ -67,11 +75,8 @@ func BenchmarkPublishSerial(b *testing.B) {
 // publisher: a commit each, whose cost is mostly the messages' inserts.
 // cpu-µs/op is per message.
 func BenchmarkPublishBatch(b *testing.B) {
-	st := openBench(b)
+	st := openBenchTopic(b)
 	ctx := b.Context()
-	require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
-	_, _, err := st.CreateTopic(ctx, "app", "orders")
-	require.NoError(b, err)
 	reqs := make([]store.PublishRequest, 100)
 	for i := range reqs {
 		reqs[i] = store.PublishRequest{AppID: "app", Topic: "orders", Body: benchBody}
