@@ -55,6 +55,9 @@ type writer struct {
 	// saved is where each group's next id stood when the batch publish
 	// being written began (see beginUnit).
 	saved []uint64
+	// rows holds the messages not inserted yet, four arguments each (see
+	// flushRows).
+	rows []any
 }
 
 // write is the writer goroutine: it commits batches of publishes until
@@ -152,6 +155,7 @@ func (w *writer) writeTx(ctx context.Context, live []*groupcommit.Call, stamp in
 		return err
 	}
 	w.heads.begin(v)
+	w.dropRows()
 	publishedAt := fromUnixNano(stamp)
 	for i := range w.groups.List {
 		g := &w.groups.List[i]
@@ -174,7 +178,7 @@ func (w *writer) writeTx(ctx context.Context, live []*groupcommit.Call, stamp in
 			return err
 		}
 	}
-	return nil
+	return w.flushRows(ctx)
 }
 
 // writeCall writes one call (putCall). A batch publish is written inside a
@@ -203,8 +207,8 @@ func (w *writer) writeCall(ctx context.Context, c *groupcommit.Call, stamp, keyC
 	return nil
 }
 
-// putCall inserts c's message with the id that follows, its idempotency
-// key and a delivery per trigger. A call whose key a publish used within
+// putCall writes c's message with the id that follows (to w.rows, see
+// flushRows), its idempotency key and a delivery per trigger. A call whose key a publish used within
 // the window is a replay instead: it gets that publish's message
 // (c.Replay) or, for another topic, store.ErrConflict (c.Err), and writes
 // nothing. A later call of the same batch with the same key finds the row
@@ -221,9 +225,7 @@ func (w *writer) putCall(ctx context.Context, c *groupcommit.Call, stamp, keyCut
 	g := &w.groups.List[c.Group]
 	body := g.Take(c)
 	id := int64(c.Msg.ID)
-	if err := wc.exec(ctx, wInsert, g.TopicID, id, body, stamp); err != nil {
-		return err
-	}
+	w.rows = append(w.rows, g.TopicID, id, body, stamp)
 	if c.Req.IdempotencyKey != "" {
 		if err := wc.exec(ctx, wPutKey, c.Req.AppID, c.Req.IdempotencyKey, g.TopicID, id, stamp); err != nil {
 			return err
@@ -275,9 +277,41 @@ func (w *writer) readHead(ctx context.Context, g *sqlstore.Group) error {
 	return nil
 }
 
+// flushRows inserts the messages in w.rows, insertMany at a time while
+// there are as many. putCall leaves its message there, so that a batch
+// publish's messages go in together; what reads messages or takes writes
+// back must flush first (replayOf, beginUnit) or drop them (rollbackUnit),
+// and writeTx flushes last.
+func (w *writer) flushRows(ctx context.Context) error {
+	const n = 4 * insertMany
+	rows := w.rows
+	for ; len(rows) >= n; rows = rows[n:] {
+		if err := w.conn.exec(ctx, wInsertMany, rows[:n]...); err != nil {
+			return err
+		}
+	}
+	for ; len(rows) > 0; rows = rows[4:] {
+		if err := w.conn.exec(ctx, wInsert, rows[:4]...); err != nil {
+			return err
+		}
+	}
+	w.dropRows()
+	return nil
+}
+
+// dropRows forgets the messages in w.rows.
+func (w *writer) dropRows() {
+	clear(w.rows) // the bodies are the callers'
+	w.rows = w.rows[:0]
+}
+
 // beginUnit starts the savepoint of a batch publish and remembers where
-// each topic's ids stood.
+// each topic's ids stood. The messages written before it go in first, so
+// that a rollback to it keeps them.
 func (w *writer) beginUnit(ctx context.Context) error {
+	if err := w.flushRows(ctx); err != nil {
+		return err
+	}
 	w.saved = w.saved[:0]
 	for i := range w.groups.List {
 		w.saved = append(w.saved, w.groups.List[i].Next)
@@ -286,11 +320,13 @@ func (w *writer) beginUnit(ctx context.Context) error {
 }
 
 // rollbackUnit takes back what a failed batch publish wrote, and the ids it
-// took.
+// took. The messages not inserted yet are all of the batch publish
+// (beginUnit flushed the others): they are dropped.
 func (w *writer) rollbackUnit(ctx context.Context) error {
 	for i := range w.groups.List {
 		w.groups.List[i].Next = w.saved[i]
 	}
+	w.dropRows()
 	if err := w.conn.exec(ctx, wRollbackTo); err != nil {
 		return err
 	}
@@ -301,6 +337,11 @@ func (w *writer) rollbackUnit(ctx context.Context) error {
 // it after keyCutoff, in which case c is answered: c.Replay and c.Msg for
 // the same topic, c.Err (store.ErrConflict) for another one.
 func (w *writer) replayOf(ctx context.Context, c *groupcommit.Call, keyCutoff int64) (bool, error) {
+	// The key may be one an earlier call of the batch used: its message
+	// must be in, for the lookup to find its body.
+	if err := w.flushRows(ctx); err != nil {
+		return false, err
+	}
 	row, ok, err := w.conn.queryRow(ctx, wGetKey, c.Req.AppID, c.Req.IdempotencyKey, keyCutoff)
 	if err != nil || !ok {
 		return false, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"modernc.org/sqlite"
 )
@@ -20,6 +21,7 @@ const (
 	wRollbackTo
 	wHead
 	wInsert
+	wInsertMany
 	wGetKey
 	wPutKey
 	wInsertDelivery
@@ -43,7 +45,9 @@ var writerSQL = [wStmts]string{
 	// Its parameters are anonymous, unlike the others': the driver asks
 	// a numbered parameter its name, as a new Go string, at every bind,
 	// and this statement runs once per message.
-	wInsert: `INSERT INTO messages (topic_id, id, body, published_at) VALUES (?, ?, ?, ?)`,
+	wInsert: insertQuery + `(?, ?, ?, ?)`,
+	// insertMany is insert for insertMany messages at once.
+	wInsertMany: insertQuery + strings.Repeat(`(?, ?, ?, ?), `, insertMany-1) + `(?, ?, ?, ?)`,
 	// getKey reads the publish that used a key after a cutoff: args app id,
 	// key, cutoff; returns topic name, message id, published_at and body
 	// (NULL once pruned).
@@ -55,6 +59,14 @@ var writerSQL = [wStmts]string{
 	// name, message id, body, published_at.
 	wInsertDelivery: insertDeliveryQuery,
 }
+
+// insertQuery is the start of wInsert and wInsertMany.
+const insertQuery = `INSERT INTO messages (topic_id, id, body, published_at) VALUES `
+
+// insertMany is how many messages wInsertMany inserts. A statement costs
+// about as much again as the B-tree work of the row it inserts, so that a
+// batch publish's messages go in by the insertMany.
+const insertMany = 16
 
 // driverStmt is what the writer needs of a statement of the driver.
 type driverStmt interface {

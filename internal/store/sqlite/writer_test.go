@@ -3,9 +3,11 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/store"
@@ -133,4 +135,63 @@ func TestWriterSeesOtherConnections(t *testing.T) {
 	msgs, err := a.History(ctx, "app", "orders", 0, 100)
 	require.NoError(t, err)
 	require.Len(t, msgs, 2)
+}
+
+// TestWriterKeepsOthersOfAFailedBatchPublish publishes singles next to
+// batch publishes that fail in their last item (a key used for another
+// topic), from several goroutines, so that writer batches hold both: each
+// failed batch publish must take back its own messages and nothing of the
+// singles written before it in the same transaction.
+func TestWriterKeepsOthersOfAFailedBatchPublish(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, _ := openStore(t, sqlite.Options{})
+	require.NoError(t, st.CreateApp(ctx, store.App{ID: "app", Name: "app"}, nil))
+	for _, topic := range []string{"a", "b"} {
+		_, _, err := st.CreateTopic(ctx, "app", topic)
+		require.NoError(t, err)
+	}
+	_, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "b", Body: []byte(`0`), IdempotencyKey: "used"})
+	require.NoError(t, err)
+
+	const publishers, each = 4, 50
+	var wg sync.WaitGroup
+	singles := make([][]store.Message, publishers)
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				msg, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "a", Body: fmt.Appendf(nil, `"%d-%d"`, p, i)})
+				if !assert.NoError(t, err) {
+					return
+				}
+				singles[p] = append(singles[p], msg)
+			}
+		})
+		wg.Go(func() {
+			for range each {
+				_, err := st.PublishBatch(ctx, []store.PublishRequest{
+					{AppID: "app", Topic: "a", Body: []byte(`"batch"`)},
+					{AppID: "app", Topic: "a", Body: []byte(`"batch"`), IdempotencyKey: "used"},
+				})
+				if !assert.ErrorIs(t, err, store.ErrConflict) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	msgs, err := st.History(ctx, "app", "a", 0, 10*publishers*each)
+	require.NoError(t, err)
+	byID := make(map[uint64]string, len(msgs))
+	for i, m := range msgs {
+		require.Equal(t, uint64(i+1), m.ID, "ids are gap-free")
+		byID[m.ID] = string(m.Body)
+	}
+	require.Len(t, msgs, publishers*each, "every single, no message of a failed batch publish")
+	for _, ms := range singles {
+		for _, m := range ms {
+			require.Equal(t, string(m.Body), byID[m.ID])
+		}
+	}
 }
