@@ -79,6 +79,12 @@ func (w *writer) commit(live []*groupcommit.Call) {
 	w.groups.Assign(live, nil)
 	stamp := max(time.Now().UnixNano(), w.stamp)
 	err := w.onConn(func(ctx context.Context, dc any) (bool, error) {
+		if w.conn.dc != dc {
+			// A new connection counts data versions from its own start:
+			// one could match the version the cache was right for on
+			// the old connection.
+			w.heads.drop()
+		}
 		if err := w.conn.ready(ctx, dc); err != nil {
 			return false, err
 		}
