@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -476,20 +477,7 @@ func benchmarkPublish(b *testing.B, notify bool, topics, writers int) {
 	opts := postgres.Options{Writers: writers}
 	var batches atomic.Int64
 	if notify {
-		listen(b, dbURL, "herald_bench")
-		opts.BeforeCommit = func(ctx context.Context, tx pgx.Tx, msgs []store.Message) error {
-			batches.Add(1)
-			var payloads []string
-			for i, m := range msgs {
-				if i+1 < len(msgs) && msgs[i+1].Topic == m.Topic && msgs[i+1].AppID == m.AppID {
-					continue // one per topic: its newest id
-				}
-				p := fmt.Sprintf(`{"app":%q,"topic":%q,"id":%d,"node":"node-1"`, m.AppID, m.Topic, m.ID)
-				payloads = append(payloads, p+`,"pad":"`+strings.Repeat("x", max(0, 100-len(p)-10))+`"}`)
-			}
-			_, err := tx.Exec(ctx, `SELECT pg_notify('herald_bench', p) FROM unnest($1::text[]) AS p`, payloads)
-			return err
-		}
+		opts.BeforeCommit = benchNotify(b, dbURL, &batches)
 	}
 	st, err := postgres.Open(ctx, dbURL, opts)
 	require.NoError(b, err)
@@ -498,6 +486,81 @@ func benchmarkPublish(b *testing.B, notify bool, topics, writers int) {
 	if n := batches.Load(); n > 0 {
 		b.ReportMetric(float64(b.N)/float64(n), "publishes/batch")
 	}
+}
+
+// benchNotify returns a BeforeCommit that sends one pg_notify (about 100
+// bytes) per topic of each batch, as the cluster broadcaster does, and
+// counts the batches; a listener drains the notifications.
+func benchNotify(b *testing.B, dbURL string, batches *atomic.Int64) func(context.Context, pgx.Tx, []store.Message) error {
+	b.Helper()
+	listen(b, dbURL, "herald_bench")
+	return func(ctx context.Context, tx pgx.Tx, msgs []store.Message) error {
+		batches.Add(1)
+		var payloads []string
+		for i, m := range msgs {
+			if i+1 < len(msgs) && msgs[i+1].Topic == m.Topic && msgs[i+1].AppID == m.AppID {
+				continue // one per topic: its newest id
+			}
+			p := fmt.Sprintf(`{"app":%q,"topic":%q,"id":%d,"node":"node-1"`, m.AppID, m.Topic, m.ID)
+			payloads = append(payloads, p+`,"pad":"`+strings.Repeat("x", max(0, 100-len(p)-10))+`"}`)
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify('herald_bench', p) FROM unnest($1::text[]) AS p`, payloads)
+		return err
+	}
+}
+
+// BenchmarkPublishBatch measures batch publishes of 100 messages from 8
+// concurrent publishers, each to its own of 8 topics, with the notify
+// hook of BenchmarkPublish, as the server's batch publish on Postgres
+// does. Besides messages/s it reports the CPU time the database's server
+// processes spent per message (pg-µs/msg, from /proc/PID/schedstat),
+// which other load on the machine disturbs less than the rate.
+//
+//	go test -run x -bench PublishBatch -benchtime 3s -count 3 ./internal/store/postgres/
+func BenchmarkPublishBatch(b *testing.B) {
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(b)
+	var batches atomic.Int64
+	st, err := postgres.Open(ctx, dbURL, postgres.Options{BeforeCommit: benchNotify(b, dbURL, &batches)})
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, st.Close()) })
+	conn := connect(b, dbURL)
+	before := backendCPU(b, conn, nil)
+	storetest.BenchPublishBatch(b, st, 8, 100)
+	b.StopTimer()
+	var spent time.Duration
+	for pid, cpu := range backendCPU(b, conn, before) {
+		spent += cpu - before[pid]
+	}
+	b.ReportMetric(float64(spent.Microseconds())/float64(b.N*100), "pg-µs/msg")
+}
+
+// backendCPU returns the CPU time so far of each server process of conn's
+// database, by pid; the pids of known are read too, should they have ended
+// meanwhile (their time then counts as not spent). The server must run on
+// this machine.
+func backendCPU(b *testing.B, conn *pgx.Conn, known map[int32]time.Duration) map[int32]time.Duration {
+	b.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	require.NoError(b, err)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	require.NoError(b, err)
+	for pid := range known {
+		pids = append(pids, pid)
+	}
+	cpu := make(map[int32]time.Duration, len(pids))
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			cpu[pid] = known[pid] // ended
+			continue
+		}
+		var ns int64
+		_, err = fmt.Sscan(string(raw), &ns)
+		require.NoError(b, err, "/proc/%d/schedstat", pid)
+		cpu[pid] = time.Duration(ns)
+	}
+	return cpu
 }
 
 // BenchmarkPublishTriggers is the plain BenchmarkPublish to one topic with
