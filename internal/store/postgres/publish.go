@@ -414,7 +414,22 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	defer func() {
 		clear(w.bodies) // drop the references to the bodies
 	}()
-	// One round trip: the messages with their deliveries, then their keys.
+	// The hooks get the messages ordered by (app, topic, id).
+	var msgs []store.Message
+	if s.opts.BeforeCommit != nil || s.opts.QueueBeforeCommitFunc != nil {
+		msgs = make([]store.Message, 0, len(w.ids))
+		for i, c := range live {
+			if w.stores(i, c) {
+				msgs = append(msgs, c.Msg)
+			}
+		}
+		// Stable: within a topic, batch order is id order.
+		slices.SortStableFunc(msgs, func(a, b store.Message) int {
+			return compareKeys(sqlstore.TopicKey{App: a.AppID, Topic: a.Topic}, sqlstore.TopicKey{App: b.AppID, Topic: b.Topic})
+		})
+	}
+	// One round trip: the messages with their deliveries, their keys,
+	// then what QueueBeforeCommitFunc queues.
 	b = w.batch()
 	if len(w.deliveryIDs) == 0 {
 		b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
@@ -425,6 +440,13 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if len(w.keyKeys) > 0 {
 		b.Queue(putKeysQuery, w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps, store.IdempotencyWindow)
 	}
+	queued := b.Len()
+	if f := s.opts.QueueBeforeCommitFunc; f != nil {
+		if err := f(b, msgs); err != nil {
+			return beforeCommitError(err)
+		}
+	}
+	queued = b.Len() - queued
 	results = w.tx.SendBatch(ctx, b)
 	if _, err := results.Exec(); err != nil {
 		_ = results.Close()
@@ -441,26 +463,19 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 			return errKeyRace // run the batch again: it will find the key
 		}
 	}
+	for range queued {
+		if _, err := results.Exec(); err != nil {
+			_ = results.Close()
+			return beforeCommitError(err)
+		}
+	}
 	if err := results.Close(); err != nil {
 		return w.txError("insert", err)
 	}
 
 	if f := s.opts.BeforeCommit; f != nil {
-		msgs := make([]store.Message, 0, len(w.ids))
-		for i, c := range live {
-			if w.stores(i, c) {
-				msgs = append(msgs, c.Msg)
-			}
-		}
-		// Stable: within a topic, batch order is id order.
-		slices.SortStableFunc(msgs, func(a, b store.Message) int {
-			return compareKeys(sqlstore.TopicKey{App: a.AppID, Topic: a.Topic}, sqlstore.TopicKey{App: b.AppID, Topic: b.Topic})
-		})
 		if err := f(ctx, w.tx, msgs); err != nil {
-			if retryable(err) {
-				return err // run the batch again, BeforeCommit included
-			}
-			return fmt.Errorf("publish: before commit: %w", err)
+			return beforeCommitError(err)
 		}
 	}
 
@@ -600,6 +615,15 @@ func (w *writer) columns(live []*groupcommit.Call) {
 			w.keyStamps = append(w.keyStamps, g.PublishedAt)
 		}
 	}
+}
+
+// beforeCommitError wraps an error of a BeforeCommit hook: a retryable one
+// as it is, so that the batch runs again, hook included.
+func beforeCommitError(err error) error {
+	if retryable(err) {
+		return err
+	}
+	return fmt.Errorf("publish: before commit: %w", err)
 }
 
 // batch returns a new batch of statements for the attempt's transaction:

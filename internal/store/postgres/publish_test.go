@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/internal/pgtest"
@@ -327,6 +328,77 @@ func TestBeforeCommitNotifyOnlyWhenCommitted(t *testing.T) {
 		n, err := listener.WaitForNotification(waitCtx)
 		require.NoError(t, err)
 		require.Equal(t, "x", n.Channel)
+		require.Equal(t, want, n.Payload)
+	}
+}
+
+// What QueueBeforeCommitFunc queues commits with the messages, in their
+// round trip, or rolls back with them: a hook that fails, or a queued
+// statement that fails, fails the publish and stores nothing, and its
+// notification never escapes. Both hooks run, the queued statements first.
+func TestQueueBeforeCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dbURL := pgtest.NewDatabase(t)
+	listener := connect(t, dbURL)
+	_, err := listener.Exec(ctx, `LISTEN x`)
+	require.NoError(t, err)
+
+	errRefused := errors.New("refused")
+	var hooks []string
+	var mu sync.Mutex // guards hooks
+	st := openStore(t, dbURL, postgres.Options{
+		QueueBeforeCommitFunc: func(b *pgx.Batch, msgs []store.Message) error {
+			mu.Lock()
+			hooks = append(hooks, "queue")
+			mu.Unlock()
+			for _, m := range msgs {
+				b.Queue(`SELECT pg_notify('x', $1)`, fmt.Sprintf("%d:%s", m.ID, m.Body))
+				switch string(m.Body) {
+				case `"refuse"`:
+					return errRefused
+				case `"fail"`:
+					// Notified first, then failed: the notification must
+					// not escape the rollback.
+					b.Queue(`SELECT 1 / 0`)
+				}
+			}
+			return nil
+		},
+		BeforeCommit: func(context.Context, pgx.Tx, []store.Message) error {
+			mu.Lock()
+			hooks = append(hooks, "tx")
+			mu.Unlock()
+			return nil
+		},
+	})
+	setupTopic(t, st, "app", "t")
+
+	for _, body := range []string{`"one"`, `"refuse"`, `"two"`, `"fail"`, `"three"`} {
+		_, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: "t", Body: []byte(body)})
+		switch body {
+		case `"refuse"`:
+			require.ErrorIs(t, err, errRefused)
+		case `"fail"`:
+			var pe *pgconn.PgError
+			require.ErrorAs(t, err, &pe)
+			require.Equal(t, "22012", pe.Code, "division by zero")
+		default:
+			require.NoError(t, err)
+		}
+	}
+	mu.Lock()
+	require.Equal(t, []string{"queue", "tx", "queue", "queue", "tx", "queue", "queue", "tx"}, hooks)
+	mu.Unlock()
+
+	msgs, err := st.History(ctx, "app", "t", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3}, storetest.IDs(msgs))
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, want := range []string{`1:"one"`, `2:"two"`, `3:"three"`} {
+		n, err := listener.WaitForNotification(waitCtx)
+		require.NoError(t, err)
 		require.Equal(t, want, n.Payload)
 	}
 }
