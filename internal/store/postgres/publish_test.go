@@ -289,9 +289,7 @@ func TestBeforeCommitNotifyOnlyWhenCommitted(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dbURL := pgtest.NewDatabase(t)
-	listener := connect(t, dbURL)
-	_, err := listener.Exec(ctx, `LISTEN x`)
-	require.NoError(t, err)
+	listener := listenX(t, dbURL)
 
 	errRefused := errors.New("refused")
 	st := openStore(t, dbURL, postgres.Options{
@@ -320,15 +318,30 @@ func TestBeforeCommitNotifyOnlyWhenCommitted(t *testing.T) {
 		}
 	}
 
-	// Notifications arrive in commit order, so had a rolled-back one
-	// escaped, it would come before the next committed one.
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	requireNotified(t, listener, `1:"one"`, `2:"two"`, `3:"three"`)
+}
+
+// listenX returns a connection to dbURL that LISTENs on channel x.
+func listenX(t *testing.T, dbURL string) *pgx.Conn {
+	t.Helper()
+	listener := connect(t, dbURL)
+	_, err := listener.Exec(t.Context(), `LISTEN x`)
+	require.NoError(t, err)
+	return listener
+}
+
+// requireNotified requires the next notifications on listener's channel x
+// to carry want, in order. Notifications arrive in commit order, so had a
+// rolled-back one escaped, it would come before the next committed one.
+func requireNotified(t *testing.T, listener *pgx.Conn, want ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	for _, want := range []string{`1:"one"`, `2:"two"`, `3:"three"`} {
-		n, err := listener.WaitForNotification(waitCtx)
+	for _, w := range want {
+		n, err := listener.WaitForNotification(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "x", n.Channel)
-		require.Equal(t, want, n.Payload)
+		require.Equal(t, w, n.Payload)
 	}
 }
 
@@ -340,9 +353,7 @@ func TestQueueBeforeCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dbURL := pgtest.NewDatabase(t)
-	listener := connect(t, dbURL)
-	_, err := listener.Exec(ctx, `LISTEN x`)
-	require.NoError(t, err)
+	listener := listenX(t, dbURL)
 
 	errRefused := errors.New("refused")
 	var hooks []string
@@ -394,13 +405,7 @@ func TestQueueBeforeCommit(t *testing.T) {
 	msgs, err := st.History(ctx, "app", "t", 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{1, 2, 3}, storetest.IDs(msgs))
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for _, want := range []string{`1:"one"`, `2:"two"`, `3:"three"`} {
-		n, err := listener.WaitForNotification(waitCtx)
-		require.NoError(t, err)
-		require.Equal(t, want, n.Payload)
-	}
+	requireNotified(t, listener, `1:"one"`, `2:"two"`, `3:"three"`)
 }
 
 // The connection breaks while the batch commits. The store asks the server
