@@ -53,10 +53,9 @@ type Options struct {
 	// transaction back (no message stored, no id consumed) and every Publish
 	// in it fails with that error wrapped. It must not commit or roll back
 	// tx, and it runs on a writer goroutine, on several at once when
-	// Writers is above 1 (each with its own transaction). The cluster
-	// broadcaster uses it to send pg_notify in the
-	// same transaction, so that a notification exists if and only if the
-	// message committed.
+	// Writers is above 1 (each with its own transaction). It costs a round
+	// trip of its own at least: a hook that only writes is better as
+	// QueueBeforeCommitFunc.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx, msgs []store.Message) error
 	// QueueBeforeCommitFunc, if set, queues on b statements for every
 	// publish transaction, given its messages as BeforeCommit gets them.
