@@ -354,7 +354,7 @@ func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Servi
 // openCluster opens cluster storage: the Postgres store and the cluster
 // broadcaster over the transport configuration picks. This is the one place
 // that knows the transports: LISTEN/NOTIFY by default, whose notification
-// is part of each publish transaction (the store's BeforeCommit hook), or
+// is part of each publish transaction (the store's QueueBeforeCommitFunc hook), or
 // NATS (--broadcast-url), which is sent after commit and may be lost, so
 // every locally subscribed topic's last id is also checked every second.
 // Every node on the database serves the same apps, so the admin token,
@@ -372,7 +372,7 @@ func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Servic
 		if err != nil {
 			return nil, nil, err
 		}
-		opts.BeforeCommit = notifier.NotifyTx
+		opts.QueueBeforeCommitFunc = notifier.QueueNotify
 		newTransport = func(st *postgres.Store) (cluster.Transport, error) {
 			return pgnotify.New(pgnotify.Config{
 				DatabaseURL: s.cfg.DatabaseURL, Pool: st.Pool(), Notifier: notifier, Logger: s.log,

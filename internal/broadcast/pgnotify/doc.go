@@ -6,7 +6,7 @@
 // # How a message travels
 //
 // The signal is part of the publish transaction: the Postgres store calls
-// Notifier.NotifyTx before COMMIT, so a notification exists if and only if
+// Notifier.QueueNotify before COMMIT, so a notification exists if and only if
 // its message committed, and a node that dies right after COMMIT has still
 // told the others. The store commits concurrent publishes in groups and the
 // messages of one topic in one transaction share one notification: NOTIFY

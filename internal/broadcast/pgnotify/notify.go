@@ -79,11 +79,28 @@ func NewNotifier(nodeID string, inlineLimit int) (*Notifier, error) {
 // NodeID is the node's name in its notifications.
 func (n *Notifier) NodeID() string { return n.node }
 
-// NotifyTx queues, inside tx, one notification per topic for msgs, which
+// NotifyTx sends, inside tx, one notification per topic for msgs, which
 // must be ordered by (app, topic, id) as the Postgres store passes them to
 // its BeforeCommit hook. Postgres sends them when tx commits and drops them
-// if it rolls back.
+// if it rolls back. QueueNotify does the same without a round trip of its
+// own.
 func (n *Notifier) NotifyTx(ctx context.Context, tx pgx.Tx, msgs []store.Message) error {
+	var b pgx.Batch
+	if err := n.QueueNotify(&b, msgs); err != nil || b.Len() == 0 {
+		return err
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("pgnotify: notify: %w", err)
+	}
+	return nil
+}
+
+// QueueNotify queues on b the statement that sends one notification per
+// topic for msgs, which must be ordered by (app, topic, id): the Postgres
+// store's QueueBeforeCommitFunc hook, which sends it in the round trip that
+// inserts the messages. Postgres sends the notifications when the
+// transaction commits and drops them if it rolls back.
+func (n *Notifier) QueueNotify(b *pgx.Batch, msgs []store.Message) error {
 	payloads := make([]string, 0, 1)
 	for start := 0; start < len(msgs); {
 		end := start + 1
@@ -100,10 +117,8 @@ func (n *Notifier) NotifyTx(ctx context.Context, tx pgx.Tx, msgs []store.Message
 	if len(payloads) == 0 {
 		return nil
 	}
-	// One round trip for every topic of the transaction.
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", Channel, payloads); err != nil {
-		return fmt.Errorf("pgnotify: notify: %w", err)
-	}
+	// One statement for every topic of the transaction.
+	b.Queue("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", Channel, payloads)
 	return nil
 }
 

@@ -162,7 +162,7 @@ func (t *Transport) Watch(context.Context, string, string) (func(), error) {
 }
 
 // Committed implements cluster.Transport. Other nodes learn of a commit from
-// the notification its transaction sent (Notifier.NotifyTx), so there is
+// the notification its transaction sent (Notifier.QueueNotify), so there is
 // nothing to send after it.
 func (t *Transport) Committed(*broadcast.Event) {}
 

@@ -46,11 +46,12 @@ func newNode(t *testing.T, dbURL string, o nodeOptions) *node {
 	t.Helper()
 	notifier, err := pgnotify.NewNotifier("", 0)
 	require.NoError(t, err)
-	hook := notifier.NotifyTx
+	// The server's hook, or the one that can be wrapped.
+	opts := postgres.Options{MaxConns: 4, QueueBeforeCommitFunc: notifier.QueueNotify}
 	if o.beforeCommit != nil {
-		hook = o.beforeCommit(hook)
+		opts.QueueBeforeCommitFunc, opts.BeforeCommit = nil, o.beforeCommit(notifier.NotifyTx)
 	}
-	st, err := postgres.Open(t.Context(), dbURL, postgres.Options{MaxConns: 4, BeforeCommit: hook})
+	st, err := postgres.Open(t.Context(), dbURL, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	if o.listenURL == "" {

@@ -102,8 +102,11 @@ func (s *Store) GetApp(ctx context.Context, appID string) (store.App, error) {
 }
 
 // DeleteApp deletes an app with its keys, topics and history (foreign keys
-// cascade), or returns store.ErrNotFound. It is one transaction, so an app
-// with a long history takes as long as it takes to delete it.
+// cascade, but for the history: see deleteHistory), or returns
+// store.ErrNotFound. It is one transaction, so an app with a long history
+// takes as long as it takes to delete it. It locks the app's row first,
+// which no topic can be created under, so the topics it deletes are all
+// the app's.
 func (s *Store) DeleteApp(ctx context.Context, appID string) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("delete app: %w", err)
@@ -113,10 +116,25 @@ func (s *Store) DeleteApp(ctx context.Context, appID string) error {
 	err := store.ErrNotFound
 	if storable(appID) {
 		err = s.writeTx(ctx, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, `DELETE FROM herald.apps WHERE id = $1`, appID)
+			tag, err := tx.Exec(ctx, `SELECT FROM herald.apps WHERE id = $1 FOR UPDATE`, appID)
 			if err == nil && tag.RowsAffected() == 0 {
 				err = store.ErrNotFound
 			}
+			if err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `DELETE FROM herald.topics WHERE app_id = $1 RETURNING id`, appID)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			if err := deleteHistory(ctx, tx, ids); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `DELETE FROM herald.apps WHERE id = $1`, appID)
 			return err
 		})
 	}

@@ -32,7 +32,8 @@
 // its commit the next batch is already being written by another, on its
 // own connection, so the database is not left idle for a round trip per
 // batch; the writers take turns to gather, and a writer passes the turn
-// when only its COMMIT is left. Each transaction:
+// when only its COMMIT is left. Each transaction (three round trips when
+// no request carries an idempotency key; BEGIN goes with the first):
 //
 //  1. if requests carry idempotency keys, read those committed within
 //     store.IdempotencyWindow (one round trip, only then): their requests
@@ -44,11 +45,12 @@
 //  3. insert every message in one statement (arrays through unnest), with
 //     a pending delivery per trigger per message when the topics have
 //     triggers (the same statement copies the bodies from the rows it
-//     inserted), and the idempotency keys, if any, in a second, in one
+//     inserted), the idempotency keys, if any, in a second, and what
+//     Options.QueueBeforeCommitFunc queues (the cluster's NOTIFY), in one
 //     round trip;
 //  4. run Options.BeforeCommit with the messages ordered by (app, topic,
-//     id), in the transaction, so that what it writes (a NOTIFY) commits
-//     or rolls back with the messages;
+//     id), in the transaction, so that what it writes commits or rolls
+//     back with the messages;
 //  5. commit, then call each request's CommittedFunc in batch order, which
 //     is id order within a topic, and answer the callers. A writer takes a
 //     ticket once its topic locks are held; batches hand their messages
@@ -134,7 +136,7 @@
 // the statements sent as arrays in one round trip; the batch's idempotency
 // keys sorted out in memory (one lookup for the whole batch, so an earlier
 // call's key is not yet in the table); several writers and their ticket
-// order; BeforeCommit, where the cluster's NOTIFY joins the transaction;
+// order; the hooks, where the cluster's NOTIFY joins the transaction;
 // rerunning a batch without a failed batch publish, so that it takes no
 // ids; and pg_xact_status after a lost COMMIT.
 //

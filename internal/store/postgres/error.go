@@ -16,7 +16,7 @@ import (
 // ErrCommitUnknown means the connection was lost while a publish batch
 // committed, and the store could not find out in time whether the commit
 // went through: the messages may be stored (with their ids, and with
-// whatever BeforeCommit sent) or not. Publish never reports success in
+// whatever the BeforeCommit hooks sent) or not. Publish never reports success in
 // that case; a caller that retries may store a message twice.
 //
 // It is store.ErrCommitUnknown, so callers above the store contract see it.

@@ -37,7 +37,7 @@ func openStore(t *testing.T, dbURL string, opts postgres.Options) *postgres.Stor
 }
 
 // connect opens a plain connection to dbURL, closed when t ends.
-func connect(t *testing.T, dbURL string) *pgx.Conn {
+func connect(t testing.TB, dbURL string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	require.NoError(t, err)

@@ -201,6 +201,9 @@ type writer struct {
 	keyApps, keyKeys   []string
 	keyTopics, keyMsgs []int64
 	keyStamps          []time.Time
+	// tx is the transaction of the current attempt, nil until its first
+	// round trip began it.
+	tx pgx.Tx
 	// ticket is the batch's place in the order of CommittedFunc calls
 	// across writers, when ticketed (see sequencer).
 	ticket   uint64
@@ -308,12 +311,8 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		g.N, g.Missing, g.Triggers = 0, false, g.Triggers[:0]
 	}
 
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		// Nothing was written: the batch may safely try again, on another
-		// connection (a pooled one can be found dead only when used).
-		return fmt.Errorf("publish: begin: %w: %w", errNotSent, interpretError(err))
-	}
+	// The transaction begins in its first round trip (see send).
+	w.tx = nil
 	defer func() {
 		if err != nil {
 			// Not committed: nothing of this attempt is handed over.
@@ -322,15 +321,16 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	}()
 	finished := false
 	defer func() {
-		if !finished {
+		if !finished && w.tx != nil {
 			// Nothing to do about a failed rollback: the transaction never
 			// sent COMMIT, so it cannot commit, and pgx closes the
 			// connection, which ends it.
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			_ = w.tx.Rollback(context.WithoutCancel(ctx))
 		}
+		w.tx = nil
 	}()
 
-	if err := w.findReplays(ctx, tx, live); err != nil {
+	if err := w.findReplays(ctx, live); err != nil {
 		return err
 	}
 	// A conflict in a batch publish fails all of it (Fail keeps the
@@ -351,19 +351,25 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 		}
 	}
 
-	// One round trip: the topic locks, in order, then the transaction's id.
-	var b pgx.Batch
+	// One round trip: the topic locks, in order, then the transaction's id
+	// (and the BEGIN, unless findReplays sent it).
+	b := w.batch()
+	locks := 0
 	for i := range w.groups.List {
 		g := &w.groups.List[i]
 		if g.N > 0 {
 			b.Queue(advanceQuery, g.Key.App, g.Key.Topic, g.N)
+			locks++
 		}
 	}
-	if b.Len() == 0 {
+	if locks == 0 {
 		return nil // every call is a replay or a conflict: nothing to write
 	}
 	b.Queue(xactIDQuery)
-	results := tx.SendBatch(ctx, &b)
+	results, err := w.send(ctx, b)
+	if err != nil {
+		return err
+	}
 	found := 0
 	for i := range w.groups.List {
 		g := &w.groups.List[i]
@@ -408,8 +414,23 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	defer func() {
 		clear(w.bodies) // drop the references to the bodies
 	}()
-	// One round trip: the messages with their deliveries, then their keys.
-	b = pgx.Batch{}
+	// The hooks get the messages ordered by (app, topic, id).
+	var msgs []store.Message
+	if s.opts.BeforeCommit != nil || s.opts.QueueBeforeCommitFunc != nil {
+		msgs = make([]store.Message, 0, len(w.ids))
+		for i, c := range live {
+			if w.stores(i, c) {
+				msgs = append(msgs, c.Msg)
+			}
+		}
+		// Stable: within a topic, batch order is id order.
+		slices.SortStableFunc(msgs, func(a, b store.Message) int {
+			return compareKeys(sqlstore.TopicKey{App: a.AppID, Topic: a.Topic}, sqlstore.TopicKey{App: b.AppID, Topic: b.Topic})
+		})
+	}
+	// One round trip: the messages with their deliveries, their keys,
+	// then what QueueBeforeCommitFunc queues.
+	b = w.batch()
 	if len(w.deliveryIDs) == 0 {
 		b.Queue(insertQuery, w.topicIDs, w.ids, w.bodies, w.stamps)
 	} else {
@@ -419,7 +440,14 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if len(w.keyKeys) > 0 {
 		b.Queue(putKeysQuery, w.keyApps, w.keyKeys, w.keyTopics, w.keyMsgs, w.keyStamps, store.IdempotencyWindow)
 	}
-	results = tx.SendBatch(ctx, &b)
+	queued := b.Len()
+	if f := s.opts.QueueBeforeCommitFunc; f != nil {
+		if err := f(b, msgs); err != nil {
+			return beforeCommitError(err)
+		}
+	}
+	queued = b.Len() - queued
+	results = w.tx.SendBatch(ctx, b)
 	if _, err := results.Exec(); err != nil {
 		_ = results.Close()
 		return w.txError("insert", err)
@@ -435,33 +463,26 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 			return errKeyRace // run the batch again: it will find the key
 		}
 	}
+	for range queued {
+		if _, err := results.Exec(); err != nil {
+			_ = results.Close()
+			return beforeCommitError(err)
+		}
+	}
 	if err := results.Close(); err != nil {
 		return w.txError("insert", err)
 	}
 
 	if f := s.opts.BeforeCommit; f != nil {
-		msgs := make([]store.Message, 0, len(w.ids))
-		for i, c := range live {
-			if w.stores(i, c) {
-				msgs = append(msgs, c.Msg)
-			}
-		}
-		// Stable: within a topic, batch order is id order.
-		slices.SortStableFunc(msgs, func(a, b store.Message) int {
-			return compareKeys(sqlstore.TopicKey{App: a.AppID, Topic: a.Topic}, sqlstore.TopicKey{App: b.AppID, Topic: b.Topic})
-		})
-		if err := f(ctx, tx, msgs); err != nil {
-			if retryable(err) {
-				return err // run the batch again, BeforeCommit included
-			}
-			return fmt.Errorf("publish: before commit: %w", err)
+		if err := f(ctx, w.tx, msgs); err != nil {
+			return beforeCommitError(err)
 		}
 	}
 
 	// Only the commit is left: the next batch may gather and start.
 	w.pass()
 	finished = true
-	if err := tx.Commit(ctx); err != nil {
+	if err := w.tx.Commit(ctx); err != nil {
 		return s.commitFailed(err, xactID)
 	}
 	return nil
@@ -493,7 +514,7 @@ func (w *writer) stores(i int, c *groupcommit.Call) bool {
 // keys committed within the window, making their calls replays (c.Replay,
 // c.Msg) or, for another topic, conflicts (c.Err). A batch without keys
 // costs no round trip.
-func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit.Call) error {
+func (w *writer) findReplays(ctx context.Context, live []*groupcommit.Call) error {
 	clear(w.keys)
 	w.replayOf = w.replayOf[:0]
 	var apps, keys []string
@@ -520,7 +541,14 @@ func (w *writer) findReplays(ctx context.Context, tx pgx.Tx, live []*groupcommit
 		return nil
 	}
 
-	rows, err := tx.Query(ctx, getKeysQuery, apps, keys, store.IdempotencyWindow)
+	b := w.batch()
+	b.Queue(getKeysQuery, apps, keys, store.IdempotencyWindow)
+	results, err := w.send(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = results.Close() }() // rows.Err has the error that matters
+	rows, err := results.Query()
 	if err != nil {
 		return w.txError("idempotency keys", err)
 	}
@@ -587,6 +615,45 @@ func (w *writer) columns(live []*groupcommit.Call) {
 			w.keyStamps = append(w.keyStamps, g.PublishedAt)
 		}
 	}
+}
+
+// beforeCommitError wraps an error of a BeforeCommit hook: a retryable one
+// as it is, so that the batch runs again, hook included.
+func beforeCommitError(err error) error {
+	if retryable(err) {
+		return err
+	}
+	return fmt.Errorf("publish: before commit: %w", err)
+}
+
+// batch returns a new batch of statements for the attempt's transaction:
+// its first one begins the transaction, unless an earlier round trip did.
+func (w *writer) batch() *pgx.Batch {
+	b := &pgx.Batch{}
+	if w.tx == nil {
+		b.BeginTx(pgx.TxOptions{})
+	}
+	return b
+}
+
+// send sends b, from batch, in the attempt's transaction. The first
+// batch of an attempt begins the transaction in its own round trip, which
+// saves the one of a separate BEGIN; send then reads the BEGIN's result,
+// so that the caller reads its own statements' results.
+func (w *writer) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+	if w.tx != nil {
+		return w.tx.SendBatch(ctx, b), nil
+	}
+	results := w.s.pool.SendBatch(ctx, b)
+	w.tx = results.Tx()
+	if _, err := results.Exec(); err != nil {
+		_ = results.Close() // the error that matters is err
+		// Nothing that could commit was written: the batch may safely try
+		// again, on another connection (a pooled one can be found dead
+		// only when used).
+		return nil, fmt.Errorf("publish: begin: %w: %w", errNotSent, interpretError(err))
+	}
+	return results, nil
 }
 
 // txError wraps an error of the statement named by what: a retryable one

@@ -53,11 +53,21 @@ type Options struct {
 	// transaction back (no message stored, no id consumed) and every Publish
 	// in it fails with that error wrapped. It must not commit or roll back
 	// tx, and it runs on a writer goroutine, on several at once when
-	// Writers is above 1 (each with its own transaction). The cluster
-	// broadcaster uses it to send pg_notify in the
-	// same transaction, so that a notification exists if and only if the
-	// message committed.
+	// Writers is above 1 (each with its own transaction). It costs a round
+	// trip of its own at least: a hook that only writes is better as
+	// QueueBeforeCommitFunc.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx, msgs []store.Message) error
+	// QueueBeforeCommitFunc, if set, queues on b statements for every
+	// publish transaction, given its messages as BeforeCommit gets them.
+	// They are sent in the round trip that inserts the messages, so unlike
+	// BeforeCommit they cost no round trip of their own, but what they
+	// return is not read. They commit or roll back with the messages; an
+	// error, returned or from a queued statement, rolls the whole
+	// transaction back and every Publish in it fails with that error
+	// wrapped. It runs on a writer goroutine, on several at once when
+	// Writers is above 1, before BeforeCommit. The cluster broadcaster
+	// queues its pg_notify with it.
+	QueueBeforeCommitFunc func(b *pgx.Batch, msgs []store.Message) error
 }
 
 // withDefaults returns o with zero fields set to their defaults, or an

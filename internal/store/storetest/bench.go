@@ -25,6 +25,61 @@ var benchBody = []byte(`{"order":42,"customer":"c-1234567","total":12.5,"currenc
 // store's benchmarks run this one body, so their figures compare.
 func BenchPublish(b *testing.B, st store.Store, topics, triggers int) {
 	b.Helper()
+	benchSetup(b, st, topics, triggers)
+	benchRun(b, topics, func(topic string) func() error {
+		req := store.PublishRequest{AppID: "app", Topic: topic, Body: benchBody}
+		return func() error {
+			_, err := st.Publish(context.Background(), req)
+			return err
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+}
+
+// BenchPublishBatch is BenchPublish with PublishBatch: each of b.N
+// operations is one batch publish of size messages to one topic, and it
+// reports messages/s.
+func BenchPublishBatch(b *testing.B, st store.Store, topics, size int) {
+	b.Helper()
+	benchSetup(b, st, topics, 0)
+	benchRun(b, topics, func(topic string) func() error {
+		reqs := make([]store.PublishRequest, size)
+		for i := range reqs {
+			reqs[i] = store.PublishRequest{AppID: "app", Topic: topic, Body: benchBody}
+		}
+		return func() error {
+			_, err := st.PublishBatch(context.Background(), reqs)
+			return err
+		}
+	})
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "messages/s")
+}
+
+// benchRun runs b.N operations from BenchPublishers goroutines, each on
+// one of topics topics (round-robin); newOp gives a goroutine its
+// operation on its topic.
+func benchRun(b *testing.B, topics int, newOp func(topic string) func() error) {
+	b.Helper()
+	// RunParallel starts parallelism × GOMAXPROCS goroutines.
+	b.SetParallelism((BenchPublishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		op := newOp(fmt.Sprintf("bench-%d", next.Add(1)%int64(topics)))
+		for pb.Next() {
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchSetup creates the app and the topics of a benchmark, each with
+// triggers enabled triggers.
+func benchSetup(b *testing.B, st store.Store, topics, triggers int) {
+	b.Helper()
 	ctx := context.Background()
 	require.Len(b, benchBody, 128)
 	require.NoError(b, st.CreateApp(ctx, store.App{ID: "app", Name: "bench"}, nil))
@@ -41,20 +96,4 @@ func BenchPublish(b *testing.B, st store.Store, topics, triggers int) {
 			}))
 		}
 	}
-
-	// RunParallel starts parallelism × GOMAXPROCS goroutines.
-	b.SetParallelism((BenchPublishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		topic := fmt.Sprintf("bench-%d", next.Add(1)%int64(topics))
-		for pb.Next() {
-			if _, err := st.Publish(ctx, store.PublishRequest{AppID: "app", Topic: topic, Body: benchBody}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
 }
