@@ -67,10 +67,22 @@ type publishConn struct {
 	br       *bufio.Reader // reads conn; owned by the publisher
 	req      []byte        // the request being sent, reused
 	deadline time.Time     // conn's deadline; owned by the publisher
+	lastUsed time.Time     // when conn last answered; owned by the publisher
+	// idleCheck is how long conn may stay idle before a request checks
+	// that the server has not closed it meanwhile.
+	idleCheck time.Duration
 }
 
+// publishIdleCheck is publishConn.idleCheck: at high rates no request pays
+// for the check, at low ones a publish is not lost to a server's (or a
+// proxy's) idle timeout, which the Transport notices while idle.
+const publishIdleCheck = time.Second
+
 func newPublishConn(base *url.URL, key string) *publishConn {
-	return &publishConn{base: base, host: base.Host, auth: "Bearer " + key, prefix: strings.TrimRight(base.Path, "/")}
+	return &publishConn{
+		base: base, host: base.Host, auth: "Bearer " + key, prefix: strings.TrimRight(base.Path, "/"),
+		idleCheck: publishIdleCheck,
+	}
 }
 
 func (c *publishConn) publish(ctx context.Context, app, topic string, message []byte) error {
@@ -96,6 +108,12 @@ func (c *publishConn) post(ctx context.Context, path string, body []byte) error 
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return err
+	}
+	if time.Since(c.lastUsed) > c.idleCheck && c.closedByServer(conn) {
+		c.drop(conn)
+		if conn, err = c.connect(ctx); err != nil {
+			return err
+		}
 	}
 	// Moved on every few seconds rather than set per request: a deadline
 	// costs a timer update, and a bound of 25 to 30 s is as good as 30.
@@ -129,7 +147,14 @@ func (c *publishConn) post(ctx context.Context, path string, body []byte) error 
 	if _, cerr := io.Copy(io.Discard, resp.Body); cerr != nil || resp.Close {
 		c.drop(conn)
 	}
+	c.lastUsed = time.Now()
 	return err
+}
+
+// closedByServer reports whether conn, idle between requests, has been
+// closed by the server (or was sent something unasked), without waiting.
+func (c *publishConn) closedByServer(conn net.Conn) bool {
+	return c.br.Buffered() > 0 || peerClosed(conn)
 }
 
 // connect returns the connection, dialling it if there is none.

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -161,4 +162,46 @@ func TestPublishConnClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.True(t, errors.Is(testPublishConn(t, rs.URL).publish(ctx, "a", "t", nil), context.Canceled))
+}
+
+// TestPublishConnAfterTheServerClosedIt checks a publish on a connection
+// the server closed while it was idle (its idle timeout) goes out on a new
+// one instead of failing.
+func TestPublishConnAfterTheServerClosedIt(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	// The server answers one request per connection, keeping it alive,
+	// then closes it as an idle timeout would, and says so on closed.
+	closed := make(chan int, 2)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { _ = ln.Close() }) // first: it ends the Accept
+	wg.Go(func() {
+		for n := 1; n <= 2; n++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req, err := http.ReadRequest(bufio.NewReader(conn))
+			if err == nil {
+				_, err = io.Copy(io.Discard, req.Body)
+			}
+			if err == nil {
+				_, err = io.WriteString(conn, "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			_ = conn.Close()
+			closed <- n
+		}
+	})
+	pc := testPublishConn(t, "http://"+ln.Addr().String())
+	pc.idleCheck = 0
+	require.NoError(t, pc.publish(t.Context(), "app_1", "t", []byte(`1`)))
+	require.Equal(t, 1, <-closed)
+	require.NoError(t, pc.publish(t.Context(), "app_1", "t", []byte(`2`)), "sent again on a new connection")
+	require.Equal(t, 2, <-closed)
 }
