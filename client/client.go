@@ -112,7 +112,7 @@ func (c *Client) doHeader(ctx context.Context, method, path string, header http.
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode, resp.Header, decodeError(resp)
+		return resp.StatusCode, resp.Header, ResponseError(resp)
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
@@ -122,7 +122,12 @@ func (c *Client) doHeader(ctx context.Context, method, path string, header http.
 	return resp.StatusCode, resp.Header, nil
 }
 
-func decodeError(resp *http.Response) error {
+// ResponseError is the error of an answer with an error status: an *Error
+// with the code and message of its JSON body (read up to 64 KiB), or the
+// code http_error and the body's text when it holds none. Every method
+// returns it for such an answer; callers that send their own requests (a
+// load tool on a connection of its own) read theirs with it too.
+func ResponseError(resp *http.Response) error {
 	var env struct {
 		Error struct {
 			Code    string `json:"code"`

@@ -28,6 +28,12 @@ type FrameReader struct {
 	r      *bufio.Reader
 	lastID string
 	first  bool
+	// skipLF is set after a line that ended in CR: a LF right after it
+	// belongs to that line end (CRLF), and is skipped by the next read.
+	skipLF bool
+	// line holds a line longer than r's buffer while it is read in parts;
+	// data holds the event's data lines. Both are reused event to event.
+	line, data []byte
 }
 
 // NewFrameReader returns a parser reading from r.
@@ -43,11 +49,11 @@ func (p *FrameReader) LastEventID() string { return p.lastID }
 // the specification requires.
 func (p *FrameReader) Next() (Frame, error) {
 	var (
-		data    bytes.Buffer
 		hasData bool
 		typ     string
 		retry   int
 	)
+	p.data = p.data[:0]
 	for {
 		line, err := p.readLine()
 		if err != nil {
@@ -58,8 +64,7 @@ func (p *FrameReader) Next() (Frame, error) {
 				typ, retry = "", 0
 				continue
 			}
-			d := data.Bytes()
-			d = bytes.TrimSuffix(d, []byte("\n"))
+			d := bytes.TrimSuffix(p.data, []byte("\n"))
 			return Frame{Type: typ, Data: string(d), ID: p.lastID, Retry: retry}, nil
 		}
 		if line[0] == ':' {
@@ -74,11 +79,11 @@ func (p *FrameReader) Next() (Frame, error) {
 		case "event":
 			typ = string(value)
 		case "data":
-			data.Write(value)
-			data.WriteByte('\n')
+			p.data = append(p.data, value...)
+			p.data = append(p.data, '\n')
 			hasData = true
 		case "id":
-			if bytes.IndexByte(value, 0) < 0 {
+			if bytes.IndexByte(value, 0) < 0 && string(value) != p.lastID {
 				p.lastID = string(value)
 			}
 		case "retry":
@@ -98,24 +103,48 @@ func isDigits(b []byte) bool {
 	return len(b) > 0
 }
 
-// readLine returns one line without its terminator (CR, LF or CRLF).
+// readLine returns one line without its terminator (CR, LF or CRLF). The
+// line is valid until the next read: it may point into r's buffer, which
+// saves copying every line, byte by byte, out of it.
 func (p *FrameReader) readLine() ([]byte, error) {
-	var line []byte
+	p.line = p.line[:0]
 	for {
-		c, err := p.r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
-		switch c {
-		case '\n':
-			return p.stripBOM(line), nil
-		case '\r':
-			if next, err := p.r.Peek(1); err == nil && next[0] == '\n' {
-				p.r.ReadByte()
+		if p.r.Buffered() == 0 {
+			if _, err := p.r.Peek(1); err != nil {
+				return nil, err
 			}
-			return p.stripBOM(line), nil
 		}
-		line = append(line, c)
+		buf, _ := p.r.Peek(p.r.Buffered())
+		if p.skipLF {
+			p.skipLF = false
+			if buf[0] == '\n' {
+				_, _ = p.r.Discard(1) // buffered: cannot fail
+				continue
+			}
+		}
+		i := len(buf)
+		if lf := bytes.IndexByte(buf, '\n'); lf >= 0 {
+			i = lf
+		}
+		if cr := bytes.IndexByte(buf[:i], '\r'); cr >= 0 {
+			i = cr
+		}
+		if i == len(buf) {
+			p.line = append(p.line, buf...)
+			_, _ = p.r.Discard(len(buf))
+			continue
+		}
+		line := buf[:i]
+		if len(p.line) > 0 {
+			line = append(p.line, line...)
+			p.line = line
+		}
+		// Whether a LF follows a CR is left to the next read, which then
+		// skips it: waiting for the byte here would hold this line back
+		// until the server sends another.
+		p.skipLF = buf[i] == '\r'
+		_, _ = p.r.Discard(i + 1)
+		return p.stripBOM(line), nil
 	}
 }
 

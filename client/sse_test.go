@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
@@ -38,21 +39,46 @@ func TestFrameReaderFollowsTheSpec(t *testing.T) {
 		{"field without colon", "data\n\n", []client.Frame{{Data: ""}}, ""},
 		{"unterminated event dropped", "data: a\n\ndata: b", []client.Frame{{Data: "a"}}, ""},
 		{"U+2028 is not a line break", "data: a\u2028b\n\n", []client.Frame{{Data: "a\u2028b"}}, ""},
+		{"lines longer than the read buffer", "id: " + strings.Repeat("7", 5000) + "\r\ndata: " + strings.Repeat("x", 9000) + "\r\n\r\n",
+			[]client.Frame{{ID: strings.Repeat("7", 5000), Data: strings.Repeat("x", 9000)}}, strings.Repeat("7", 5000)},
+		{"CR then LF: one line end, not two", "data: a\r\ndata: b\r\n\r\n", []client.Frame{{Data: "a\nb"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := client.NewFrameReader(strings.NewReader(tc.stream))
-			var got []client.Frame
-			for {
-				f, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					break
+			// Whole, and a byte per read: a line, or a CRLF, split
+			// between reads parses the same.
+			for _, src := range []io.Reader{strings.NewReader(tc.stream), iotest.OneByteReader(strings.NewReader(tc.stream))} {
+				r := client.NewFrameReader(src)
+				var got []client.Frame
+				for {
+					f, err := r.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					require.NoError(t, err)
+					got = append(got, f)
 				}
-				require.NoError(t, err)
-				got = append(got, f)
+				require.Equal(t, tc.want, got)
+				require.Equal(t, tc.lastID, r.LastEventID())
 			}
-			require.Equal(t, tc.want, got)
-			require.Equal(t, tc.lastID, r.LastEventID())
 		})
+	}
+}
+
+// BenchmarkFrameReader reads the frames a bench subscriber gets: an id and
+// one data line of about 200 bytes each.
+func BenchmarkFrameReader(b *testing.B) {
+	frame := "id: 123456\ndata: {\"id\":\"123456\",\"topic\":\"bench-0\",\"message\":{\"seq\":42,\"t\":1764892800000000000,\"pad\":\"" +
+		strings.Repeat("x", 90) + "\"},\"published_at\":\"2026-12-05T00:00:00.000000Z\"}\n\n"
+	stream := strings.Repeat(frame, 1000)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := client.NewFrameReader(strings.NewReader(stream))
+		for range 1000 {
+			if _, err := r.Next(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }

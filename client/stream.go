@@ -118,7 +118,7 @@ func (s *Stream) connect() error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return decodeError(resp)
+		return ResponseError(resp)
 	}
 	s.body = resp.Body
 	s.frames = NewFrameReader(resp.Body)

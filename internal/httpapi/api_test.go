@@ -49,6 +49,7 @@ const testTopic = "t"
 // their credentials.
 type testBundle struct {
 	url   string
+	api   *httpapi.API // what url serves
 	svc   *pubsub.Service
 	admin string
 	// app is the app the tests call; other is a second app.
@@ -71,36 +72,36 @@ type apiOptions struct {
 	config    func(*httpapi.Config)
 }
 
-func setup(t *testing.T, opts apiOptions) *testBundle {
-	t.Helper()
-	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+func setup(tb testing.TB, opts apiOptions) *testBundle {
+	tb.Helper()
+	ctx := tb.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "herald.db"), sqlite.Options{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { require.NoError(tb, st.Close()) })
 	bc, err := broadcast.NewMemory(broadcast.MemoryOptions{})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	var pubStore store.Store = st
 	if opts.wrapStore != nil {
 		pubStore = opts.wrapStore(st)
 	}
 	svc, err := pubsub.New(pubStore, bc, pubsub.Options{})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	streams := sse.New(bc, st, sse.Options{})
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		// A hang guard only: every stream has ended with its client.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		require.NoError(t, streams.Close(ctx))
+		require.NoError(tb, streams.Close(ctx))
 	})
 	tokens, err := auth.NewTokenSigner([]byte(strings.Repeat("k", auth.MinTokenKeyBytes)))
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	verifier := auth.NewVerifier(st, 0)
 
 	b := &testBundle{svc: svc, admin: "admin-" + auth.NewID(), tokens: tokens, streams: streams}
-	b.app, b.full, b.sub = newApp(t, svc)
-	b.other, b.otherKey, _ = newApp(t, svc)
-	b.token = b.mint(t, verifier, b.full, b.app, time.Now())
-	b.otherToken = b.mint(t, verifier, b.otherKey, b.other, time.Now())
+	b.app, b.full, b.sub = newApp(tb, svc)
+	b.other, b.otherKey, _ = newApp(tb, svc)
+	b.token = b.mint(tb, verifier, b.full, b.app, time.Now())
+	b.otherToken = b.mint(tb, verifier, b.otherKey, b.other, time.Now())
 
 	cfg := httpapi.Config{
 		Publisher: svc, Topics: svc, Apps: svc, AppGetter: st,
@@ -110,18 +111,19 @@ func setup(t *testing.T, opts apiOptions) *testBundle {
 	if opts.config != nil {
 		opts.config(&cfg)
 	}
-	srv := httptest.NewServer(httpapi.New(cfg))
-	t.Cleanup(srv.Close)
+	b.api = httpapi.New(cfg)
+	srv := httptest.NewServer(b.api)
+	tb.Cleanup(srv.Close)
 	b.url = srv.URL
 	return b
 }
 
 // newApp creates an app with testTopic and returns its id, its full key
 // and its subscribe-only key.
-func newApp(t *testing.T, svc *pubsub.Service) (id, full, sub string) {
-	t.Helper()
-	out, err := svc.CreateApp(t.Context(), "app")
-	require.NoError(t, err)
+func newApp(tb testing.TB, svc *pubsub.Service) (id, full, sub string) {
+	tb.Helper()
+	out, err := svc.CreateApp(tb.Context(), "app")
+	require.NoError(tb, err)
 	for _, k := range out.Keys {
 		if len(k.Scopes) == 1 {
 			sub = k.Key
@@ -129,21 +131,21 @@ func newApp(t *testing.T, svc *pubsub.Service) (id, full, sub string) {
 			full = k.Key
 		}
 	}
-	require.NotEmpty(t, full)
-	require.NotEmpty(t, sub)
-	_, _, err = svc.CreateTopic(t.Context(), out.App.ID, testTopic)
-	require.NoError(t, err)
+	require.NotEmpty(tb, full)
+	require.NotEmpty(tb, sub)
+	_, _, err = svc.CreateTopic(tb.Context(), out.App.ID, testTopic)
+	require.NoError(tb, err)
 	return out.App.ID, full, sub
 }
 
 // mint returns a browser token of app for testTopic, minted with key at
 // now, valid for a minute.
-func (b *testBundle) mint(t *testing.T, v *auth.Verifier, key, app string, now time.Time) string {
-	t.Helper()
-	k, err := v.Verify(t.Context(), key)
-	require.NoError(t, err)
+func (b *testBundle) mint(tb testing.TB, v *auth.Verifier, key, app string, now time.Time) string {
+	tb.Helper()
+	k, err := v.Verify(tb.Context(), key)
+	require.NoError(tb, err)
 	tok, _, err := b.tokens.MintForKey(k.ID, app, []string{testTopic}, time.Minute, now)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return tok
 }
 

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -300,5 +301,46 @@ func chain(edits ...func(*http.Request)) func(*http.Request) {
 				e(r)
 			}
 		}
+	}
+}
+
+// TestPublishBodyDeclaredOrChunked publishes a body of declared length and
+// a chunked one (no Content-Length), within the limit and over it: both
+// ways of sending answer alike.
+func TestPublishBodyDeclaredOrChunked(t *testing.T) {
+	t.Parallel()
+	b := setup(t, apiOptions{})
+	publish := "/v1/apps/" + b.app + "/topics/" + testTopic + "/messages"
+	chunked := func(r *http.Request) { r.ContentLength = -1 }
+	for _, tc := range []struct {
+		name, body string
+		edit       func(*http.Request)
+		status     int
+		code       string
+	}{
+		{"declared", `{"a": 1}`, nil, 202, ""},
+		{"chunked", `{"a": 1}`, chunked, 202, ""},
+		{"declared, over the read limit", strings.Repeat(" ", 300_000) + "1", nil, 413, "message_too_large"},
+		{"chunked, over the read limit", strings.Repeat(" ", 300_000) + "1", chunked, 413, "message_too_large"},
+		{"declared, not JSON", `{"a":`, nil, 400, "invalid_request"},
+		{"chunked, not JSON", `{"a":`, chunked, 400, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := b.do(t, http.MethodPost, publish, strings.NewReader(tc.body), chain(bearer(b.full), tc.edit))
+			require.Equal(t, tc.status, got.status, "%s", got.body)
+			require.Equal(t, tc.code, got.code)
+			if got.status != http.StatusAccepted {
+				return
+			}
+			var m struct{ ID string }
+			require.NoError(t, json.Unmarshal(got.body, &m))
+			id, err := strconv.ParseUint(m.ID, 10, 64)
+			require.NoError(t, err)
+			msgs, err := b.svc.History(t.Context(), b.app, testTopic, id-1, 1)
+			require.NoError(t, err)
+			require.Len(t, msgs, 1)
+			require.Equal(t, `{"a":1}`, string(msgs[0].Body), "stored compacted")
+		})
 	}
 }

@@ -35,9 +35,16 @@ const storeFullRetry = 30 * time.Second
 // *bodyReadError, which is the client's fault, never the server's.
 type requestBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
+	rc      http.ResponseController
 	sawEOF  bool
 	timeout time.Duration
+}
+
+// boundRequest is the request boundBody serves and its body, allocated
+// together: every request with a body makes one.
+type boundRequest struct {
+	req  http.Request
+	body requestBody
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -59,6 +66,31 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readBody reads r's body, refusing one over limit bytes with an
+// *http.MaxBytesError. A body whose length is declared (and within limit)
+// is read into a buffer of that size: the service keeps a compact message
+// as it came (see pubsub.Publication), and net/http already stops a body
+// at its declared length.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	n := r.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
+	body := make([]byte, n, n+1)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	// Read on to the end, as io.ReadAll would: the end is what clears the
+	// read deadline (requestBody.Read). The byte of room is for that read.
+	switch m, err := r.Body.Read(body[n : n+1]); {
+	case m > 0:
+		return nil, &bodyReadError{err: errors.New("the body is longer than its Content-Length")}
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err
+	}
+	return body, nil
 }
 
 // bodyReadError is a request body that could not be read: the client
@@ -99,16 +131,15 @@ func (a *API) boundBody(w http.ResponseWriter, r *http.Request) *http.Request {
 		// are present; clients pay one reconnect.
 		w.Header().Set("Connection", "close")
 	}
-	rc := http.NewResponseController(w)
+	// A shallow copy: net/http keeps the original request, and must keep
+	// its own body to decide what to do with what is left of it.
+	b := &boundRequest{req: *r, body: requestBody{ReadCloser: r.Body, rc: *http.NewResponseController(w), timeout: a.readTimeout}}
+	b.req.Body = &b.body
 	// The deadline covers the connection's reads (HTTP/1.x) or the
 	// request's body (HTTP/2); where unsupported, the body is unbounded
 	// as before.
-	_ = rc.SetReadDeadline(time.Now().Add(a.readTimeout))
-	// A shallow copy: net/http keeps the original request, and must keep
-	// its own body to decide what to do with what is left of it.
-	r2 := *r
-	r2.Body = &requestBody{ReadCloser: r.Body, rc: rc, timeout: a.readTimeout}
-	return &r2
+	_ = b.body.rc.SetReadDeadline(time.Now().Add(a.readTimeout))
+	return &b.req
 }
 
 // unboundBody lifts the read deadline boundBody set, for a stream.

@@ -127,7 +127,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r.bases = bases
+	r.bases, r.baseURLs = bases, baseURLs
 
 	// One transport for the API calls, the publishers and the scrapes, with
 	// idle connections enough that every publisher keeps its own to each
@@ -174,13 +174,14 @@ type run struct {
 	nodes int
 	route nodeRoute
 
-	bases   []string // every node's URL
-	hc      *http.Client
-	app     string
-	key     string           // the app's key that publishes, subscribes and manages
-	clients []*client.Client // with key, one per node
-	topics  []string
-	scrapes scrapeRounds
+	bases    []string   // every node's URL
+	baseURLs []*url.URL // the same, parsed
+	hc       *http.Client
+	app      string
+	key      string           // the app's key that publishes, subscribes and manages
+	clients  []*client.Client // with key, one per node
+	topics   []string
+	scrapes  scrapeRounds
 }
 
 // scrapeRounds are the rounds of /metrics scrapes the server figures come
@@ -457,7 +458,7 @@ func (r *run) publish(ctx context.Context, pool *subscriberPool, window *measure
 		window.setSchedule(dueJobs(o.Warmup, o.Rate), dueJobs(o.Warmup+o.Duration, o.Rate))
 	}
 	plan := publishPlan{
-		clients: r.clients, route: r.route, app: r.app, topics: r.topics, rate: o.Rate, publishers: o.Publishers,
+		clients: r.clients, bases: r.baseURLs, key: r.key, route: r.route, app: r.app, topics: r.topics, rate: o.Rate, publishers: o.Publishers,
 		size: o.Size, batch: o.Batch, start: start, warmup: o.Warmup, duration: o.Duration,
 	}
 	r.say("publishing for %s (%s warmup, then %s measured)", o.Warmup+o.Duration, o.Warmup, o.Duration)

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,8 @@ import (
 // names (clients has one client per node).
 type publishPlan struct {
 	clients    []*client.Client
+	bases      []*url.URL // the nodes' URLs, as clients has them
+	key        string     // the key clients publish with
 	route      nodeRoute
 	app        string
 	topics     []string
@@ -142,6 +145,10 @@ func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measure
 		jobs []uint64
 		req  publishRequest
 	)
+	senders := newPublishSenders(plan)
+	defer senders.close()
+	// A request in flight when ctx ends is ended with it.
+	defer context.AfterFunc(ctx, senders.close)()
 	for {
 		jobs = takeJobs(stopCtx, jobs[:0], max(plan.batch, 1), next)
 		if len(jobs) == 0 {
@@ -149,12 +156,12 @@ func publishLoop(ctx, stopCtx context.Context, plan publishPlan, window *measure
 		}
 		sent := time.Now()
 		msgs, firstSeq := req.build(plan, jobs, sent)
-		c := plan.clients[plan.route.publisherNode(firstSeq)]
+		s := senders.senders[plan.route.publisherNode(firstSeq)]
 		var err error
 		if plan.batch <= 1 {
-			_, err = c.Publish(ctx, plan.app, msgs[0].Topic, msgs[0].Message)
+			err = s.publish(ctx, plan.app, msgs[0].Topic, msgs[0].Message)
 		} else {
-			_, err = c.PublishBatch(ctx, plan.app, msgs)
+			err = s.publishBatch(ctx, plan.app, msgs)
 		}
 		res.record(window, jobs, sent, time.Since(sent), err)
 	}

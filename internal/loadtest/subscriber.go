@@ -176,16 +176,7 @@ func (p *subscriberPool) observe(i int, f client.Frame) {
 // body once the server has answered 200: by then the server has subscribed
 // it, so nothing published afterwards can be missed.
 func (p *subscriberPool) connect(ctx context.Context, base *url.URL, topic string) (io.ReadCloser, error) {
-	host := base.Host
-	if base.Port() == "" {
-		port := "80"
-		if base.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(base.Hostname(), port)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", host)
+	conn, err := dialNode(ctx, base)
 	if err != nil {
 		return nil, fmt.Errorf("connect subscriber: %w", err)
 	}
@@ -195,19 +186,8 @@ func (p *subscriberPool) connect(ctx context.Context, base *url.URL, topic strin
 			_ = conn.Close() // the error that made us give up is the one to report
 		}
 	}()
-	// The deadline covers the request and the response headers only.
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, fmt.Errorf("connect subscriber: %w", err)
-		}
-	}
-	if base.Scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: base.Hostname()})
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("connect subscriber: %w", err)
-		}
-		conn = tc
-	}
+	// dialNode left ctx's deadline on conn: it covers the request and the
+	// response headers only.
 	u := *base
 	u.Path = strings.TrimRight(base.Path, "/") + "/v1/apps/" + url.PathEscape(p.app) + "/topics/" + url.PathEscape(topic) + "/events"
 	u.RawPath = ""
@@ -233,6 +213,39 @@ func (p *subscriberPool) connect(ctx context.Context, base *url.URL, topic strin
 	}
 	opened = true
 	return connBody{resp.Body, conn}, nil
+}
+
+// dialNode opens a connection to the server at base, over TLS for https,
+// under ctx's deadline, which it leaves on the connection.
+func dialNode(ctx context.Context, base *url.URL) (net.Conn, error) {
+	host := base.Host
+	if base.Port() == "" {
+		port := "80"
+		if base.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(base.Hostname(), port)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
+	if base.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: base.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return conn, nil
 }
 
 // connBody is a response body whose Close closes its connection: the

@@ -3,7 +3,9 @@
 package loadtest
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"syscall"
 	"time"
 )
@@ -32,4 +34,31 @@ func processCPU() (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// peerClosed reports, without waiting, whether the peer of conn (a TCP
+// connection) has closed it or sent something: a peek at the socket, which
+// Go keeps non-blocking. A read with a deadline in the past cannot tell: Go
+// refuses it before asking the socket.
+func peerClosed(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var (
+		buf    [1]byte
+		closed bool
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK)
+		// Data, the end (0 bytes), or an error other than "nothing yet".
+		closed = n > 0 || (err == nil && n == 0) ||
+			(err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK))
+		return true // done: never wait for the socket
+	})
+	return closed || err != nil
 }

@@ -152,7 +152,9 @@ const MaxIdempotencyKeyLen = 255
 // Publication is one publish request.
 type Publication struct {
 	AppID, Topic string
-	// Body is the message: one JSON value, in any formatting.
+	// Body is the message: one JSON value, in any formatting. The service
+	// keeps it as the stored and broadcast message when it is compact
+	// already, so the caller must not change it once published.
 	Body []byte
 	// IdempotencyKey, if not empty, makes a retry of this publish within
 	// store.IdempotencyWindow return the first one's message and store
@@ -306,8 +308,16 @@ func (s *Service) compact(body []byte) (json.RawMessage, error) {
 	}
 	// Before parsing: the parser gives up past 10,000 levels with a
 	// message that does not name the limit a client must stay under.
-	if depth(body) > s.maxDepth {
+	d, spaced := scan(body)
+	if d > s.maxDepth {
 		return nil, fmt.Errorf("%w: arrays and objects nest deeper than %d levels", ErrTooDeep, s.maxDepth)
+	}
+	// Most clients send compact JSON: then the body is the message, kept
+	// without a copy (json.Compact only drops whitespace outside strings),
+	// unless its buffer is much larger than it, as the message may live
+	// long in history and broadcast rings.
+	if !spaced && len(body) > 0 && len(body) <= s.maxMessage && cap(body)-len(body) <= len(body)/4 && json.Valid(body) {
+		return body[:len(body):len(body)], nil
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(body))
@@ -323,11 +333,12 @@ func (s *Service) compact(body []byte) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
-// depth is how deeply the arrays and objects of b nest, brackets in
-// strings not counted. b need not be valid JSON.
-func depth(b []byte) int {
+// scan returns how deeply the arrays and objects of b nest, and whether b
+// holds JSON whitespace outside strings; brackets and whitespace in
+// strings are not counted. b need not be valid JSON.
+func scan(b []byte) (depth int, spaced bool) {
 	var (
-		d, most         int
+		d               int
 		inString, escap bool
 	)
 	for _, c := range b {
@@ -345,12 +356,14 @@ func depth(b []byte) int {
 			inString = true
 		case c == '[' || c == '{':
 			d++
-			most = max(most, d)
+			depth = max(depth, d)
 		case c == ']' || c == '}':
 			d--
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			spaced = true
 		}
 	}
-	return most
+	return depth, spaced
 }
 
 // CreateTopic creates a topic; created is false when it already existed.

@@ -171,3 +171,31 @@ func TestPublishRefusesMessagesNestedTooDeep(t *testing.T) {
 	_, err = pubsub.New(b.store, b.bc, pubsub.Options{MaxDepth: pubsub.MaxMaxDepth + 1})
 	require.Error(t, err)
 }
+
+// TestPublishKeepsACompactBody checks a body sent compact is the stored
+// message as it came, without a copy, and one with whitespace outside its
+// strings, or in a buffer much larger than it, is stored compacted in a
+// buffer of its own.
+func TestPublishKeepsACompactBody(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	compact := []byte(`{"a":[1,"x y"],"b":{"c":null}}`)
+	msg, err := b.svc.Publish(t.Context(), b.appID, "t", compact)
+	require.NoError(t, err)
+	require.Equal(t, string(compact), string(msg.Body))
+	require.Same(t, &compact[0], &msg.Body[0], "kept, not copied")
+
+	spaced := []byte(" {\"a\": [1, \"x y\"],\n\"b\":{\"c\":null}}\r\n")
+	msg, err = b.svc.Publish(t.Context(), b.appID, "t", spaced)
+	require.NoError(t, err)
+	require.Equal(t, string(compact), string(msg.Body))
+
+	roomy := append(make([]byte, 0, 4096), compact...)
+	msg, err = b.svc.Publish(t.Context(), b.appID, "t", roomy)
+	require.NoError(t, err)
+	require.Equal(t, string(compact), string(msg.Body))
+	require.NotSame(t, &roomy[0], &msg.Body[0], "a large buffer is not kept for a small message")
+
+	_, err = b.svc.Publish(t.Context(), b.appID, "t", []byte(`{"a":1}}`))
+	require.ErrorIs(t, err, pubsub.ErrInvalid, "compact but not JSON")
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,13 +56,28 @@ type connLimit struct {
 	// whether and since when it waits on its client. Guarded by mu.
 	conns  map[net.Conn]*clientWait
 	closed bool // guarded by mu; the listener was closed
+	// full is set, under mu, while Accept looks for a connection to close
+	// or waits for one: only then must a body read that starts waiting
+	// (bodyWait) take mu to signal cond. Every request's body reads
+	// otherwise touch only their own connection's clientWait.
+	full atomic.Bool
 }
 
 // clientWait is whether, and since when, a connection waits on its client.
-// Its fields are guarded by connLimit.mu.
+// Its fields are atomic: the connection's body reads write them without
+// connLimit.mu, which Accept holds while it reads them.
 type clientWait struct {
-	waiting bool
-	since   time.Time
+	waiting atomic.Bool
+	since   atomic.Int64 // Unix nanoseconds
+}
+
+// wait records that the connection waits on its client from now on, or
+// (waiting false) does not.
+func (w *clientWait) wait(waiting bool) {
+	if waiting {
+		w.since.Store(time.Now().UnixNano())
+	}
+	w.waiting.Store(waiting)
 }
 
 // newConnLimit limits ln to max connections; max <= 0 is no limit.
@@ -79,6 +95,10 @@ func (l *connLimit) Accept() (net.Conn, error) {
 	}
 	l.mu.Lock()
 	for l.max > 0 && l.open >= l.max && !l.closed {
+		// Set before the connections are read: a body read that starts
+		// waiting after they are either is seen by the scan or sees full
+		// and signals (see bodyWait).
+		l.full.Store(true)
 		if v := l.longestWaitingLocked(); v != nil {
 			// Forgotten first, so it is closed once; its release makes
 			// the room.
@@ -90,6 +110,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		}
 		l.cond.Wait()
 	}
+	l.full.Store(false)
 	if l.closed {
 		l.mu.Unlock()
 		c.Close()
@@ -112,11 +133,14 @@ func (l *connLimit) Close() error {
 func (l *connLimit) longestWaitingLocked() net.Conn {
 	var (
 		oldest net.Conn
-		since  time.Time
+		since  int64
 	)
 	for c, w := range l.conns {
-		if w.waiting && (oldest == nil || w.since.Before(since)) {
-			oldest, since = c, w.since
+		if !w.waiting.Load() {
+			continue
+		}
+		if t := w.since.Load(); oldest == nil || t < since {
+			oldest, since = c, t
 		}
 	}
 	return oldest
@@ -128,31 +152,40 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	switch st {
 	case http.StateNew, http.StateIdle:
-		l.conns[c] = &clientWait{waiting: true, since: time.Now()}
+		w := l.conns[c]
+		if w == nil {
+			w = &clientWait{}
+			l.conns[c] = w
+		}
+		w.wait(true)
 		l.cond.Signal()
 	case http.StateActive:
 		if w := l.conns[c]; w != nil {
-			w.waiting = false
+			w.wait(false)
 		}
 	default: // hijacked (a stream), closed
 		delete(l.conns, c)
 	}
 }
 
-// bodyWait reports that a read of c's request body starts (waiting) or
-// has returned. Reads that return at once come and go; a read left
-// pending makes c a candidate to close, as the longest waiting.
-func (l *connLimit) bodyWait(c net.Conn, waiting bool) {
+// clientWait returns what l keeps of c, nil if nothing (closed already, or
+// HTTP/2).
+func (l *connLimit) clientWait(c net.Conn) *clientWait {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.conns[c]
-	if w == nil {
-		return // closed already, or HTTP/2
-	}
-	w.waiting = waiting
-	if waiting {
-		w.since = time.Now()
+	return l.conns[c]
+}
+
+// bodyWait reports that a read of w's connection's request body starts
+// (waiting) or has returned. Reads that return at once come and go; a
+// read left pending makes the connection a candidate to close, as the
+// longest waiting.
+func (l *connLimit) bodyWait(w *clientWait, waiting bool) {
+	w.wait(waiting)
+	if waiting && l.full.Load() {
+		l.mu.Lock()
 		l.cond.Signal()
+		l.mu.Unlock()
 	}
 }
 
@@ -214,7 +247,9 @@ func (l *connLimit) watchBodies(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		r.Body = &watchedBody{ReadCloser: r.Body, l: l, c: c}
+		if cw := l.clientWait(c); cw != nil {
+			r.Body = &watchedBody{ReadCloser: r.Body, l: l, w: cw}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -224,13 +259,13 @@ func (l *connLimit) watchBodies(next http.Handler) http.Handler {
 type watchedBody struct {
 	io.ReadCloser
 	l *connLimit
-	c net.Conn
+	w *clientWait
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
-	b.l.bodyWait(b.c, true)
+	b.l.bodyWait(b.w, true)
 	n, err := b.ReadCloser.Read(p)
-	b.l.bodyWait(b.c, false)
+	b.l.bodyWait(b.w, false)
 	return n, err
 }
 
