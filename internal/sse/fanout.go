@@ -157,6 +157,14 @@ func (w *worker) run() {
 				}
 			} else {
 				w.serve(n)
+				// Let the publishers in between chunks: a worker's sends
+				// never give up its P (sendNow is a raw system call), so
+				// while the queue stays full the goroutines waiting for
+				// that P (publishes, the store's writer) would wait for the
+				// scheduler's 10 ms preemption. At 5,000 subscribers on a
+				// loaded 2-core machine this halved the publish p99 (179 ->
+				// 87 ms, same run, median of 3), at the same CPU per write.
+				runtime.Gosched()
 			}
 			clear(w.turn[:n]) // do not pin a stream that ends
 		}
