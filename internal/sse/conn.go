@@ -124,7 +124,7 @@ func (c *directConn) tryWrite(b []byte) (int, error) {
 // so that raw.Write never waits for the socket to become writable.
 func (c *rawConn) writeNow(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), c.pending)
+		n, err := sendNow(fd, c.pending)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue

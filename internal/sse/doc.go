@@ -14,8 +14,10 @@
 //     writing through the ResponseWriter (HTTP/2).
 //   - stream.go: the stream state machine: subscribe, opening, replay,
 //     live events, heartbeats, control events, the end; who owns it.
-//   - fanout.go: the fan-out workers, which write published frames to
-//     direct streams without waiting.
+//   - fanout.go: the fan-out workers and their shared run queue, which
+//     write published frames to direct streams without waiting.
+//   - conn_send_linux.go, conn_send_other.go: the one system call those
+//     writes make.
 //   - revoke.go: the streams of each key, which revoking the key ends.
 //   - cursor.go: the Last-Event-ID of a multi-topic stream.
 //
@@ -62,15 +64,18 @@
 // carries a stack grown by setup); on HTTP/2 it is the request's. Either
 // way it is counted in the Handler's admission, so Close waits for it, and
 // that goroutine alone runs the stream's cleanup (stream.end). It writes the
-// opening and the replay, then, on HTTP/1.x, hands the stream to one of the
-// Handler's fan-out workers (fanout.go; about one per core, each with a
-// shard of the streams) and waits.
+// opening and the replay, then, on HTTP/1.x, hands the stream to the
+// Handler's fan-out (fanout.go: about one worker per core, sharing one run
+// queue) and waits.
 //
-// A publish queues each stream it reaches on its worker (the subscription's
-// wake), and the worker writes the stream's pending frames, already
-// encoded, with one write(2) that does not wait (syscall.RawConn, stopping
-// at EAGAIN): no goroutine wakes per delivery, and events that pile up for
-// one stream go out in one write. A stream whose socket does not take the
+// A publish queues each stream it reaches on the run queue (the
+// subscription's wake), once however often it is woken, and wakes a worker
+// if none is awake; workers take the queue a chunk at a time, and one that
+// leaves more than a chunk behind wakes another. A worker writes each
+// stream's pending frames, already encoded, with one send(2) that does not
+// wait (syscall.RawConn, stopping at EAGAIN): no goroutine wakes per
+// delivery, a publish that reaches a few streams wakes one worker, and
+// events that pile up for one stream go out in one write. A stream whose socket does not take the
 // whole write is parked: its goroutine writes the rest under the write
 // deadline (a client that stopped reading is cut off there), drains what
 // its ring holds meanwhile (drop-oldest, with an exact "lagged"), and hands

@@ -56,7 +56,7 @@ func TestHTTP1StreamIsWrittenByItsWorker(t *testing.T) {
 		h.adm.mu.Lock()
 		defer h.adm.mu.Unlock()
 		for s := range h.adm.keys["k"] {
-			return s.w != nil && s.direct.Load()
+			return s.fan != nil && s.direct.Load()
 		}
 		return false
 	}

@@ -217,7 +217,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		return nil
 	}
 	if dw, ok := s.out.(directWriter); ok {
-		s.dw, s.w = dw, h.fan.worker() // no worker once Close began: s writes itself
+		if h.fan.start() { // not once Close began: then s writes itself
+			s.dw, s.fan = dw, &h.fan
+		}
 	}
 	// The request's context ends when Serve returns; the stream, on a
 	// connection it now owns, lives on until its own context ends.

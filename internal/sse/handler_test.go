@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhq/herald/client"
@@ -418,4 +419,69 @@ func TestStreamSlowReaderCatchesUpInOrder(t *testing.T) {
 	// Caught up: a new event comes next, and on its own.
 	id := tb.publish(t, "t", `"after"`)
 	require.Equal(t, fmt.Sprint(id), next(t, r).ID)
+}
+
+// TestStreamsUnderConcurrentPublishesGetEachEventOnceInOrder has many
+// streams, on one topic or on several, while a publisher per topic
+// publishes at once: the fan-out workers share one run queue, so a stream
+// woken during its turn goes round again, maybe to another worker. Every
+// stream gets every event of its topics once and in order (with -race: one
+// worker at a time touches a stream).
+func TestStreamsUnderConcurrentPublishesGetEachEventOnceInOrder(t *testing.T) {
+	t.Parallel()
+	topics := []string{"a", "b", "c", "d"}
+	tb := setup(t, sse.Options{}, topics...)
+	const perTopic = 25 // single-topic streams per topic
+	const n = 400       // events per topic: fewer than the ring holds, so none may be lost
+	type sub struct {
+		topics []string
+		r      *client.FrameReader
+	}
+	var subs []sub
+	for _, tp := range topics {
+		for range perTopic {
+			subs = append(subs, sub{[]string{tp}, client.NewFrameReader(tb.open(t, "topic="+tp, "", tp).Body)})
+		}
+	}
+	for range 4 {
+		subs = append(subs, sub{topics, client.NewFrameReader(tb.open(t, "topic=a&topic=b&topic=c&topic=d", "", topics...).Body)})
+	}
+	require.Eventually(t, func() bool { return tb.h.Subscribers("app", "a") == perTopic+4 }, 30*time.Second, time.Millisecond)
+
+	var wg sync.WaitGroup
+	for _, tp := range topics {
+		wg.Go(func() {
+			for i := range n {
+				tb.publish(t, tp, fmt.Sprintf(`{"n":%d}`, i))
+			}
+		})
+	}
+	for _, s := range subs {
+		wg.Go(func() {
+			last := map[string]uint64{}
+			for got := 0; got < n*len(s.topics); got++ {
+				f, err := s.r.Next()
+				if !assert.NoError(t, err) {
+					return
+				}
+				if f.Type == "start" {
+					got--
+					continue
+				}
+				if !assert.Empty(t, f.Type, "no control event: %q", f.Data) {
+					return
+				}
+				var d struct{ ID, Topic string }
+				if !assert.NoError(t, json.Unmarshal([]byte(f.Data), &d)) {
+					return
+				}
+				want := fmt.Sprint(last[d.Topic] + 1)
+				if !assert.Equal(t, want, d.ID, "topic %s: each event once, in order", d.Topic) {
+					return
+				}
+				last[d.Topic]++
+			}
+		})
+	}
+	wg.Wait()
 }

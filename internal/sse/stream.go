@@ -19,7 +19,8 @@ import (
 //
 // One goroutine at a time owns the delivery state (subs' cursors, pos, buf,
 // sent, held, id and the writes to out): the stream's goroutine while the
-// stream is parked (direct false), its fan-out worker while it is direct.
+// stream is parked (direct false), the fan-out while it is direct, and
+// within the fan-out the one worker serving the stream's turn (turn).
 // Only the owner hands it over: the goroutine sets direct once everything
 // pending is written (goDirect), the worker clears it when the socket does
 // not take a whole write or the stream must end (park). Either then wakes
@@ -27,6 +28,17 @@ import (
 // wake that races a hand-over may reach the old owner, which passes it on:
 // nothing is lost, and since Receive is called by the owner alone, nothing
 // is sent twice or out of order.
+//
+// The fan-out side of a stream moves through turn's states:
+//
+//	turnIdle ──notify──► turnQueued (on the run queue) ──worker takes it──► turnBusy
+//	turnBusy ──notify──► turnAgain
+//	turnBusy ──turn ends──► turnIdle; turnAgain ──turn ends──► turnQueued (back on the queue)
+//
+// so a stream is on the queue at most once, and is served by one worker at
+// a time however many take from the queue. A worker that parks the stream
+// still ends its turn this way: a goDirect that follows at once finds the
+// stream busy, and its wake sends it round the queue again.
 type stream struct {
 	h                *Handler
 	ctx              context.Context // ends the stream: Close, the client leaving (until handed off), end
@@ -53,13 +65,14 @@ type stream struct {
 
 	// dw is out as a directWriter, or nil: then the stream is never direct.
 	dw directWriter
-	// w is the fan-out worker that writes for the stream while it is
-	// direct; nil when dw is.
-	w *worker
-	// direct says the worker owns the stream (see Ownership).
+	// fan is the fan-out that writes for the stream while it is direct;
+	// nil when dw is.
+	fan *fanout
+	// direct says the fan-out owns the stream (see Ownership).
 	direct atomic.Bool
-	// queued says the stream is on w's ready list; it keeps it there once.
-	queued atomic.Bool
+	// turn is where the stream stands with the fan-out: turnIdle,
+	// turnQueued, turnBusy or turnAgain (see Ownership).
+	turn atomic.Uint32
 	// stopping is set when ctx ends, before the wake that tells the owner.
 	stopping atomic.Bool
 	// heartbeat fires every Options.Heartbeat while the stream runs; it
@@ -175,8 +188,8 @@ func (s *stream) start() bool {
 // the stream). In the fan-out profile, selecting over four channels on
 // every delivery cost more than everything else the stream does itself.
 //
-// While the stream is direct its worker delivers, and wakes reach the
-// worker; the loop only waits for the worker to hand the stream back.
+// While the stream is direct the fan-out delivers, and wakes reach it;
+// the loop only waits for a fan-out worker to hand the stream back.
 func (s *stream) run() {
 	stopWake := context.AfterFunc(s.ctx, func() { s.stopping.Store(true); s.notify() })
 	defer stopWake()
@@ -228,12 +241,12 @@ func (s *stream) appendPingIfDue() {
 	}
 }
 
-// goDirect hands the stream to its worker, if it has one. The stream's
+// goDirect hands the stream to the fan-out, if it has one. The stream's
 // goroutine calls it once everything pending is written; what arrived
-// since its last Receive is the worker's to deliver, so the stream is
-// queued on it at once.
+// since its last Receive is the fan-out's to deliver, so the stream is
+// queued at once.
 func (s *stream) goDirect() {
-	if s.w == nil || s.w.gone.Load() {
+	if s.fan == nil || s.fan.gone.Load() {
 		return
 	}
 	// A deadline left from a parked write would fail the direct ones
@@ -246,11 +259,19 @@ func (s *stream) goDirect() {
 	s.notify()
 }
 
-// park hands the stream back to its goroutine. Only the worker that owns
-// it calls it (or push, once that worker has stopped).
+// park hands the stream back to its goroutine. Only the worker serving
+// its turn calls it (or handBack).
 func (s *stream) park() {
 	s.direct.Store(false)
 	s.wakeWriter()
+}
+
+// handBack parks a queued stream once the fan-out has stopped: no worker
+// touches it again. Its turn is cleared first, so that a goDirect racing
+// the park queues it again and has it handed back in turn.
+func (s *stream) handBack() {
+	s.turn.Store(turnIdle)
+	s.park()
 }
 
 // deliverDirect is a fan-out worker's turn at a direct stream: it receives
@@ -260,7 +281,6 @@ func (s *stream) park() {
 // piles up meanwhile) and when the stream must end. It returns how many
 // message frames it wrote.
 func (s *stream) deliverDirect() int {
-	s.queued.Store(false) // a wake from here on queues the stream again
 	if !s.direct.Load() {
 		s.wakeWriter() // a wake that raced park: the goroutine owns s
 		return 0
@@ -347,18 +367,38 @@ func (s *stream) armDeadlineRefresh() {
 	s.deadlineRefresh.Reset(half)
 }
 
-// notify wakes whoever owns the stream: its worker while it is direct, its
-// goroutine otherwise. It is the wake of the stream's subscriptions, its
-// timers and its context, and never blocks.
+// notify wakes whoever owns the stream: the fan-out while it is direct,
+// its goroutine otherwise. It is the wake of the stream's subscriptions,
+// its timers and its context, and never blocks.
 func (s *stream) notify() {
-	if s.direct.Load() {
-		if s.queued.CompareAndSwap(false, true) {
-			s.w.push(s)
-		}
+	if !s.direct.Load() {
+		s.wakeWriter()
 		return
 	}
-	s.wakeWriter()
+	for {
+		switch s.turn.Load() {
+		case turnIdle:
+			if s.turn.CompareAndSwap(turnIdle, turnQueued) {
+				s.fan.push(s)
+				return
+			}
+		case turnBusy:
+			if s.turn.CompareAndSwap(turnBusy, turnAgain) {
+				return
+			}
+		default: // queued, or due to be: its next turn finds what is new
+			return
+		}
+	}
 }
+
+// The states of stream.turn.
+const (
+	turnIdle   = iota // not on the run queue
+	turnQueued        // on the run queue (or taken off it, its turn about to start)
+	turnBusy          // a worker is serving its turn
+	turnAgain         // woken during its turn: it goes back on the queue after it
+)
 
 // wakeWriter wakes the stream's goroutine; it never blocks.
 func (s *stream) wakeWriter() {

@@ -21,9 +21,9 @@ func (d *discard) clearDeadline() error              { return nil }
 
 // BenchmarkFanOut measures the fan-out path alone, without sockets or
 // goroutine switches: one publish to a topic with n direct streams, which
-// queues each on the fan-out worker, then the worker's turn
-// (worker.serveReady: per stream receive, append the shared frame, one
-// write). The events are made and encoded before the timer starts, as
+// queues each on the fan-out's run queue, then a worker's turns until
+// the queue is empty (worker.take and worker.serve: per stream receive,
+// append the shared frame, one write). The events are made and encoded before the timer starts, as
 // pubsub and the first stream do once per publish, so allocs/op is the
 // allocations of n deliveries and must stay 0.
 func BenchmarkFanOut(b *testing.B) {
@@ -36,12 +36,16 @@ func BenchmarkFanOut(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			h := New(mem, nil, Options{})
-			w := newWorker(h.metrics) // its goroutine is the benchmark's
+			// No worker goroutine is started: the benchmark's goroutine
+			// is the one worker, parked on the idle list as start leaves
+			// it, and runs its loop (worker.run) inline.
+			w := &worker{f: &h.fan, wake: make(chan struct{}, 1)}
+			h.fan.idle = []*worker{w}
 			streams := make([]*stream, n)
 			for i := range streams {
 				d := &discard{}
 				s := &stream{
-					h: h, ctx: ctx, out: d, dw: d, w: w, app: "app", topics: []string{"t"},
+					h: h, ctx: ctx, out: d, dw: d, fan: &h.fan, app: "app", topics: []string{"t"},
 					wake: make(chan struct{}, 1), subs: make([]*broadcast.Subscription, 1), pos: make([]uint64, 1),
 					live: 1, evs: make([]*broadcast.Event, 0, 8), buf: make([]byte, 0, 1024),
 				}
@@ -67,7 +71,13 @@ func BenchmarkFanOut(b *testing.B) {
 			for i := range b.N {
 				mem.Publish(ctx, evs[i])
 				<-w.wake
-				w.serveReady()
+				for {
+					n, _ := w.take()
+					if n < 0 {
+						break
+					}
+					w.serve(n)
+				}
 			}
 			b.StopTimer()
 			for _, s := range streams {

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package sse
+
+import "syscall"
+
+// sendNow writes p to the non-blocking socket fd with one write(2); the
+// Linux version says why it is a function of its own.
+func sendNow(fd uintptr, p []byte) (int, error) {
+	return syscall.Write(int(fd), p)
+}
