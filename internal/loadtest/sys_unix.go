@@ -24,7 +24,7 @@ func raiseFileLimit() (uint64, error) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, fmt.Errorf("set RLIMIT_NOFILE: %w", err)
 	}
-	return lim.Cur, nil
+	return uint64(lim.Cur), nil // int64 on FreeBSD
 }
 
 // processCPU returns the CPU time (user and system) this process has used.

@@ -89,11 +89,12 @@ type rawConn struct {
 }
 
 // newRawConn returns conn as a sink, and as a directWriter when conn
-// exposes its file descriptor (syscall.Conn).
+// exposes its file descriptor (syscall.Conn) on a platform whose sockets
+// the fan-out workers can write to without waiting (sendsDirect).
 func newRawConn(conn net.Conn, head []byte) sink {
 	c := &rawConn{conn: conn, head: head}
 	sc, ok := conn.(syscall.Conn)
-	if !ok {
+	if !ok || !sendsDirect {
 		return c
 	}
 	raw, err := sc.SyscallConn()

@@ -5,6 +5,10 @@ import (
 	"unsafe"
 )
 
+// sendsDirect: the fan-out workers write to this platform's sockets
+// themselves (newRawConn).
+const sendsDirect = true
+
 // sendNow writes p to the socket fd with one send(2) that does not wait
 // (MSG_DONTWAIT) and raises no SIGPIPE (MSG_NOSIGNAL). It is nearly all of
 // a fan-out worker's time, and two of its costs are not the socket's:

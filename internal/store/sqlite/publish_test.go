@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -89,13 +87,4 @@ func BenchmarkPublishBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N*len(reqs)), "cpu-µs/op")
-}
-
-// processCPU returns the CPU time the process has used so far, user and
-// system, all threads: with one publisher, the store's whole cost.
-func processCPU(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
