@@ -17,7 +17,8 @@
 //   - fanout.go: the fan-out workers and their shared run queue, which
 //     write published frames to direct streams without waiting.
 //   - conn_send_linux.go, conn_send_other.go: the one system call those
-//     writes make.
+//     writes make; conn_send_windows.go: none (every stream there writes
+//     from its own goroutine).
 //   - revoke.go: the streams of each key, which revoking the key ends.
 //   - cursor.go: the Last-Event-ID of a multi-topic stream.
 //
