@@ -36,12 +36,12 @@ func openStore(t *testing.T, dbURL string, opts postgres.Options) *postgres.Stor
 	return st
 }
 
-// connect opens a plain connection to dbURL, closed when t ends.
-func connect(t testing.TB, dbURL string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dbURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+// connect opens a plain connection to dbURL, closed when tb ends.
+func connect(tb testing.TB, dbURL string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), dbURL)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
 }
 
