@@ -1,17 +1,19 @@
 package loadtest
 
 import (
-	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Series read from the server's /metrics.
@@ -32,15 +34,22 @@ const (
 	metricPGHistoryReads  = "herald_cluster_history_reads_total"
 )
 
-// promSnapshot is one scrape of /metrics; nil when the scrape failed.
-type promSnapshot map[string]float64
+// promSnapshot is one scrape of /metrics: its metric families by name; nil
+// when the scrape failed.
+type promSnapshot map[string]*dto.MetricFamily
 
-// scrapeMetrics fetches and parses base's /metrics.
+// scrapeAccept asks for the delimited protobuf format, cheaper than text for
+// the server to encode and for bench to decode, and takes the text format
+// from servers that only speak that: Prometheus's own order of the two.
+const scrapeAccept = string(expfmt.FmtProtoDelim) + ";q=0.7," + string(expfmt.FmtText) + ";q=0.3"
+
+// scrapeMetrics fetches and decodes base's /metrics.
 func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (promSnapshot, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
 	if err != nil {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
 	}
+	req.Header.Set("Accept", scrapeAccept)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
@@ -49,17 +58,62 @@ func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (promSnaps
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
 	}
-	m, err := parsePromText(resp.Body)
+	m, err := decodeMetrics(resp.Body, resp.Header)
 	if err != nil {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
 	}
 	return m, nil
 }
 
-// value returns a series' value, or nil when it (or the snapshot) is absent.
-func (s promSnapshot) value(series string) *float64 {
-	v, ok := s[series]
-	if !ok {
+// decodeMetrics reads an exposition in the format its Content-Type names
+// (Prometheus text or delimited protobuf) with the Prometheus library. Any
+// other Content-Type is refused rather than guessed at: an HTML page from a
+// proxy is not metrics.
+func decodeMetrics(r io.Reader, h http.Header) (promSnapshot, error) {
+	format := expfmt.ResponseFormat(h)
+	if format.FormatType() == expfmt.TypeUnknown {
+		return nil, fmt.Errorf("content type %q is not a Prometheus exposition format", h.Get("Content-Type"))
+	}
+	dec := expfmt.NewDecoder(r, format)
+	out := make(promSnapshot)
+	for {
+		mf := new(dto.MetricFamily)
+		err := dec.Decode(mf)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode metrics: %w", err)
+		}
+		out[mf.GetName()] = mf
+	}
+}
+
+// unlabelled returns the family's series without labels, or nil.
+func (s promSnapshot) unlabelled(name string) *dto.Metric {
+	for _, m := range s[name].GetMetric() {
+		if len(m.GetLabel()) == 0 {
+			return m
+		}
+	}
+	return nil
+}
+
+// value returns the value of a counter, gauge or untyped metric's series
+// without labels, or nil when it (or the snapshot) is absent.
+func (s promSnapshot) value(name string) *float64 {
+	m := s.unlabelled(name)
+	var v float64
+	switch {
+	case m == nil:
+		return nil
+	case m.Counter != nil:
+		v = m.Counter.GetValue()
+	case m.Gauge != nil:
+		v = m.Gauge.GetValue()
+	case m.Untyped != nil:
+		v = m.Untyped.GetValue()
+	default:
 		return nil
 	}
 	return &v
@@ -103,40 +157,66 @@ func (b BucketBound) String() string {
 // histogram name (in seconds) from the growth of its buckets between two
 // scrapes. It is nil when the histogram is absent or saw nothing.
 func histogramQuantileDelta(before, after promSnapshot, name string, q float64) *BucketBound {
-	type bucket struct{ le, count float64 }
-	var bs []bucket
-	for series, v := range after {
-		le, ok := strings.CutPrefix(series, name+`_bucket{le="`)
-		if !ok {
-			continue
-		}
-		bound, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64)
-		if err != nil {
-			continue
-		}
-		bs = append(bs, bucket{bound, v - before[series]})
-	}
-	if len(bs) == 0 {
+	a := after.unlabelled(name).GetHistogram()
+	if a == nil {
 		return nil
 	}
-	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
-	total := bs[len(bs)-1].count
+	b := before.unlabelled(name).GetHistogram() // nil: all zero
+	grown := func(a, b *dto.Bucket) float64 { return bucketCount(a) - bucketCount(b) }
+	// The text format writes the +Inf bucket, the protobuf one leaves it to
+	// the sample count: the total is the count either way.
+	total := sampleCount(a) - sampleCount(b)
 	if total <= 0 {
 		return nil
 	}
-	for i, b := range bs {
-		if b.count < q*total {
-			continue
+	largest := math.NaN() // the largest finite bound below the quantile
+	for _, ab := range sortedBuckets(a) {
+		le := ab.GetUpperBound()
+		if math.IsInf(le, 1) {
+			break
 		}
-		if !math.IsInf(b.le, 1) {
-			return &BucketBound{Ms: b.le * 1000}
+		if grown(ab, bucketAt(b, le)) >= q*total {
+			return &BucketBound{Ms: le * 1000}
 		}
-		if i == 0 {
-			return nil
+		largest = le
+	}
+	if math.IsNaN(largest) {
+		return nil // no finite bucket
+	}
+	return &BucketBound{Ms: largest * 1000, Beyond: true}
+}
+
+// sortedBuckets returns h's buckets by upper bound.
+func sortedBuckets(h *dto.Histogram) []*dto.Bucket {
+	return slices.SortedFunc(slices.Values(h.GetBucket()), func(a, b *dto.Bucket) int {
+		return cmp.Compare(a.GetUpperBound(), b.GetUpperBound())
+	})
+}
+
+// bucketAt returns h's bucket with upper bound le, or nil.
+func bucketAt(h *dto.Histogram, le float64) *dto.Bucket {
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == le {
+			return b
 		}
-		return &BucketBound{Ms: bs[i-1].le * 1000, Beyond: true}
 	}
 	return nil
+}
+
+// bucketCount and sampleCount read counts written as integers or, when any
+// of a histogram's counts is fractional, as floats; nil reads as zero.
+func bucketCount(b *dto.Bucket) float64 {
+	if f := b.GetCumulativeCountFloat(); f != 0 {
+		return f
+	}
+	return float64(b.GetCumulativeCount())
+}
+
+func sampleCount(h *dto.Histogram) float64 {
+	if f := h.GetSampleCountFloat(); f != 0 {
+		return f
+	}
+	return float64(h.GetSampleCount())
 }
 
 // serverFigures works out the server section from the scrapes taken before
@@ -177,61 +257,4 @@ func serverFigures(before, withSubs, windowStart, after promSnapshot, subscriber
 	s.PGNotificationsReceived = metricDelta(windowStart, after, metricPGReceived)
 	s.PGHistoryReads = metricDelta(windowStart, after, metricPGHistoryReads)
 	return s
-}
-
-// parsePromText reads the Prometheus text exposition format into a map from
-// series (the metric name, with its labels as written: `x{le="0.1"}`) to
-// value. Comments, blank lines and timestamps are skipped.
-func parsePromText(r io.Reader) (map[string]float64, error) {
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		series, rest, err := splitSeries(line)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %d: %w", n, err)
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 || len(fields) > 2 {
-			return nil, fmt.Errorf("metrics line %d: want a value and an optional timestamp after %s", n, series)
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %d: %w", n, err)
-		}
-		out[series] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
-	}
-	return out, nil
-}
-
-// splitSeries splits a sample line after its series: the name, and the
-// label set if there is one, whose quoted values may hold spaces, braces and
-// escaped quotes.
-func splitSeries(line string) (series, rest string, err error) {
-	i := strings.IndexAny(line, "{ \t")
-	if i < 0 {
-		return "", "", fmt.Errorf("no value in %q", line)
-	}
-	if line[i] != '{' {
-		return line[:i], line[i:], nil
-	}
-	quoted := false
-	for j := i + 1; j < len(line); j++ {
-		switch c := line[j]; {
-		case quoted && c == '\\':
-			j++ // skip the escaped character
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == '}':
-			return line[:j+1], line[j+1:], nil
-		}
-	}
-	return "", "", fmt.Errorf("unterminated labels in %q", line)
 }
