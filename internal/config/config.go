@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/pubsub"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -34,6 +35,11 @@ type Config struct {
 	// string, selects the Postgres store.
 	// Empty means embedded SQLite in DataDir.
 	DatabaseURL string
+	// DatabaseWriteTimeout bounds, with DatabaseURL, one attempt at
+	// committing a group of publishes, and then the time spent asking
+	// Postgres whether a commit whose connection was lost went through;
+	// past it the publishes are answered 503 commit_unknown.
+	DatabaseWriteTimeout time.Duration
 	// BroadcastURL, when set to a nats:// URL, carries cluster notices over
 	// NATS instead of Postgres LISTEN/NOTIFY. It needs DatabaseURL.
 	BroadcastURL string
@@ -197,6 +203,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	str(&c.Addr, "addr", DefaultAddr, "address to listen on")
 	str(&c.DataDir, "data-dir", DefaultDataDir, "directory for the SQLite file and generated secrets")
 	str(&c.DatabaseURL, "database-url", "", "postgres:// URL or key=value string for the Postgres store (cluster mode); empty uses embedded SQLite")
+	dur(&c.DatabaseWriteTimeout, "database-write-timeout", postgres.DefaultWriteTimeout, "with --database-url: bound on committing publishes, and then on asking whether a commit whose connection was lost went through (past it: 503 commit_unknown)")
 	str(&c.BroadcastURL, "broadcast-url", "", "nats:// URL (several comma-separated) carrying cluster notices between nodes instead of Postgres LISTEN/NOTIFY; needs --database-url")
 	str(&c.AdminToken, "admin-token", "", "admin token; empty generates one on first start, kept in the data directory")
 	integer(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message accepted, in compact JSON")
@@ -272,6 +279,7 @@ func (c Config) validate() []error {
 	positive("prune-interval", int64(c.PruneInterval))
 	positive("buffer-size", int64(c.BufferSize))
 	positive("write-timeout", int64(c.WriteTimeout))
+	positive("database-write-timeout", int64(c.DatabaseWriteTimeout))
 	positive("shutdown-timeout", int64(c.ShutdownTimeout))
 	positive("read-timeout", int64(c.ReadTimeout))
 	positive("max-connections", int64(c.MaxConnections))

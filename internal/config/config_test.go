@@ -32,6 +32,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 15*time.Second, c.Heartbeat)
 	require.Equal(t, 30*time.Second, c.WriteTimeout)
 	require.Equal(t, 10*time.Second, c.ReadTimeout)
+	require.Equal(t, 30*time.Second, c.DatabaseWriteTimeout)
 	require.Equal(t, 64, c.MaxMessageDepth)
 	require.Equal(t, config.DefaultMaxConnections(), c.MaxConnections)
 	require.Positive(t, c.MaxConnections)
@@ -41,12 +42,14 @@ func TestHardeningFlagsHaveVariables(t *testing.T) {
 	t.Parallel()
 	c, err := config.Parse(nil, env(map[string]string{
 		"HERALD_READ_TIMEOUT": "3s", "HERALD_MAX_CONNECTIONS": "50", "HERALD_MAX_MESSAGE_DEPTH": "8",
+		"HERALD_DATABASE_WRITE_TIMEOUT": "4s",
 	}), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 3*time.Second, c.ReadTimeout)
+	require.Equal(t, 4*time.Second, c.DatabaseWriteTimeout)
 	require.Equal(t, 50, c.MaxConnections)
 	require.Equal(t, 8, c.MaxMessageDepth)
-	for _, bad := range [][]string{{"--read-timeout", "0s"}, {"--max-connections", "0"}, {"--max-message-depth", "-1"}} {
+	for _, bad := range [][]string{{"--read-timeout", "0s"}, {"--max-connections", "0"}, {"--max-message-depth", "-1"}, {"--database-write-timeout", "0s"}} {
 		_, err := config.Parse(bad, env(nil), io.Discard)
 		require.ErrorContains(t, err, bad[0]+" must be positive")
 	}

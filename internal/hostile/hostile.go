@@ -105,21 +105,29 @@ func CloseAll(conns []net.Conn) {
 // closed the connection (read to EOF within the deadline). A
 // connection that was closed or reset without an answer gives an error.
 func ReadStatus(c net.Conn, deadline time.Time) (resp *http.Response, closed bool, err error) {
+	resp, _, closed, err = ReadAnswer(c, deadline)
+	return resp, closed, err
+}
+
+// ReadAnswer is ReadStatus, also returning the response's body (what
+// came before the deadline, or before the connection was reset).
+func ReadAnswer(c net.Conn, deadline time.Time) (resp *http.Response, body []byte, closed bool, err error) {
 	if err := c.SetReadDeadline(deadline); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	br := bufio.NewReader(c)
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {
-		return nil, false, fmt.Errorf("read response: %w", err)
+		return nil, nil, false, fmt.Errorf("read response: %w", err)
 	}
-	_, err = io.Copy(io.Discard, br) // the body, then EOF if the server closes
+	body, _ = io.ReadAll(resp.Body)
+	_, err = io.Copy(io.Discard, br) // then EOF if the server closes
 	resp.Body.Close()
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return resp, false, nil
+		return resp, body, false, nil
 	}
-	return resp, true, nil
+	return resp, body, true, nil
 }
 
 // Time reports how long one GET of url took with a fresh connection, or

@@ -2,6 +2,7 @@ package hostile_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -93,12 +94,8 @@ func TestSlowBodiesLeaveEveryoneElseAnswered(t *testing.T) {
 // not asserted.
 func TestSlowBodiesWithAValidKeyLeaveEveryoneElseAnswered(t *testing.T) {
 	t.Parallel()
-	cfg := heraldtest.Config(t)
-	cfg.MaxConnections = 24
-	cfg.ReadTimeout = time.Hour
-	srv := heraldtest.Start(t, cfg)
-	app := srv.NewApp(t, "t")
-	path := "/v1/apps/" + app.ID + "/topics/t/messages"
+	const maxConns = 24
+	srv, app, path := startNoReadTimeout(t, maxConns)
 
 	const n = 400
 	var i atomic.Int64
@@ -127,24 +124,91 @@ func TestSlowBodiesWithAValidKeyLeaveEveryoneElseAnswered(t *testing.T) {
 	requirePublishes(t, app, "t", `{"ok":2}`)
 	requireHistory(t, app, "t", `{"ok":true}`, `{"ok":2}`)
 
-	// The server closed stalled bodies to make room, without an answer:
-	// the second wave needed more room than the first wave's survivors
-	// held, and they were waiting longer than any of it. Each connection
-	// is read at once, under one shared hang guard.
+	// The server closed stalled bodies to make room: the second wave
+	// needed more room than the first wave's survivors held, and they
+	// were waiting longer than any of it. Each was answered 408 first,
+	// or, if its request had not been read yet or too many were being
+	// answered at once, closed without an answer. The read timeout is an
+	// hour: every 408 is one of those answers. Each connection is read
+	// at once, under one shared hang guard.
 	var (
-		cut atomic.Int64
-		wg  sync.WaitGroup
+		cut, answered atomic.Int64
+		wg            sync.WaitGroup
 	)
 	deadline := time.Now().Add(patience)
 	for _, c := range conns {
 		wg.Go(func() {
-			_, _, err := hostile.ReadStatus(c, deadline)
-			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			resp, body, closed, err := hostile.ReadAnswer(c, deadline)
+			switch {
+			case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
 				cut.Add(1)
+			case err == nil:
+				requireMadeRoom(t, resp, body, closed)
+				answered.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("%d of the first wave's %d connections were closed to make room", cut.Load(), n)
-	require.GreaterOrEqual(t, int(cut.Load()), n-cfg.MaxConnections, "the connections past the cap were closed by the server")
+	t.Logf("of the first wave's %d connections, %d were answered 408 and %d closed unanswered to make room", n, answered.Load(), cut.Load())
+	require.GreaterOrEqual(t, int(answered.Load()+cut.Load()), n-maxConns, "the connections past the cap were closed by the server")
+}
+
+// TestStalledBodyClosedToMakeRoomIsAnswered holds the only connection a
+// server takes with a publish whose body stalls, then asks for /healthz:
+// the stalled body is closed to make room, and answered 408
+// request_timeout first, with Connection: close and the JSON error body,
+// well before its read timeout (an hour). The server may get the
+// connection for /healthz before it has read the stalled request's
+// headers; the connection is then closed unanswered, as one without a
+// request, and the test tries again.
+func TestStalledBodyClosedToMakeRoomIsAnswered(t *testing.T) {
+	t.Parallel()
+	srv, app, path := startNoReadTimeout(t, 1)
+
+	for attempt := 1; ; attempt++ {
+		shape := []hostile.Shape{hostile.Chunked, hostile.ShortLength}[attempt%2]
+		c, err := hostile.SlowBody(t.Context(), srv.Addr(), path, app.FullKey, shape)
+		require.NoError(t, err)
+		defer c.Close()
+		requireHealthy(t, srv) // one connection: the stalled body's is closed for it
+		resp, body, closed, err := hostile.ReadAnswer(c, time.Now().Add(patience))
+		require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "the stalled body was not closed to make room")
+		if err == nil {
+			requireMadeRoom(t, resp, body, closed)
+			t.Logf("answered at attempt %d (%s)", attempt, shape)
+			break
+		}
+		require.Less(t, attempt, 50, "never answered: %v", err)
+	}
+	requireHealthy(t, srv)
+	requireHistory(t, app, "t")
+}
+
+// startNoReadTimeout starts a server taking maxConns connections, whose
+// read timeout (an hour) answers no stalled body within the tests'
+// patience, with an app, and returns the path its publishes go to.
+func startNoReadTimeout(t *testing.T, maxConns int) (*heraldtest.Server, heraldtest.App, string) {
+	t.Helper()
+	cfg := heraldtest.Config(t)
+	cfg.MaxConnections = maxConns
+	cfg.ReadTimeout = time.Hour
+	srv := heraldtest.Start(t, cfg)
+	app := srv.NewApp(t, "t")
+	return srv, app, "/v1/apps/" + app.ID + "/topics/t/messages"
+}
+
+// requireMadeRoom asserts an answer is the 408 of a stalled body closed
+// to make room.
+func requireMadeRoom(t *testing.T, resp *http.Response, body []byte, closed bool) {
+	t.Helper()
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	require.True(t, resp.Close, "the answer says Connection: close")
+	require.True(t, closed, "the server closed the connection")
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+	require.Equal(t, "request_timeout", e.Error.Code)
+	require.Contains(t, e.Error.Message, "make room")
 }

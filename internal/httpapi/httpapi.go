@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -477,9 +478,25 @@ func (a *API) maxDepth() int {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	_ = encodeJSON(w, v) // the client may be gone; there is nothing to do about it
+}
+
+// encodeJSON writes v to w as every answer is written: HTML characters
+// left as they are, and a newline after.
+func encodeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // the client may be gone; there is nothing to do about it
+	return enc.Encode(v)
+}
+
+// ErrorBody is the body of an error answer with code and message, as
+// writeError writes it, for an answer the server writes outside the API:
+// the 408 of a connection it closes to make room, whose handler is still
+// waiting for the body.
+func ErrorBody(code, message string) []byte {
+	var b bytes.Buffer
+	_ = encodeJSON(&b, map[string]any{"error": map[string]any{"code": code, "message": message}}) // a map of strings always encodes
+	return b.Bytes()
 }
 
 // writeJSONBytes is writeJSON for a body already encoded, newline

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -41,6 +43,19 @@ import (
 // costs nothing while there is room, and under attack hands the slot to
 // whoever is ready to use it.
 //
+// A stalled body closed so is answered first, where that can be done
+// safely: 408 request_timeout with Connection: close, so that a client
+// that is only slow learns why instead of seeing a reset. That takes an
+// HTTP/1.x request (HTTP/2 bodies are not watched), with nothing of its
+// response written yet and no 100 Continue expected (either would make
+// the 408 a second answer), on a connection not hijacked (one that is is
+// no longer here). The answer is written by a goroutine of its own under
+// a deadline of answerTimeout, then the connection is closed whether the
+// client took it or not: Accept never waits on a client, and a client
+// that does not read costs answerTimeout at most. Its slot is handed over
+// at once, so up to maxAnswering connections being answered are open
+// beyond the cap; past that, stalled bodies are closed unanswered.
+//
 // netutil.LimitListener (golang.org/x/net) only waits; eviction needs the
 // connections' HTTP states, which the server reports through track, and
 // their bodies' reads, which watchBodies reports.
@@ -52,23 +67,68 @@ type connLimit struct {
 	cond *sync.Cond // signalled, under mu, when open drops, a conn starts waiting, or closed is set
 	open int        // guarded by mu; connections accepted and not closed
 	// conns holds, keyed by the conn net/http reports states for, every
-	// connection it serves (from StateNew until closed or hijacked) and
-	// whether and since when it waits on its client. Guarded by mu.
-	conns  map[net.Conn]*clientWait
+	// connection it serves (from StateNew until closed or hijacked), as
+	// Accept returned it (with whether and since when it waits on its
+	// client). Guarded by mu.
+	conns  map[net.Conn]*limitedConn
 	closed bool // guarded by mu; the listener was closed
 	// full is set, under mu, while Accept looks for a connection to close
 	// or waits for one: only then must a body read that starts waiting
 	// (bodyWait) take mu to signal cond. Every request's body reads
 	// otherwise touch only their own connection's clientWait.
 	full atomic.Bool
+
+	// answering counts the stalled bodies being answered (at most
+	// maxAnswering). Guarded by mu.
+	answering int
+	// answers counts their goroutines; Close waits for them. Added to
+	// under mu while not closed, so Close's Wait sees every one.
+	answers sync.WaitGroup
+	// stalledBody is the body of their 408.
+	stalledBody []byte
 }
 
-// clientWait is whether, and since when, a connection waits on its client.
-// Its fields are atomic: the connection's body reads write them without
+// answerTimeout bounds writing the 408 to a stalled body closed to make
+// room: it is a few hundred bytes, which a client that reads takes at
+// once.
+const answerTimeout = 100 * time.Millisecond
+
+// maxAnswering bounds how many stalled bodies closed to make room are
+// being answered at once, each holding its connection past the cap for
+// answerTimeout at most.
+const maxAnswering = 16
+
+// The states of a connection's request body (clientWait.body).
+const (
+	bodyIdle    int32 = iota // no read of it pending
+	bodyReading              // a read of it is pending
+	bodyTaken                // Accept took the connection during a read, to close it
+)
+
+// errBodyEvicted is what a body read returns once its connection was
+// taken to make room.
+var errBodyEvicted = errors.New("read request body: the connection was closed to make room for another")
+
+// clientWait is whether, and since when, a connection waits on its client,
+// and what Accept needs to know to answer a stalled body. Its fields are
+// atomic: the connection's body reads and writes use them without
 // connLimit.mu, which Accept holds while it reads them.
 type clientWait struct {
 	waiting atomic.Bool
 	since   atomic.Int64 // Unix nanoseconds
+	// body is bodyIdle, bodyReading or bodyTaken. A body read and Accept
+	// both move it from bodyReading, with a compare-and-swap: whichever
+	// wins decides whether the read's result goes to the handler or the
+	// connection is closed.
+	body atomic.Int32
+	// responded is set once anything of the current request's response is
+	// written on the connection (or may be at any body read, as a 100
+	// Continue is); StateActive clears it.
+	responded atomic.Bool
+	// taken is done when Accept, having taken the connection from a
+	// pending body read, has answered and closed it: the read waits for
+	// it, so its handler writes nothing before the answer.
+	taken sync.WaitGroup
 }
 
 // wait records that the connection waits on its client from now on, or
@@ -82,7 +142,13 @@ func (w *clientWait) wait(waiting bool) {
 
 // newConnLimit limits ln to max connections; max <= 0 is no limit.
 func newConnLimit(ln net.Listener, max int) *connLimit {
-	l := &connLimit{Listener: ln, max: max, conns: make(map[net.Conn]*clientWait)}
+	l := &connLimit{
+		Listener: ln,
+		max:      max,
+		conns:    make(map[net.Conn]*limitedConn),
+		stalledBody: httpapi.ErrorBody("request_timeout", "the request body stopped arriving while the server had no connection to spare: "+
+			"this connection was closed to make room for others; send the request again"),
+	}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -99,12 +165,13 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		// waiting after they are either is seen by the scan or sees full
 		// and signals (see bodyWait).
 		l.full.Store(true)
-		if v := l.longestWaitingLocked(); v != nil {
+		if v, lc := l.longestWaitingLocked(); lc != nil {
 			// Forgotten first, so it is closed once; its release makes
 			// the room.
 			delete(l.conns, v)
+			taken, answer := l.takeLocked(lc)
 			l.mu.Unlock()
-			v.Close()
+			l.evict(v, lc, taken, answer)
 			l.mu.Lock()
 			continue
 		}
@@ -121,29 +188,89 @@ func (l *connLimit) Accept() (net.Conn, error) {
 	return &limitedConn{Conn: c, l: l}, nil
 }
 
-// Close closes the listener and wakes an Accept waiting for room.
+// Close closes the listener, wakes an Accept waiting for room, and waits
+// for the answers to stalled bodies (answerTimeout at most).
 func (l *connLimit) Close() error {
 	l.mu.Lock()
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	return l.Listener.Close()
+	err := l.Listener.Close()
+	l.answers.Wait()
+	return err
 }
 
-func (l *connLimit) longestWaitingLocked() net.Conn {
-	var (
-		oldest net.Conn
-		since  int64
-	)
-	for c, w := range l.conns {
-		if !w.waiting.Load() {
+// longestWaitingLocked returns the connection that has waited longest on
+// its client, as net/http reports it (c) and as l accepted it (lc), or
+// nils.
+func (l *connLimit) longestWaitingLocked() (c net.Conn, lc *limitedConn) {
+	var since int64
+	for k, v := range l.conns {
+		if !v.wait.waiting.Load() {
 			continue
 		}
-		if t := w.since.Load(); oldest == nil || t < since {
-			oldest, since = c, t
+		if t := v.wait.since.Load(); lc == nil || t < since {
+			c, lc, since = k, v, t
 		}
 	}
-	return oldest
+	return c, lc
+}
+
+// takeLocked takes lc, chosen to be closed, from its pending body read if
+// it has one (taken), and reports whether it is to be answered with a 408
+// (see connLimit) rather than closed at once. evict then closes it and
+// releases the read it took (clientWait.taken).
+func (l *connLimit) takeLocked(lc *limitedConn) (taken, answer bool) {
+	w := &lc.wait
+	w.taken.Add(1) // before the swap: a read that loses it waits
+	if !w.body.CompareAndSwap(bodyReading, bodyTaken) {
+		// No request, or its read has just returned: nothing to answer,
+		// and no read to release.
+		w.taken.Done()
+		return false, false
+	}
+	// The handler is inside the read: nothing of its response can be
+	// written from now on, only before.
+	if w.responded.Load() || l.answering >= maxAnswering {
+		return true, false
+	}
+	l.answering++
+	l.answers.Add(1)
+	return true, true
+}
+
+// evict closes c (lc, as accepted), first answering its stalled body
+// with a 408 if answer, in a goroutine of its own that Close waits for.
+// Its slot is released at once either way. The connection under a TLS one
+// is closed, not the TLS connection, whose close_notify could wait on a
+// client that does not read.
+func (l *connLimit) evict(c net.Conn, lc *limitedConn, taken, answer bool) {
+	if !answer {
+		lc.Close()
+		if taken {
+			lc.wait.taken.Done()
+		}
+		return
+	}
+	lc.once.Do(l.release)
+	go func() {
+		defer l.answers.Done()
+		_ = c.SetWriteDeadline(time.Now().Add(answerTimeout))
+		_, _ = c.Write(l.timeoutAnswer())
+		lc.Close()
+		lc.wait.taken.Done()
+		l.mu.Lock()
+		l.answering--
+		l.mu.Unlock()
+	}()
+}
+
+// timeoutAnswer is the whole HTTP/1.1 response to a stalled body closed
+// to make room.
+func (l *connLimit) timeoutAnswer() []byte {
+	head := fmt.Sprintf("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
+		"Connection: close\r\nDate: %s\r\n\r\n", len(l.stalledBody), time.Now().UTC().Format(http.TimeFormat))
+	return append([]byte(head), l.stalledBody...)
 }
 
 // track follows a connection's HTTP state (http.Server.ConnState).
@@ -152,20 +279,33 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	switch st {
 	case http.StateNew, http.StateIdle:
-		w := l.conns[c]
-		if w == nil {
-			w = &clientWait{}
-			l.conns[c] = w
+		lc := l.conns[c]
+		if lc == nil {
+			if lc = accepted(c); lc == nil {
+				return // not from Accept: nothing to close it by
+			}
+			l.conns[c] = lc
 		}
-		w.wait(true)
+		lc.wait.wait(true)
 		l.cond.Signal()
 	case http.StateActive:
-		if w := l.conns[c]; w != nil {
-			w.wait(false)
+		if lc := l.conns[c]; lc != nil {
+			lc.wait.responded.Store(false)
+			lc.wait.wait(false)
 		}
 	default: // hijacked (a stream), closed
 		delete(l.conns, c)
 	}
+}
+
+// accepted returns the connection Accept returned under c: c itself, or
+// the one a TLS connection runs on; nil if neither.
+func accepted(c net.Conn) *limitedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitedConn)
+	return lc
 }
 
 // clientWait returns what l keeps of c, nil if nothing (closed already, or
@@ -173,20 +313,34 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 func (l *connLimit) clientWait(c net.Conn) *clientWait {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.conns[c]
+	if lc := l.conns[c]; lc != nil {
+		return &lc.wait
+	}
+	return nil
 }
 
 // bodyWait reports that a read of w's connection's request body starts
-// (waiting) or has returned. Reads that return at once come and go; a
-// read left pending makes the connection a candidate to close, as the
-// longest waiting.
-func (l *connLimit) bodyWait(w *clientWait, waiting bool) {
-	w.wait(waiting)
-	if waiting && l.full.Load() {
+// (waiting) or has returned, and whether the read is the handler's: false
+// once Accept took the connection to close it. Reads that return at once
+// come and go; a read left pending makes the connection a candidate to
+// close, as the longest waiting.
+func (l *connLimit) bodyWait(w *clientWait, waiting bool) bool {
+	if !waiting {
+		// Not waiting first: Accept, which looks only at connections
+		// waiting, then either took it already or will pass it by.
+		w.wait(false)
+		return w.body.CompareAndSwap(bodyReading, bodyIdle)
+	}
+	if !w.body.CompareAndSwap(bodyIdle, bodyReading) {
+		return false
+	}
+	w.wait(true)
+	if l.full.Load() {
 		l.mu.Lock()
 		l.cond.Signal()
 		l.mu.Unlock()
 	}
+	return true
 }
 
 func (l *connLimit) release() {
@@ -197,17 +351,26 @@ func (l *connLimit) release() {
 }
 
 // limitedConn gives its slot back when closed, once, however often it is
-// closed (net/http and a hijacking stream may both close it).
+// closed (net/http and a hijacking stream may both close it), and notes
+// that a response is being written on it.
 type limitedConn struct {
 	net.Conn
 	l    *connLimit
 	once sync.Once
+	wait clientWait
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.l.release)
 	return err
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if !c.wait.responded.Load() {
+		c.wait.responded.Store(true)
+	}
+	return c.Conn.Write(p)
 }
 
 var _ syscall.Conn = (*limitedConn)(nil)
@@ -248,6 +411,10 @@ func (l *connLimit) watchBodies(next http.Handler) http.Handler {
 			return
 		}
 		if cw := l.clientWait(c); cw != nil {
+			if r.Header.Get("Expect") != "" {
+				// net/http writes a 100 Continue at the first read.
+				cw.responded.Store(true)
+			}
 			r.Body = &watchedBody{ReadCloser: r.Body, l: l, w: cw}
 		}
 		next.ServeHTTP(w, r)
@@ -263,9 +430,17 @@ type watchedBody struct {
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
-	b.l.bodyWait(b.w, true)
+	if !b.l.bodyWait(b.w, true) {
+		return 0, errBodyEvicted
+	}
 	n, err := b.ReadCloser.Read(p)
-	b.l.bodyWait(b.w, false)
+	if !b.l.bodyWait(b.w, false) {
+		// Taken to make room: what was read is not the handler's, and
+		// it answers nothing before the 408 is written and the
+		// connection closed.
+		b.w.taken.Wait()
+		return 0, errBodyEvicted
+	}
 	return n, err
 }
 

@@ -361,7 +361,7 @@ func (s *Server) openEmbedded(ctx context.Context) (store.Store, broadcast.Servi
 // unless given, is kept in the database for all of them.
 func (s *Server) openCluster(ctx context.Context) (store.Store, broadcast.Service, error) {
 	var (
-		opts         postgres.Options
+		opts         = postgres.Options{WriteTimeout: s.cfg.DatabaseWriteTimeout}
 		newTransport func(*postgres.Store) (cluster.Transport, error)
 		check        time.Duration
 	)

@@ -45,7 +45,7 @@ type Options struct {
 	PruneChunk int
 	// WriteTimeout bounds one attempt at committing a batch, BeforeCommit
 	// included, and then the time spent finding out whether a commit whose
-	// connection was lost went through. 0 means 30s.
+	// connection was lost went through. 0 means DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// BeforeCommit, if set, runs inside every publish transaction after the
 	// messages are inserted and before COMMIT, with the messages of that
@@ -69,6 +69,12 @@ type Options struct {
 	// queues its pg_notify with it.
 	QueueBeforeCommitFunc func(b *pgx.Batch, msgs []store.Message) error
 }
+
+// DefaultWriteTimeout is Options.WriteTimeout's default: far longer than
+// any commit of a healthy database takes, short enough that a publish
+// whose connection hung is answered (with ErrCommitUnknown at worst)
+// before its client gives up.
+const DefaultWriteTimeout = 30 * time.Second
 
 // withDefaults returns o with zero fields set to their defaults, or an
 // error for a field out of range.
@@ -98,7 +104,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.PruneChunk = 1000
 	}
 	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 30 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	return o, nil
 }
