@@ -246,7 +246,7 @@ func (l *connLimit) takeLocked(lc *limitedConn) (taken, answer bool) {
 // client that does not read.
 func (l *connLimit) evict(c net.Conn, lc *limitedConn, taken, answer bool) {
 	if !answer {
-		lc.Close()
+		_ = lc.Close() // dropped either way: nothing to do about an error
 		if taken {
 			lc.wait.taken.Done()
 		}
@@ -257,7 +257,7 @@ func (l *connLimit) evict(c net.Conn, lc *limitedConn, taken, answer bool) {
 		defer l.answers.Done()
 		_ = c.SetWriteDeadline(time.Now().Add(answerTimeout))
 		_, _ = c.Write(l.timeoutAnswer())
-		lc.Close()
+		_ = lc.Close() // as above
 		lc.wait.taken.Done()
 		l.mu.Lock()
 		l.answering--

@@ -43,12 +43,12 @@ func TestStalledBodyOfAClientThatDoesNotReadIsCut(t *testing.T) {
 		for {
 			// Until a write makes no progress at all: the client's
 			// window and this side's buffer are full.
-			_ = lc.Conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			_ = lc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 			if n, err := lc.Conn.Write(junk); err != nil && n == 0 {
 				break
 			}
 		}
-		_ = lc.Conn.SetWriteDeadline(time.Time{})
+		_ = lc.SetWriteDeadline(time.Time{})
 		close(filled)
 		_, err := io.ReadAll(r.Body)
 		bodyErr <- err

@@ -39,7 +39,7 @@ func TestStalledBodyOverTLSClosedToMakeRoomIsAnswered(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		c, err := tls.Dial("tcp", srv.Addr(), tlsConf)
 		require.NoError(t, err)
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		_, err = fmt.Fprintf(c, "POST /v1/apps/%s/topics/t/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
 			"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", app.ID, app.FullKey)
 		require.NoError(t, err)
