@@ -62,8 +62,8 @@ type Config struct {
 	BufferSize int
 	// Heartbeat is how often idle streams get a ping; negative disables.
 	Heartbeat time.Duration
-	// WriteTimeout is how long one write to a stream may take before the
-	// client is cut off as too slow.
+	// WriteTimeout is how long one write to a stream, or a whole answer
+	// from its start, may take before the client is cut off as too slow.
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration
@@ -213,7 +213,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	dur(&c.PruneInterval, "prune-interval", time.Minute, "how often history beyond retention is deleted")
 	integer(&c.BufferSize, "buffer-size", 512, "events a subscriber may fall behind before it loses the oldest")
 	dur(&c.Heartbeat, "heartbeat", 15*time.Second, "ping interval on idle streams; negative disables")
-	dur(&c.WriteTimeout, "write-timeout", 30*time.Second, "a stream write slower than this disconnects the client")
+	dur(&c.WriteTimeout, "write-timeout", httpapi.DefaultWriteTimeout, "an answer, or one write to a stream, that the client takes longer than this to receive disconnects it")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "bound on reading a request's headers and body (event streams excepted)")
 	integer(&c.MaxConnections, "max-connections", DefaultMaxConnections(), "open connections this node takes; event streams past it (less a reserve) get 503 (default: open-file limit less headroom)")

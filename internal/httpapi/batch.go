@@ -86,7 +86,7 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Stats != nil {
 		a.cfg.Stats.Published(appID, stored)
 	}
-	writeJSONBytes(w, http.StatusAccepted, append(resp, "]}\n"...))
+	a.writeJSONBytes(w, http.StatusAccepted, append(resp, "]}\n"...))
 }
 
 // batchErr gives an error of one message of a batch the answer a single

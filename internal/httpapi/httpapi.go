@@ -90,6 +90,10 @@ type Config struct {
 	// ReadTimeout bounds reading a request body, on every route but the
 	// event streams. 0 means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an answer, from its start, on every
+	// route but the event streams (which bound each write themselves). 0
+	// means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// MaxStreams caps the event streams open on this node; past it a
 	// stream is refused with 503 and Retry-After. 0 or less is unlimited.
 	MaxStreams int
@@ -208,6 +212,8 @@ type API struct {
 	cors        *cors
 	dash        http.Handler
 	readTimeout time.Duration
+	// writeTimeout is Config.WriteTimeout, defaulted.
+	writeTimeout time.Duration
 	// streams counts the open event streams, under the key "".
 	streams limit.Counter
 }
@@ -220,6 +226,10 @@ func New(cfg Config) *API {
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, readTimeout: cfg.ReadTimeout}
 	if a.readTimeout <= 0 {
 		a.readTimeout = DefaultReadTimeout
+	}
+	a.writeTimeout = cfg.WriteTimeout
+	if a.writeTimeout <= 0 {
+		a.writeTimeout = DefaultWriteTimeout
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -285,7 +295,7 @@ func (a *API) routes() []route {
 		{"DELETE /v1/apps/{app}/keys/{id}", a.scoped(store.ScopeManage, a.revokeKey)},
 		{"GET /v1/apps/{app}/stats", a.scoped(store.ScopeManage, a.appStats)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			a.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},
 		{"GET /readyz", http.HandlerFunc(a.readyz)},
 		{"GET /metrics", metrics},
@@ -454,7 +464,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body["index"] = item.Index
 	}
 	afterAnswer := abandonBody(w, r)
-	writeJSON(w, status, map[string]any{"error": body})
+	a.writeJSON(w, status, map[string]any{"error": body})
 	afterAnswer()
 }
 
@@ -475,10 +485,29 @@ func (a *API) maxDepth() int {
 	return a.cfg.Publisher.MaxDepth()
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = encodeJSON(w, v) // the client may be gone; there is nothing to do about it
+func (a *API) writeJSON(w http.ResponseWriter, status int, v any) {
+	// Encoded before the deadline starts, so that a large answer on a slow
+	// machine does not spend its time to reach the client on encoding.
+	var b bytes.Buffer
+	if err := encodeJSON(&b, v); err != nil {
+		a.log.Error("encode answer", "err", err)
+		a.writeJSONBytes(w, http.StatusInternalServerError, ErrorBody("internal", "internal error"))
+		return
+	}
+	a.writeJSONBytes(w, status, b.Bytes())
+}
+
+// boundAnswer gives the answer about to be written writeTimeout to reach
+// the client. Without it a client that stops reading an answer larger than
+// the socket buffers (a page of history, a list) would hold its handler
+// and connection for as long as it liked, and a connection busy writing is
+// not one the connection cap closes to make room. The deadline starts at
+// the answer, not at the request, so a handler that waits (a publish's
+// commit) does not use it up. It covers the end of the answer too, which
+// net/http writes after the handler returns, and net/http lifts it then
+// (the server sets no WriteTimeout), so it never outlives the answer.
+func (a *API) boundAnswer(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.writeTimeout)) // unsupported: unbounded, as before
 }
 
 // encodeJSON writes v to w as every answer is written: HTML characters
@@ -501,7 +530,8 @@ func ErrorBody(code, message string) []byte {
 
 // writeJSONBytes is writeJSON for a body already encoded, newline
 // included.
-func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+func (a *API) writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	a.boundAnswer(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // as in writeJSON
@@ -684,7 +714,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) {
 	for _, k := range out.Keys {
 		resp.Keys = append(resp.Keys, keyJSON{Key: k.Key, Scopes: k.Scopes})
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	a.writeJSON(w, http.StatusCreated, resp)
 }
 
 func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
@@ -697,7 +727,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) {
 	for _, app := range apps {
 		resp = append(resp, appJSON{ID: app.ID, Name: app.Name, CreatedAt: timestamp(app.CreatedAt)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"apps": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"apps": resp})
 }
 
 func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) {
@@ -736,7 +766,7 @@ func (a *API) createTopic(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, a.topicJSON(t))
+	a.writeJSON(w, status, a.topicJSON(t))
 }
 
 func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
@@ -749,7 +779,7 @@ func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
 	for _, t := range ts {
 		resp = append(resp, a.topicJSON(t))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"topics": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"topics": resp})
 }
 
 func (a *API) deleteTopic(w http.ResponseWriter, r *http.Request) {
@@ -811,7 +841,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	} else if a.cfg.Stats != nil {
 		a.cfg.Stats.Published(p.Message.AppID, 1)
 	}
-	writeJSONBytes(w, http.StatusAccepted, append(appendPublished(make([]byte, 0, 96), p.Message, false), '\n'))
+	a.writeJSONBytes(w, http.StatusAccepted, append(appendPublished(make([]byte, 0, 96), p.Message, false), '\n'))
 }
 
 // appendPublished appends the JSON of the answer naming a published
@@ -877,7 +907,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		j.Message = m.Body
 		resp = append(resp, j)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"messages": resp})
 }
 
 func (a *API) topicEvents(w http.ResponseWriter, r *http.Request) {
@@ -963,11 +993,11 @@ func (a *API) keyStillValid(keyID string, viaToken bool) func(context.Context) e
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.ReadyFunc != nil {
 		if err := a.cfg.ReadyFunc(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			a.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	a.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // decodeJSON reads a small JSON request body into v.

@@ -77,7 +77,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		}
 		resp = append(resp, ki)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"keys": resp})
 }
 
 // parseScopes checks requested scopes: at least one, each known; duplicates
@@ -147,7 +147,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body holds the key, shown this once: no cache may keep it.
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, newKeyJSON{ID: k.ID, Key: full, Scopes: k.Scopes, CreatedAt: timestamp(k.CreatedAt)})
+	a.writeJSON(w, http.StatusCreated, newKeyJSON{ID: k.ID, Key: full, Scopes: k.Scopes, CreatedAt: timestamp(k.CreatedAt)})
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {

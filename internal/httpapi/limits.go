@@ -19,6 +19,10 @@ import (
 // Config.ReadTimeout is 0.
 const DefaultReadTimeout = 10 * time.Second
 
+// DefaultWriteTimeout is Config.WriteTimeout's default: as long as a
+// stream's write may take (the server's --write-timeout).
+const DefaultWriteTimeout = 30 * time.Second
+
 // streamRetryAfter is the Retry-After of a stream refused because the node
 // is full: long enough for others to leave, short enough that a browser's
 // EventSource (which retries on its own after a few seconds) is not lost.
@@ -239,7 +243,7 @@ func (a *API) patchApp(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, appErr(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": app, "limits": own, "effective": eff})
+	a.writeJSON(w, http.StatusOK, map[string]any{"id": app, "limits": own, "effective": eff})
 }
 
 func (l *limitsJSON) appLimits() (store.AppLimits, error) {

@@ -77,5 +77,5 @@ func (a *API) appStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	a.writeJSON(w, http.StatusOK, resp)
 }

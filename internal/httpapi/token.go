@@ -98,7 +98,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body is a credential: no cache may keep it.
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, tokenJSON{Token: tok, ExpiresAt: bt.ExpiresAt, Topics: bt.Topics})
+	a.writeJSON(w, http.StatusCreated, tokenJSON{Token: tok, ExpiresAt: bt.ExpiresAt, Topics: bt.Topics})
 }
 
 // parseTTL reads a token's ttl: empty means DefaultTokenTTL.

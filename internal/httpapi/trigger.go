@@ -103,7 +103,7 @@ func (a *API) createTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := newTriggerJSON(store.TriggerStats{Trigger: t})
 	resp.Secret = t.Secret
-	writeJSON(w, http.StatusCreated, resp)
+	a.writeJSON(w, http.StatusCreated, resp)
 }
 
 func (a *API) listTriggers(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +125,7 @@ func (a *API) listTriggers(w http.ResponseWriter, r *http.Request) {
 	for _, t := range ts {
 		resp = append(resp, newTriggerJSON(t))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"triggers": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"triggers": resp})
 }
 
 func (a *API) deleteTrigger(w http.ResponseWriter, r *http.Request) {
@@ -188,7 +188,7 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		resp = append(resp, dl)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"dead_letters": resp})
 }
 
 func (a *API) redrive(w http.ResponseWriter, r *http.Request) {
@@ -212,5 +212,5 @@ func (a *API) redrive(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+	a.writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
 }

@@ -72,7 +72,7 @@ func (a *API) updateTrigger(w http.ResponseWriter, r *http.Request) {
 		resp.Secret = t.Secret
 		w.Header().Set("Cache-Control", "no-store")
 	}
-	writeJSON(w, http.StatusOK, resp)
+	a.writeJSON(w, http.StatusOK, resp)
 }
 
 type attemptJSON struct {
@@ -115,7 +115,7 @@ func (a *API) testTrigger(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, triggerErr(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, newAttemptJSON(at))
+	a.writeJSON(w, http.StatusOK, newAttemptJSON(at))
 }
 
 func (a *API) listAttempts(w http.ResponseWriter, r *http.Request) {
@@ -142,5 +142,5 @@ func (a *API) listAttempts(w http.ResponseWriter, r *http.Request) {
 	for _, at := range as {
 		resp = append(resp, newAttemptJSON(at))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"attempts": resp})
+	a.writeJSON(w, http.StatusOK, map[string]any{"attempts": resp})
 }

@@ -237,10 +237,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Logger:    log,
 		// Bodies are read under the deadline route by route: the server's
 		// ReadTimeout would also cut the event streams.
-		ReadTimeout: cfg.ReadTimeout,
-		MaxStreams:  maxStreams(cfg.MaxConnections),
-		Limits:      apps,
-		AppLimits:   limitStore(st),
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		MaxStreams:   maxStreams(cfg.MaxConnections),
+		Limits:       apps,
+		AppLimits:    limitStore(st),
 
 		MaxBatchBytes: cfg.MaxBatchBytes,
 	})
