@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/loadtest"
 )
 
@@ -137,12 +136,9 @@ func benchToken(cf *clientFlags) (string, error) {
 	if cf.token != "" {
 		return cf.token, nil
 	}
-	b, err := os.ReadFile(filepath.Join(cf.dataDir, "admin-token"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("no admin token: pass --token or set HERALD_ADMIN_TOKEN (none found in %s)", cf.dataDir)
-		}
-		return "", fmt.Errorf("read admin token: %w", err)
+	tok, err := auth.ReadAdminToken(cf.dataDir)
+	if err == nil && tok == "" {
+		err = fmt.Errorf("no admin token: pass --token or set HERALD_ADMIN_TOKEN (none found in %s)", cf.dataDir)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return tok, err
 }

@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/config"
 )
 
@@ -52,14 +50,13 @@ func newClientFlagSet(name string, getenv func(string) string, stderr io.Writer)
 func (cf *clientFlags) client() (*client.Client, error) {
 	tok := cf.token
 	if tok == "" {
-		b, err := os.ReadFile(filepath.Join(cf.dataDir, "admin-token"))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("no token: pass --token or set HERALD_TOKEN (no admin token found in %s)", cf.dataDir)
-			}
-			return nil, fmt.Errorf("read admin token: %w", err)
+		var err error
+		if tok, err = auth.ReadAdminToken(cf.dataDir); err != nil {
+			return nil, err
 		}
-		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return nil, fmt.Errorf("no token: pass --token or set HERALD_TOKEN (no admin token found in %s)", cf.dataDir)
+		}
 	}
 	return client.New(cf.url, tok), nil
 }
