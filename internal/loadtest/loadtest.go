@@ -148,7 +148,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 
 	r.scrapes.before = r.scrape(ctx)
 	window := &measureWindow{}
-	pool, err := r.connectSubscribers(ctx, baseURLs, window)
+	pool, err := r.connectSubscribers(ctx, window)
 	if err != nil {
 		return nil, err
 	}
@@ -404,11 +404,11 @@ func (r *run) endWindow(ctx context.Context) {
 
 // connectSubscribers connects the subscribers and waits until each node
 // counts its own streams, which it does only once it has registered them.
-func (r *run) connectSubscribers(ctx context.Context, baseURLs []*url.URL, window *measureWindow) (*subscriberPool, error) {
+func (r *run) connectSubscribers(ctx context.Context, window *measureWindow) (*subscriberPool, error) {
 	o := r.opts
 	r.say("connecting %d subscribers", o.Subscribers)
 	connectStart := time.Now()
-	pool, err := startSubscribers(ctx, baseURLs, r.route, r.app, r.key, r.topics, o.Subscribers, o.ConnectConcurrency, o.ConnectTimeout, window)
+	pool, err := startSubscribers(ctx, r.baseURLs, r.route, r.app, r.key, r.topics, o.Subscribers, o.ConnectConcurrency, o.ConnectTimeout, window)
 	if err != nil {
 		return nil, err
 	}
