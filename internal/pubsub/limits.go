@@ -2,9 +2,9 @@ package pubsub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -24,30 +24,32 @@ type topicCreator interface {
 	CreateTopicWithin(ctx context.Context, appID, name string, max int) (store.Topic, bool, error)
 }
 
-// createTopicWithin creates a topic within its app's limit. Counting and
-// creating are one step of the store: creates that race (here or on
-// other nodes) cannot pass the limit together, as a count read before
-// the create would let them.
+// createTopicWithin creates a topic within its app's limit, counted and
+// created in one step of the store (see limit.CreateWithin).
 func (s *Service) createTopicWithin(ctx context.Context, appID, name string) (store.Topic, bool, error) {
-	// The limit read may be older than the create that refuses; a refusal
-	// the limits do not confirm (the limit was raised) is tried again.
-	for attempt := 1; ; attempt++ {
-		l, err := s.limits.Limits(ctx, appID)
-		if err != nil {
-			return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
-		}
-		t, created, err := s.topics.CreateTopicWithin(ctx, appID, name, l.Topics)
-		if !errors.Is(err, store.ErrLimitReached) {
+	var (
+		t       store.Topic
+		created bool
+	)
+	err := limit.CreateWithin(
+		func() (int, error) {
+			l, err := s.limits.Limits(ctx, appID)
 			if err != nil {
-				return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
+				return 0, fmt.Errorf("create topic: %w", err)
 			}
-			return t, created, nil
-		}
-		if refused := s.limits.CheckTopics(ctx, appID, l.Topics); refused != nil {
-			return store.Topic{}, false, refused
-		}
-		if attempt == 3 {
-			return store.Topic{}, false, fmt.Errorf("create topic: %w", err)
-		}
+			return l.Topics, nil
+		},
+		func(max int) (err error) {
+			t, created, err = s.topics.CreateTopicWithin(ctx, appID, name, max)
+			if err != nil {
+				return fmt.Errorf("create topic: %w", err)
+			}
+			return nil
+		},
+		func(have int) error { return s.limits.CheckTopics(ctx, appID, have) },
+	)
+	if err != nil {
+		return store.Topic{}, false, err
 	}
+	return t, created, nil
 }

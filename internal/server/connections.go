@@ -114,8 +114,10 @@ var errBodyEvicted = errors.New("read request body: the connection was closed to
 // atomic: the connection's body reads and writes use them without
 // connLimit.mu, which Accept holds while it reads them.
 type clientWait struct {
-	waiting atomic.Bool
-	since   atomic.Int64 // Unix nanoseconds
+	// since is when the connection started waiting on its client, in Unix
+	// nanoseconds, or 0 while it does not: one word, so that Accept never
+	// reads a wait's start from another than the one it sees.
+	since atomic.Int64
 	// body is bodyIdle, bodyReading or bodyTaken. A body read and Accept
 	// both move it from bodyReading, with a compare-and-swap: whichever
 	// wins decides whether the read's result goes to the handler or the
@@ -134,10 +136,11 @@ type clientWait struct {
 // wait records that the connection waits on its client from now on, or
 // (waiting false) does not.
 func (w *clientWait) wait(waiting bool) {
+	var since int64
 	if waiting {
-		w.since.Store(time.Now().UnixNano())
+		since = time.Now().UnixNano()
 	}
-	w.waiting.Store(waiting)
+	w.since.Store(since)
 }
 
 // newConnLimit limits ln to max connections; max <= 0 is no limit.
@@ -206,10 +209,7 @@ func (l *connLimit) Close() error {
 func (l *connLimit) longestWaitingLocked() (c net.Conn, lc *limitedConn) {
 	var since int64
 	for k, v := range l.conns {
-		if !v.wait.waiting.Load() {
-			continue
-		}
-		if t := v.wait.since.Load(); lc == nil || t < since {
+		if t := v.wait.since.Load(); t != 0 && (lc == nil || t < since) {
 			c, lc, since = k, v, t
 		}
 	}

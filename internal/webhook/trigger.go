@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -112,38 +113,32 @@ func (t *Triggers) Create(ctx context.Context, appID, topic, rawURL, secret stri
 }
 
 // createWithin stores tr within MaxTriggersPerTopic and its app's trigger
-// limit. Counting and creating are one step of the store: creates that
-// race (here or on other nodes) cannot pass either together, as a count
-// read before the create would let them. A refusal of the app's limit
-// that the limits do not confirm (it was raised since it was read) is
-// tried again; the topic's cap is fixed, so its refusal is final.
+// limit, both counted and created in one step of the store (see
+// limit.CreateWithin). The topic's cap is fixed, so its refusal is final.
 func (t *Triggers) createWithin(ctx context.Context, tr store.Trigger) error {
-	for attempt := 1; ; attempt++ {
-		max := 0
-		if t.limits != nil {
+	return limit.CreateWithin(
+		func() (int, error) {
+			if t.limits == nil {
+				return 0, nil
+			}
 			l, err := t.limits.Limits(ctx, tr.AppID)
 			if err != nil {
-				return fmt.Errorf("create trigger: %w", err)
+				return 0, fmt.Errorf("create trigger: %w", err)
 			}
-			max = l.Triggers
-		}
-		err := t.store.CreateTriggerWithin(ctx, tr, max, MaxTriggersPerTopic)
-		if errors.Is(err, store.ErrTopicTriggersFull) {
-			return fmt.Errorf("%w: topic %q has %d", ErrTooManyTriggers, tr.Topic, MaxTriggersPerTopic)
-		}
-		if !errors.Is(err, store.ErrLimitReached) {
-			if err != nil {
+			return l.Triggers, nil
+		},
+		func(max int) error {
+			err := t.store.CreateTriggerWithin(ctx, tr, max, MaxTriggersPerTopic)
+			switch {
+			case errors.Is(err, store.ErrTopicTriggersFull):
+				return fmt.Errorf("%w: topic %q has %d", ErrTooManyTriggers, tr.Topic, MaxTriggersPerTopic)
+			case err != nil:
 				return fmt.Errorf("create trigger: %w", err)
 			}
 			return nil
-		}
-		if refused := t.limits.CheckTriggers(ctx, tr.AppID, max); refused != nil {
-			return refused
-		}
-		if attempt == 3 {
-			return fmt.Errorf("create trigger: %w", err)
-		}
-	}
+		},
+		func(have int) error { return t.limits.CheckTriggers(ctx, tr.AppID, have) },
+	)
 }
 
 // List returns a topic's triggers with their delivery counts, oldest first.
