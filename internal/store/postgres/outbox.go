@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 var _ store.Outbox = (*Store)(nil)
@@ -57,25 +58,13 @@ func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, p
 		if err := lockAppCreates(ctx, tx, t.AppID); err != nil {
 			return err
 		}
-		if perTopic > 0 {
+		count := func(query string, args ...any) (int, error) {
 			var n int
-			if err := tx.QueryRow(ctx, `
-				SELECT count(*) FROM herald.triggers tr JOIN herald.topics t ON t.id = tr.topic_id
-				WHERE t.app_id = $1 AND t.name = $2`, t.AppID, t.Topic).Scan(&n); err != nil {
-				return err
-			}
-			if n >= perTopic {
-				return store.ErrTopicTriggersFull
-			}
+			err := tx.QueryRow(ctx, query, args...).Scan(&n)
+			return n, err
 		}
-		if max > 0 {
-			var n int
-			if err := tx.QueryRow(ctx, limitsSQL.CountTriggers, t.AppID).Scan(&n); err != nil {
-				return err
-			}
-			if n >= max {
-				return store.ErrLimitReached
-			}
+		if err := sqlstore.CheckTriggerRoom(count, limitsSQL, t.AppID, t.Topic, max, perTopic); err != nil {
+			return err
 		}
 		return insertTrigger(ctx, tx, t)
 	})

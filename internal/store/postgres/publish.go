@@ -345,8 +345,10 @@ func (w *writer) writeTx(live []*groupcommit.Call) (err error) {
 	if failed {
 		return errUnitFailed
 	}
+	// No group is missing yet: stores counts every call that will store,
+	// should its topic exist.
 	for i, c := range live {
-		if w.replayOf[i] < 0 && !c.Replay && c.Err == nil {
+		if w.stores(i, c) {
 			w.groups.List[c.Group].N++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/sqlstore"
 )
 
 var _ store.Outbox = (*Store)(nil)
@@ -60,25 +61,13 @@ func (s *Store) CreateTriggerWithin(ctx context.Context, t store.Trigger, max, p
 	defer s.mu.RUnlock()
 
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		if perTopic > 0 {
+		count := func(query string, args ...any) (int, error) {
 			var n int
-			if err := tx.QueryRowContext(ctx, `
-				SELECT count(*) FROM triggers tr JOIN topics t ON t.id = tr.topic_id
-				WHERE t.app_id = ?1 AND t.name = ?2`, t.AppID, t.Topic).Scan(&n); err != nil {
-				return err
-			}
-			if n >= perTopic {
-				return store.ErrTopicTriggersFull
-			}
+			err := tx.QueryRowContext(ctx, query, args...).Scan(&n)
+			return n, err
 		}
-		if max > 0 {
-			var n int
-			if err := tx.QueryRowContext(ctx, limitsSQL.CountTriggers, t.AppID).Scan(&n); err != nil {
-				return err
-			}
-			if n >= max {
-				return store.ErrLimitReached
-			}
+		if err := sqlstore.CheckTriggerRoom(count, limitsSQL, t.AppID, t.Topic, max, perTopic); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO triggers (id, app_id, topic_id, url, secret, disabled, created_at)

@@ -149,6 +149,8 @@ var limitsSQL = sqlstore.LimitsSQL{
 	Set: `INSERT INTO app_limits (app_id, limits) VALUES (?1, ?2)
 		ON CONFLICT (app_id) DO UPDATE SET limits = excluded.limits`,
 	CountTriggers: `SELECT count(*) FROM triggers WHERE app_id = ?1`,
+	CountTopicTriggers: `SELECT count(*) FROM triggers tr JOIN topics t ON t.id = tr.topic_id
+		WHERE t.app_id = ?1 AND t.name = ?2`,
 }
 
 // QueryRow runs query on the read pool.

@@ -92,13 +92,20 @@ type wconn struct {
 	// dc is the driver connection the statements were prepared on. The pool
 	// has one connection, but may replace it (after a bad one); the
 	// statements are then prepared again on the new one.
-	dc    driver.Conn
+	dc    driverConn
 	stmts [wStmts]driverStmt
-	// fc is dc's file control, for its data version (see heads).
-	fc sqlite.FileControl
 	// args and row are reused from statement to statement.
 	args []driver.NamedValue
 	row  [4]driver.Value
+}
+
+// driverConn is what the writer needs of the driver's connection: to
+// prepare its statements, and its file control for its data version (see
+// heads).
+type driverConn interface {
+	driver.Conn
+	driver.ConnPrepareContext
+	sqlite.FileControl
 }
 
 // ready prepares the statements on dc, unless they are prepared on it
@@ -109,12 +116,8 @@ func (wc *wconn) ready(ctx context.Context, dc any) error {
 	if dc == wc.dc && wc.dc != nil {
 		return nil
 	}
-	wc.dc, wc.stmts, wc.fc = nil, [wStmts]driverStmt{}, nil
-	conn, ok := dc.(interface {
-		driver.Conn
-		driver.ConnPrepareContext
-		sqlite.FileControl
-	})
+	wc.dc, wc.stmts = nil, [wStmts]driverStmt{}
+	conn, ok := dc.(driverConn)
 	if !ok {
 		return fmt.Errorf("driver connection %T cannot prepare with a context or give its data version", dc)
 	}
@@ -131,7 +134,7 @@ func (wc *wconn) ready(ctx context.Context, dc any) error {
 			return errors.Join(fmt.Errorf("prepare %q: %w", query, err), closeStmts(stmts[:i]))
 		}
 	}
-	wc.dc, wc.stmts, wc.fc = conn, stmts, conn
+	wc.dc, wc.stmts = conn, stmts
 	return nil
 }
 
@@ -140,7 +143,7 @@ func (wc *wconn) ready(ctx context.Context, dc any) error {
 // (SQLITE_FCNTL_DATA_VERSION). Changes from other connections show from
 // the start of this connection's next transaction.
 func (wc *wconn) dataVersion() (uint32, error) {
-	v, err := wc.fc.FileControlDataVersion("main")
+	v, err := wc.dc.FileControlDataVersion("main")
 	if err != nil {
 		return 0, fmt.Errorf("data version: %w", err)
 	}
@@ -154,7 +157,7 @@ func (wc *wconn) close(dc any) error {
 		return nil
 	}
 	err := closeStmts(wc.stmts[:])
-	wc.dc, wc.stmts, wc.fc = nil, [wStmts]driverStmt{}, nil
+	wc.dc, wc.stmts = nil, [wStmts]driverStmt{}
 	return err
 }
 

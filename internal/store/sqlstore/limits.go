@@ -19,6 +19,8 @@ type LimitsSQL struct {
 	Set string
 	// CountTriggers counts the triggers of app arg 1.
 	CountTriggers string
+	// CountTopicTriggers counts the triggers of topic arg 2 of app arg 1.
+	CountTopicTriggers string
 }
 
 // LimitsDB is what a store gives Limits: its driver calls. Errors come back
@@ -90,4 +92,31 @@ func (l *Limits) CountTriggers(ctx context.Context, appID string) (int, error) {
 		return 0, fmt.Errorf("count triggers %s: %w", appID, err)
 	}
 	return n, nil
+}
+
+// CheckTriggerRoom checks, inside the write transaction that then creates
+// the trigger, that topic of app has room for another one: fewer than
+// perTopic on the topic (store.ErrTopicTriggersFull) and fewer than max in
+// the app (store.ErrLimitReached); a cap <= 0 is not checked. count runs
+// one of q's counting queries in that transaction.
+func CheckTriggerRoom(count func(query string, args ...any) (int, error), q LimitsSQL, app, topic string, max, perTopic int) error {
+	if perTopic > 0 {
+		n, err := count(q.CountTopicTriggers, app, topic)
+		if err != nil {
+			return err
+		}
+		if n >= perTopic {
+			return store.ErrTopicTriggersFull
+		}
+	}
+	if max > 0 {
+		n, err := count(q.CountTriggers, app)
+		if err != nil {
+			return err
+		}
+		if n >= max {
+			return store.ErrLimitReached
+		}
+	}
+	return nil
 }
